@@ -1,0 +1,62 @@
+//! `POST /v1/{organization}/user/signin_with_api_key`: an org API key buys a user token.
+
+use axum::extract::{RawPathParams, State};
+use axum::http::HeaderMap;
+use axum::routing::post;
+use axum::{Json, Router};
+use serde_json::{Value, json};
+
+use super::with_trailing_slash;
+use crate::AppState;
+use crate::domain::problems::{Loc, Problems};
+use crate::error::{Error, Result};
+
+pub fn router() -> Router<AppState> {
+    let mut router = Router::new();
+    for path in with_trailing_slash("/v1/{organization}/user/signin_with_api_key") {
+        router = router.route(&path, post(sign_in_with_api_key));
+    }
+    router
+}
+
+async fn sign_in_with_api_key(
+    State(state): State<AppState>,
+    params: RawPathParams,
+    headers: HeaderMap,
+) -> Result<Json<Value>> {
+    let org = params
+        .iter()
+        .find(|(k, _)| *k == "organization")
+        .map(|(_, v)| v.to_owned())
+        .unwrap_or_default();
+    let mut p = Problems::default();
+    let mut header = |name: &str| match headers.get(name).map(|v| v.to_str()) {
+        Some(Ok(v)) if !v.is_empty() => Some(v.to_owned()),
+        Some(_) => {
+            p.push(
+                &Loc::root("header").key(name),
+                "string_type",
+                "Header must be a non-empty visible ASCII string",
+            );
+            None
+        }
+        None => {
+            p.push(&Loc::root("header").key(name), "missing", "Field required");
+            None
+        }
+    };
+    let (secret, key_id, user_id) = (
+        header("x-api-key"),
+        header("x-api-key-id"),
+        header("x-user-id"),
+    );
+    let (Some(secret), Some(key_id), Some(user_id)) = (secret, key_id, user_id) else {
+        return Err(Error::Invalid(p.into_vec()));
+    };
+    let (token, expires_at) = state
+        .auth
+        .sign_in_with_api_key(&org, &key_id, &secret, &user_id)
+        .await?;
+    tracing::info!(org = %org, user = %user_id, key_id = %key_id, "signed in with API key");
+    Ok(Json(json!({ "id_token": token, "expires_at": expires_at })))
+}

@@ -1,0 +1,16 @@
+//! Domain types. Each is built by parsing, so code past the edge can trust what it holds.
+
+mod id;
+pub mod limits;
+pub mod problems;
+pub mod query;
+mod requests;
+mod unit_test;
+
+pub use id::ObjectIdHex;
+pub use problems::FieldProblem;
+pub use requests::{NewUnitTest, UnitTestPatch};
+pub use unit_test::{
+    Criterion, IdKey, MetricValueType, SuccessCriterion, Tag, Timestamp, UnitTest, UnitTestJson,
+    UserInfo, Verb,
+};

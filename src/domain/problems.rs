@@ -1,0 +1,295 @@
+//! Validation problems in the contract's 422 shape, and small readers that turn loose JSON into typed
+//! values while collecting *every* problem instead of stopping at the first.
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::ObjectIdHex;
+
+/// One step of a problem's location: a field name or a list index.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum LocPart {
+    Key(String),
+    Index(usize),
+}
+
+/// Where a problem is, e.g. `["body", "success_criterions", 0, "metric_id"]`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(transparent)]
+pub struct Loc(Vec<LocPart>);
+
+impl Loc {
+    pub fn root(part: &str) -> Self {
+        Self(vec![LocPart::Key(part.to_owned())])
+    }
+
+    pub fn key(&self, k: &str) -> Self {
+        let mut next = self.clone();
+        next.0.push(LocPart::Key(k.to_owned()));
+        next
+    }
+
+    pub fn index(&self, i: usize) -> Self {
+        let mut next = self.clone();
+        next.0.push(LocPart::Index(i));
+        next
+    }
+}
+
+/// One entry of a 422 `detail` list.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FieldProblem {
+    pub loc: Loc,
+    pub msg: String,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+}
+
+/// Collects problems while a request is read.
+#[derive(Debug, Default)]
+pub struct Problems(Vec<FieldProblem>);
+
+impl Problems {
+    pub fn push(&mut self, loc: &Loc, kind: &'static str, msg: impl Into<String>) {
+        self.0.push(FieldProblem {
+            loc: loc.clone(),
+            msg: msg.into(),
+            kind,
+        });
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// `Ok(value)` when nothing was wrong, else every problem found.
+    pub fn finish<T>(self, value: impl FnOnce() -> T) -> Result<T, Vec<FieldProblem>> {
+        if self.0.is_empty() {
+            Ok(value())
+        } else {
+            Err(self.0)
+        }
+    }
+
+    pub fn into_vec(self) -> Vec<FieldProblem> {
+        self.0
+    }
+}
+
+/// A JSON object being read field by field.
+pub struct Obj<'a> {
+    pub map: &'a Map<String, Value>,
+    pub loc: Loc,
+}
+
+impl<'a> Obj<'a> {
+    /// Reads `v` as an object, or records why it is not one.
+    pub fn read(v: &'a Value, loc: Loc, p: &mut Problems) -> Option<Self> {
+        match v {
+            Value::Object(map) => Some(Self { map, loc }),
+            _ => {
+                p.push(
+                    &loc,
+                    "model_attributes_type",
+                    "Input should be a valid dictionary or object",
+                );
+                None
+            }
+        }
+    }
+
+    /// Records every field not in `allowed` (the contract rejects unknown fields).
+    pub fn reject_unknown(&self, allowed: &[&str], p: &mut Problems) {
+        for key in self.map.keys().filter(|k| !allowed.contains(&k.as_str())) {
+            p.push(
+                &self.loc.key(key),
+                "extra_forbidden",
+                "Extra inputs are not permitted",
+            );
+        }
+    }
+
+    /// A field that must be present (`null` counts as present, and is judged by the value reader).
+    pub fn required(&self, name: &str, p: &mut Problems) -> Option<(&'a Value, Loc)> {
+        let loc = self.loc.key(name);
+        match self.map.get(name) {
+            Some(v) => Some((v, loc)),
+            None => {
+                p.push(&loc, "missing", "Field required");
+                None
+            }
+        }
+    }
+
+    /// A field that may be absent or `null`; both mean "not given".
+    pub fn optional(&self, name: &str) -> Option<(&'a Value, Loc)> {
+        match self.map.get(name) {
+            None | Some(Value::Null) => None,
+            Some(v) => Some((v, self.loc.key(name))),
+        }
+    }
+}
+
+/// A string, trimmed, that must stay non-empty and within `max_chars`.
+pub fn stripped_nonempty(
+    v: &Value,
+    loc: &Loc,
+    max_chars: usize,
+    p: &mut Problems,
+) -> Option<String> {
+    let Value::String(s) = v else {
+        p.push(loc, "string_type", "Input should be a valid string");
+        return None;
+    };
+    let trimmed = s.trim();
+    if trimmed.is_empty() {
+        p.push(
+            loc,
+            "string_too_short",
+            "String should have at least 1 character after trimming white space",
+        );
+        return None;
+    }
+    within_chars(trimmed, loc, max_chars, p).then(|| trimmed.to_owned())
+}
+
+/// A string kept as sent, within `max_chars`.
+pub fn plain_string(v: &Value, loc: &Loc, max_chars: usize, p: &mut Problems) -> Option<String> {
+    let Value::String(s) = v else {
+        p.push(loc, "string_type", "Input should be a valid string");
+        return None;
+    };
+    within_chars(s, loc, max_chars, p).then(|| s.clone())
+}
+
+fn within_chars(s: &str, loc: &Loc, max_chars: usize, p: &mut Problems) -> bool {
+    if s.chars().count() > max_chars {
+        p.push(
+            loc,
+            "string_too_long",
+            format!("String should have at most {max_chars} characters"),
+        );
+        return false;
+    }
+    if s.chars().any(|c| c == '\0') {
+        p.push(
+            loc,
+            "string_nul",
+            "String should not contain NUL characters",
+        );
+        return false;
+    }
+    true
+}
+
+/// A 24-digit lowercase hex id.
+pub fn object_id(v: &Value, loc: &Loc, p: &mut Problems) -> Option<ObjectIdHex> {
+    let Value::String(s) = v else {
+        p.push(loc, "string_type", "Input should be a valid string");
+        return None;
+    };
+    let id = ObjectIdHex::parse(s);
+    if id.is_none() {
+        p.push(
+            loc,
+            "string_pattern_mismatch",
+            "String should match pattern '^[a-f0-9]{24}$'",
+        );
+    }
+    id
+}
+
+/// An integer `n` with `min_exclusive < n <= max`.
+pub fn int_between(
+    v: &Value,
+    loc: &Loc,
+    min_exclusive: i64,
+    max: i64,
+    p: &mut Problems,
+) -> Option<i64> {
+    let Some(n) = v.as_i64() else {
+        let msg = if v.is_u64() {
+            "Input should be less than or equal to 9223372036854775807"
+        } else {
+            "Input should be a valid integer"
+        };
+        p.push(
+            loc,
+            if v.is_u64() {
+                "less_than_equal"
+            } else {
+                "int_type"
+            },
+            msg,
+        );
+        return None;
+    };
+    if n <= min_exclusive {
+        p.push(
+            loc,
+            "greater_than",
+            format!("Input should be greater than {min_exclusive}"),
+        );
+        return None;
+    }
+    if n > max {
+        p.push(
+            loc,
+            "less_than_equal",
+            format!("Input should be less than or equal to {max}"),
+        );
+        return None;
+    }
+    Some(n)
+}
+
+pub fn boolean(v: &Value, loc: &Loc, p: &mut Problems) -> Option<bool> {
+    let b = v.as_bool();
+    if b.is_none() {
+        p.push(loc, "bool_type", "Input should be a valid boolean");
+    }
+    b
+}
+
+/// A finite number (JSON has no NaN or infinity, but integers beyond f64 range would round to them).
+pub fn number(v: &Value, loc: &Loc, p: &mut Problems) -> Option<f64> {
+    match v.as_f64() {
+        Some(n) if n.is_finite() && !v.is_boolean() => Some(n),
+        _ => {
+            p.push(loc, "float_type", "Input should be a valid number");
+            None
+        }
+    }
+}
+
+/// A list of at least `min` and at most `max` items.
+pub fn list<'a>(
+    v: &'a Value,
+    loc: &Loc,
+    min: usize,
+    max: usize,
+    p: &mut Problems,
+) -> Option<&'a Vec<Value>> {
+    let Value::Array(items) = v else {
+        p.push(loc, "list_type", "Input should be a valid list");
+        return None;
+    };
+    if items.len() < min {
+        p.push(
+            loc,
+            "too_short",
+            format!("List should have at least {min} item(s)"),
+        );
+        return None;
+    }
+    if items.len() > max {
+        p.push(
+            loc,
+            "too_long",
+            format!("List should have at most {max} items"),
+        );
+        return None;
+    }
+    Some(items)
+}

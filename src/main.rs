@@ -1,0 +1,169 @@
+//! The `simtest` command: serve, seed, token, api-key.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use tokio::net::TcpListener;
+
+use simtest::Config;
+use simtest::auth::api_key;
+use simtest::config::{ApiKeyCommand, Cli, Command, CommonArgs, LogFormat, ServeArgs};
+use simtest::domain::Timestamp;
+use simtest::service::seed;
+use simtest::store::{ApiKey, Records, Store};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(&cli.common);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("simtest: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One clear line, the whole cause chain.
+            eprintln!("simtest: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(common: &CommonArgs) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&common.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match common.log_format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let mut config = Config::new(&cli.common);
+    match cli.command {
+        Command::Serve(args) => {
+            config.max_body_bytes = args.max_body_bytes;
+            serve(&config, &args).await
+        }
+        Command::Seed { file } => {
+            let json = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let store = simtest::open_store(&config)?;
+            let count = seed::seed(&store, &json)
+                .await
+                .with_context(|| format!("seeding {}", file.display()))?;
+            println!("seeded {count} records from {}", file.display());
+            Ok(())
+        }
+        Command::Token { org, user } => {
+            let (token, expires_at) = simtest::token_keys(&config)?.issue(&org, &user)?;
+            println!("{token}");
+            eprintln!("token for {org}/{user}, expires at {expires_at}");
+            Ok(())
+        }
+        Command::ApiKey(ApiKeyCommand::Create {
+            org,
+            key_id,
+            expires_at,
+        }) => create_api_key(&config, org, key_id, expires_at).await,
+    }
+}
+
+async fn serve(config: &Config, args: &ServeArgs) -> anyhow::Result<()> {
+    let app = simtest::build_app(config).await?;
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    if args.demo {
+        let count = seed::seed(app.state.store.as_ref(), seed::DEMO_SEED).await?;
+        let (token, _) = app.state.auth.keys().issue("acme", "alice")?;
+        println!("Demo data loaded ({count} records): org `acme`, admin `alice`, viewer `victor`.");
+        println!("export SIMTEST_URL=http://{addr}");
+        println!("export SIMTEST_TOKEN={token}");
+        println!(
+            "curl -s -H \"Authorization: Bearer $SIMTEST_TOKEN\" $SIMTEST_URL/v1/acme/simulation/unit_test/"
+        );
+    }
+    tracing::info!(%addr, data_dir = %config.data_dir.display(), "simtest listening");
+    axum::serve(listener, app.router)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("server failed")?;
+    tracing::info!("simtest stopped");
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { () = ctrl_c => {}, () = term => {} }
+    tracing::info!("shutdown requested; finishing in-flight requests");
+}
+
+async fn create_api_key(
+    config: &Config,
+    org: String,
+    key_id: Option<String>,
+    expires_at: Option<String>,
+) -> anyhow::Result<()> {
+    let expires_at = expires_at
+        .map(|raw| {
+            Timestamp::parse(&raw)
+                .with_context(|| format!("--expires-at {raw:?} is not an RFC 3339 timestamp"))
+        })
+        .transpose()?;
+    let store = simtest::open_store(config)?;
+    anyhow::ensure!(
+        store.organization(&org).await?.is_some(),
+        "organization {org:?} does not exist (seed it first)"
+    );
+    let key_id = key_id.unwrap_or_else(|| format!("key-{}", &api_key::generate_secret()[..12]));
+    anyhow::ensure!(
+        store.api_key(&org, &key_id).await?.is_none(),
+        "API key {key_id:?} already exists in {org:?}"
+    );
+    let secret = api_key::generate_secret();
+    let key = ApiKey {
+        org_id: org.clone(),
+        key_id: key_id.clone(),
+        secret_hash: api_key::hash_secret(&secret)?,
+        expires_at,
+        is_deleted: false,
+    };
+    store
+        .upsert_records(&Records {
+            api_keys: vec![key],
+            ..Records::default()
+        })
+        .await?;
+    println!("org:        {org}");
+    println!("key id:     {key_id}");
+    println!("secret:     {secret}");
+    eprintln!("The secret is shown only now; simtest keeps only its hash.");
+    Ok(())
+}

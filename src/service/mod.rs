@@ -1,0 +1,261 @@
+//! The rules of unit tests: references must exist in the org, criteria must match their metric's
+//! type, names are unique among active unit tests, deletes are soft and refused while a live unit
+//! test set lists the unit test, and every change records who made it and when.
+
+pub mod seed;
+
+use std::sync::Arc;
+
+use crate::auth::CurrentUser;
+use crate::domain::query::{ListPage, ListQuery};
+use crate::domain::{
+    NewUnitTest, ObjectIdHex, SuccessCriterion, Timestamp, UnitTest, UnitTestPatch,
+};
+use crate::error::{Error, Reference};
+use crate::store::{NamedKind, Store, StoreError};
+
+/// How often an update or delete re-reads and retries when a concurrent change got in first.
+const MAX_WRITE_ATTEMPTS: usize = 16;
+
+#[derive(Clone)]
+pub struct UnitTestService {
+    store: Arc<dyn Store>,
+}
+
+impl UnitTestService {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self { store }
+    }
+
+    #[tracing::instrument(skip_all, fields(org = %user.org_id))]
+    pub async fn create(&self, user: &CurrentUser, new: NewUnitTest) -> Result<ObjectIdHex, Error> {
+        let org = user.org_id.as_str();
+        self.check_service(org, new.service_id, &new.service_version_set_name)
+            .await?;
+        self.check_named(NamedKind::Persona, org, new.persona_id)
+            .await?;
+        self.check_named(NamedKind::Scenario, org, new.scenario_id)
+            .await?;
+        self.check_criteria(org, &new.success_criterions).await?;
+        let now = Timestamp::now();
+        let doc = UnitTest {
+            id: ObjectIdHex::generate(),
+            org_id: org.to_owned(),
+            name: new.name,
+            description: new.description,
+            service_id: new.service_id,
+            service_version_set_name: new.service_version_set_name,
+            persona_id: new.persona_id,
+            scenario_id: new.scenario_id,
+            max_interactions: new.max_interactions,
+            success_criterions: new.success_criterions,
+            run_count: 1,
+            tags: new.tags,
+            is_deleted: false,
+            creator: user.info(),
+            updated_by: user.info(),
+            created_at: now,
+            updated_at: now,
+        };
+        match self.store.insert_unit_test(&doc).await {
+            Ok(()) => {
+                tracing::info!(unit_test_id = %doc.id, "unit test created");
+                Ok(doc.id)
+            }
+            Err(StoreError::Duplicate) => Err(Error::NameTaken(doc.name)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn list(&self, query: &ListQuery) -> Result<ListPage, Error> {
+        Ok(self.store.list_unit_tests(query).await?)
+    }
+
+    #[tracing::instrument(skip_all, fields(org = %user.org_id, unit_test_id = %id))]
+    pub async fn update(
+        &self,
+        user: &CurrentUser,
+        id: ObjectIdHex,
+        patch: UnitTestPatch,
+    ) -> Result<(), Error> {
+        let org = user.org_id.as_str();
+        let mut checked_references = false;
+        for _ in 0..MAX_WRITE_ATTEMPTS {
+            let current = self.active(org, id).await?;
+            let mut next = current.clone();
+            apply(&mut next, &patch);
+            if next.same_content(&current) {
+                return Ok(());
+            }
+            // References are checked once, against the first version read: the patch decides which
+            // changed, and a retry only happens because of a concurrent write to this unit test.
+            if !checked_references {
+                self.check_changed_references(org, &current, &next).await?;
+                checked_references = true;
+            }
+            next.updated_by = user.info();
+            next.updated_at = Timestamp::after(current.updated_at);
+            if self
+                .store
+                .replace_unit_test(&next, current.updated_at)
+                .await?
+            {
+                tracing::info!("unit test updated");
+                return Ok(());
+            }
+        }
+        Err(Error::Unavailable(
+            "too many concurrent changes to one unit test".into(),
+        ))
+    }
+
+    #[tracing::instrument(skip_all, fields(org = %user.org_id, unit_test_id = %id))]
+    pub async fn delete(&self, user: &CurrentUser, id: ObjectIdHex) -> Result<(), Error> {
+        let org = user.org_id.as_str();
+        for _ in 0..MAX_WRITE_ATTEMPTS {
+            let current = self.active(org, id).await?;
+            if self.store.unit_test_in_live_set(org, id).await? {
+                return Err(Error::UnitTestInUse(id));
+            }
+            let mut next = current.clone();
+            next.is_deleted = true;
+            next.updated_by = user.info();
+            next.updated_at = Timestamp::after(current.updated_at);
+            if self
+                .store
+                .replace_unit_test(&next, current.updated_at)
+                .await?
+            {
+                tracing::info!("unit test deleted");
+                return Ok(());
+            }
+        }
+        Err(Error::Unavailable(
+            "too many concurrent changes to one unit test".into(),
+        ))
+    }
+
+    /// The unit test if it exists in the org and is not deleted.
+    async fn active(&self, org: &str, id: ObjectIdHex) -> Result<UnitTest, Error> {
+        match self.store.unit_test(org, id).await? {
+            Some(t) if !t.is_deleted => Ok(t),
+            _ => Err(Error::UnitTestNotFound(id)),
+        }
+    }
+
+    async fn check_changed_references(
+        &self,
+        org: &str,
+        current: &UnitTest,
+        next: &UnitTest,
+    ) -> Result<(), Error> {
+        if next.service_id != current.service_id
+            || next.service_version_set_name != current.service_version_set_name
+        {
+            self.check_service(org, next.service_id, &next.service_version_set_name)
+                .await?;
+        }
+        if next.persona_id != current.persona_id {
+            self.check_named(NamedKind::Persona, org, next.persona_id)
+                .await?;
+        }
+        if next.scenario_id != current.scenario_id {
+            self.check_named(NamedKind::Scenario, org, next.scenario_id)
+                .await?;
+        }
+        if next.success_criterions != current.success_criterions {
+            self.check_criteria(org, &next.success_criterions).await?;
+        }
+        Ok(())
+    }
+
+    async fn check_service(
+        &self,
+        org: &str,
+        service_id: ObjectIdHex,
+        version_set: &str,
+    ) -> Result<(), Error> {
+        let service = self
+            .store
+            .service(org, service_id)
+            .await?
+            .filter(|s| s.is_live());
+        let Some(service) = service else {
+            return Err(Error::ReferenceNotFound {
+                reference: Reference::Service,
+                id: service_id.to_hex(),
+            });
+        };
+        if !service.version_sets.contains_key(version_set) {
+            return Err(Error::ReferenceNotFound {
+                reference: Reference::VersionSet,
+                id: version_set.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    async fn check_named(&self, kind: NamedKind, org: &str, id: ObjectIdHex) -> Result<(), Error> {
+        match self.store.named(kind, org, id).await? {
+            Some(r) if !r.is_deleted => Ok(()),
+            _ => {
+                let reference = match kind {
+                    NamedKind::Persona => Reference::Persona,
+                    NamedKind::Scenario => Reference::Scenario,
+                };
+                Err(Error::ReferenceNotFound {
+                    reference,
+                    id: id.to_hex(),
+                })
+            }
+        }
+    }
+
+    /// Every criterion's metric must exist (404) and measure the criterion's type (400).
+    async fn check_criteria(&self, org: &str, criteria: &[SuccessCriterion]) -> Result<(), Error> {
+        let mut ids: Vec<ObjectIdHex> = criteria.iter().map(|c| c.metric_id).collect();
+        ids.sort();
+        ids.dedup();
+        let metrics = self.store.metrics(org, &ids).await?;
+        let live = |id: ObjectIdHex| metrics.iter().find(|m| m.id == id && !m.is_deleted);
+        if let Some(missing) = criteria.iter().find(|c| live(c.metric_id).is_none()) {
+            return Err(Error::ReferenceNotFound {
+                reference: Reference::Metric,
+                id: missing.metric_id.to_hex(),
+            });
+        }
+        for (index, c) in criteria.iter().enumerate() {
+            let metric = live(c.metric_id).expect("checked above");
+            if metric.metric_value_type != c.criterion.value_type() {
+                return Err(Error::MetricTypeMismatch {
+                    index,
+                    metric_id: c.metric_id,
+                    criterion: c.criterion.value_type(),
+                    metric: metric.metric_value_type,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Applies the fields a patch gives; lists are replaced whole.
+fn apply(doc: &mut UnitTest, patch: &UnitTestPatch) {
+    fn set<T: Clone>(field: &mut T, value: &Option<T>) {
+        if let Some(v) = value {
+            *field = v.clone();
+        }
+    }
+    set(&mut doc.description, &patch.description);
+    set(&mut doc.service_id, &patch.service_id);
+    set(
+        &mut doc.service_version_set_name,
+        &patch.service_version_set_name,
+    );
+    set(&mut doc.persona_id, &patch.persona_id);
+    set(&mut doc.scenario_id, &patch.scenario_id);
+    set(&mut doc.max_interactions, &patch.max_interactions);
+    set(&mut doc.success_criterions, &patch.success_criterions);
+    set(&mut doc.run_count, &patch.run_count);
+    set(&mut doc.tags, &patch.tags);
+}

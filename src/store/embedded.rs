@@ -1,0 +1,456 @@
+//! The embedded store: one redb file in the data dir. ACID transactions, fsync on every commit
+//! (`Durability::Immediate`, redb's default), so an acknowledged write survives a crash. Writes are
+//! serialized by redb, which makes the name check and the insert one atomic step.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::{
+    ApiKey, Metric, NamedKind, NamedRecord, Organization, Records, Role, Service, Store,
+    StoreError, StoreResult, UnitTestSet, User,
+};
+use crate::domain::query::{FilterValuesBuilder, ListPage, ListQuery, compare};
+use crate::domain::{ObjectIdHex, Timestamp, UnitTest};
+
+type Id = [u8; 12];
+
+const ORGANIZATIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("organization");
+const USERS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("user");
+const ROLES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("role");
+const API_KEYS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("api_key");
+const SERVICES: TableDefinition<(&str, Id), &[u8]> = TableDefinition::new("service");
+const PERSONAS: TableDefinition<(&str, Id), &[u8]> = TableDefinition::new("simulation_persona");
+const SCENARIOS: TableDefinition<(&str, Id), &[u8]> = TableDefinition::new("simulation_scenario");
+const METRICS: TableDefinition<(&str, Id), &[u8]> = TableDefinition::new("metric");
+const UNIT_TEST_SETS: TableDefinition<(&str, Id), &[u8]> =
+    TableDefinition::new("simulation_unit_test_set");
+const UNIT_TESTS: TableDefinition<(&str, Id), &[u8]> = TableDefinition::new("simulation_unit_test");
+/// Active unit test names: (org, name) → id. Holds exactly the unit tests with `is_deleted: false`.
+const ACTIVE_NAMES: TableDefinition<(&str, &str), Id> =
+    TableDefinition::new("simulation_unit_test_active_name");
+
+const FILE_NAME: &str = "simtest.redb";
+
+pub struct EmbeddedStore {
+    db: Arc<Database>,
+}
+
+/// Why the embedded store could not be opened, in words an operator can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("cannot create data dir {path}: {source}")]
+    CreateDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("data dir {0} is in use by another simtest process (stop it first)")]
+    InUse(String),
+    #[error("cannot open the store in {path}: {source}")]
+    Open { path: String, source: redb::Error },
+}
+
+impl EmbeddedStore {
+    /// Opens (creating if needed) the store in `data_dir`.
+    pub fn open(data_dir: &Path) -> Result<Self, OpenError> {
+        let shown = data_dir.display().to_string();
+        std::fs::create_dir_all(data_dir).map_err(|source| OpenError::CreateDir {
+            path: shown.clone(),
+            source,
+        })?;
+        let db = match Database::create(data_dir.join(FILE_NAME)) {
+            Ok(db) => db,
+            Err(redb::DatabaseError::DatabaseAlreadyOpen) => return Err(OpenError::InUse(shown)),
+            Err(e) => {
+                return Err(OpenError::Open {
+                    path: shown,
+                    source: e.into(),
+                });
+            }
+        };
+        create_tables(&db).map_err(|source| OpenError::Open {
+            path: shown,
+            source,
+        })?;
+        Ok(Self { db: Arc::new(db) })
+    }
+
+    /// Runs blocking redb work off the async runtime.
+    async fn run<T, F>(&self, work: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Database) -> Result<T, Failure> + Send + 'static,
+    {
+        let db = self.db.clone();
+        match tokio::task::spawn_blocking(move || work(&db)).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(Failure::Store(e))) => Err(e),
+            Ok(Err(Failure::Redb(e))) => Err(StoreError::Internal(e.to_string())),
+            Err(join) => Err(StoreError::Internal(format!("store task failed: {join}"))),
+        }
+    }
+}
+
+fn create_tables(db: &Database) -> Result<(), redb::Error> {
+    let txn = db.begin_write()?;
+    txn.open_table(ORGANIZATIONS)?;
+    txn.open_table(USERS)?;
+    txn.open_table(ROLES)?;
+    txn.open_table(API_KEYS)?;
+    for def in [
+        SERVICES,
+        PERSONAS,
+        SCENARIOS,
+        METRICS,
+        UNIT_TEST_SETS,
+        UNIT_TESTS,
+    ] {
+        txn.open_table(def)?;
+    }
+    txn.open_table(ACTIVE_NAMES)?;
+    txn.commit()?;
+    Ok(())
+}
+
+/// A failure inside a store task: a redb error, or an answer already decided (duplicate, corrupt).
+enum Failure {
+    Redb(redb::Error),
+    Store(StoreError),
+}
+
+impl<E: Into<redb::Error>> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Failure::Redb(e.into())
+    }
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, Failure> {
+    serde_json::to_vec(value)
+        .map_err(|e| Failure::Store(StoreError::Internal(format!("encode: {e}"))))
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Failure> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| Failure::Store(StoreError::Internal(format!("corrupt record: {e}"))))
+}
+
+fn get_by_str<T: DeserializeOwned>(
+    db: &Database,
+    def: TableDefinition<(&str, &str), &[u8]>,
+    a: &str,
+    b: &str,
+) -> Result<Option<T>, Failure> {
+    let txn = db.begin_read()?;
+    let table = txn.open_table(def)?;
+    table.get((a, b))?.map(|v| decode(v.value())).transpose()
+}
+
+fn get_by_id<T: DeserializeOwned>(
+    db: &Database,
+    def: TableDefinition<(&str, Id), &[u8]>,
+    org_id: &str,
+    id: ObjectIdHex,
+) -> Result<Option<T>, Failure> {
+    let txn = db.begin_read()?;
+    let table = txn.open_table(def)?;
+    table
+        .get((org_id, id.bytes()))?
+        .map(|v| decode(v.value()))
+        .transpose()
+}
+
+/// Every record of `org_id` in a table keyed by (org, id), in id order.
+fn scan_org<T: DeserializeOwned>(
+    table: &impl ReadableTable<(&'static str, Id), &'static [u8]>,
+    org_id: &str,
+    mut visit: impl FnMut(T) -> Result<(), Failure>,
+) -> Result<(), Failure> {
+    for entry in table.range((org_id, [0u8; 12])..=(org_id, [0xffu8; 12]))? {
+        let (_, value) = entry?;
+        visit(decode(value.value())?)?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Store for EmbeddedStore {
+    async fn ping(&self) -> StoreResult<()> {
+        self.run(|db| {
+            db.begin_read()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn organization(&self, org_id: &str) -> StoreResult<Option<Organization>> {
+        let org_id = org_id.to_owned();
+        self.run(move |db| {
+            let txn = db.begin_read()?;
+            let table = txn.open_table(ORGANIZATIONS)?;
+            table
+                .get(org_id.as_str())?
+                .map(|v| decode(v.value()))
+                .transpose()
+        })
+        .await
+    }
+
+    async fn user(&self, org_id: &str, user_id: &str) -> StoreResult<Option<User>> {
+        let (org_id, user_id) = (org_id.to_owned(), user_id.to_owned());
+        self.run(move |db| get_by_str(db, USERS, &org_id, &user_id))
+            .await
+    }
+
+    async fn role(&self, org_id: &str, name: &str) -> StoreResult<Option<Role>> {
+        let (org_id, name) = (org_id.to_owned(), name.to_owned());
+        self.run(move |db| get_by_str(db, ROLES, &org_id, &name))
+            .await
+    }
+
+    async fn api_key(&self, org_id: &str, key_id: &str) -> StoreResult<Option<ApiKey>> {
+        let (org_id, key_id) = (org_id.to_owned(), key_id.to_owned());
+        self.run(move |db| get_by_str(db, API_KEYS, &org_id, &key_id))
+            .await
+    }
+
+    async fn service(&self, org_id: &str, id: ObjectIdHex) -> StoreResult<Option<Service>> {
+        let org_id = org_id.to_owned();
+        self.run(move |db| get_by_id(db, SERVICES, &org_id, id))
+            .await
+    }
+
+    async fn named(
+        &self,
+        kind: NamedKind,
+        org_id: &str,
+        id: ObjectIdHex,
+    ) -> StoreResult<Option<NamedRecord>> {
+        let org_id = org_id.to_owned();
+        let def = match kind {
+            NamedKind::Persona => PERSONAS,
+            NamedKind::Scenario => SCENARIOS,
+        };
+        self.run(move |db| get_by_id(db, def, &org_id, id)).await
+    }
+
+    async fn metrics(&self, org_id: &str, ids: &[ObjectIdHex]) -> StoreResult<Vec<Metric>> {
+        let (org_id, ids) = (org_id.to_owned(), ids.to_vec());
+        self.run(move |db| {
+            let txn = db.begin_read()?;
+            let table = txn.open_table(METRICS)?;
+            let mut found = Vec::with_capacity(ids.len());
+            for id in ids {
+                if let Some(v) = table.get((org_id.as_str(), id.bytes()))? {
+                    found.push(decode(v.value())?);
+                }
+            }
+            Ok(found)
+        })
+        .await
+    }
+
+    async fn unit_test_in_live_set(
+        &self,
+        org_id: &str,
+        unit_test_id: ObjectIdHex,
+    ) -> StoreResult<bool> {
+        let org_id = org_id.to_owned();
+        self.run(move |db| {
+            let txn = db.begin_read()?;
+            let table = txn.open_table(UNIT_TEST_SETS)?;
+            let mut listed = false;
+            scan_org(&table, &org_id, |set: UnitTestSet| {
+                listed |= !set.is_deleted
+                    && set
+                        .unit_test_runs
+                        .iter()
+                        .any(|r| r.unit_test_id == unit_test_id);
+                Ok(())
+            })?;
+            Ok(listed)
+        })
+        .await
+    }
+
+    async fn insert_unit_test(&self, doc: &UnitTest) -> StoreResult<()> {
+        let doc = doc.clone();
+        self.run(move |db| {
+            let bytes = encode(&doc)?;
+            let txn = db.begin_write()?;
+            {
+                let mut names = txn.open_table(ACTIVE_NAMES)?;
+                if !doc.is_deleted {
+                    if names
+                        .get((doc.org_id.as_str(), doc.name.as_str()))?
+                        .is_some()
+                    {
+                        drop(names);
+                        txn.abort()?;
+                        return Err(Failure::Store(StoreError::Duplicate));
+                    }
+                    names.insert((doc.org_id.as_str(), doc.name.as_str()), doc.id.bytes())?;
+                }
+                let mut docs = txn.open_table(UNIT_TESTS)?;
+                docs.insert((doc.org_id.as_str(), doc.id.bytes()), bytes.as_slice())?;
+            }
+            txn.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn unit_test(&self, org_id: &str, id: ObjectIdHex) -> StoreResult<Option<UnitTest>> {
+        let org_id = org_id.to_owned();
+        self.run(move |db| get_by_id(db, UNIT_TESTS, &org_id, id))
+            .await
+    }
+
+    async fn replace_unit_test(
+        &self,
+        doc: &UnitTest,
+        expected_updated_at: Timestamp,
+    ) -> StoreResult<bool> {
+        let doc = doc.clone();
+        self.run(move |db| {
+            let bytes = encode(&doc)?;
+            let key = (doc.org_id.as_str(), doc.id.bytes());
+            let txn = db.begin_write()?;
+            let replaced = {
+                let mut docs = txn.open_table(UNIT_TESTS)?;
+                let current: Option<UnitTest> =
+                    docs.get(key)?.map(|v| decode(v.value())).transpose()?;
+                match current {
+                    Some(current)
+                        if !current.is_deleted && current.updated_at == expected_updated_at =>
+                    {
+                        docs.insert(key, bytes.as_slice())?;
+                        if doc.is_deleted {
+                            let mut names = txn.open_table(ACTIVE_NAMES)?;
+                            names.remove((current.org_id.as_str(), current.name.as_str()))?;
+                        }
+                        true
+                    }
+                    _ => false,
+                }
+            };
+            if replaced {
+                txn.commit()?;
+            } else {
+                txn.abort()?;
+            }
+            Ok(replaced)
+        })
+        .await
+    }
+
+    async fn list_unit_tests(&self, query: &ListQuery) -> StoreResult<ListPage> {
+        let query = query.clone();
+        self.run(move |db| {
+            let txn = db.begin_read()?;
+            let table = txn.open_table(UNIT_TESTS)?;
+            let mut matches: Vec<UnitTest> = Vec::new();
+            let mut facets = query.with_facets.then(FilterValuesBuilder::default);
+            scan_org(&table, &query.filter.org_id, |t: UnitTest| {
+                if query.filter.matches(&t) {
+                    if let Some(f) = facets.as_mut() {
+                        f.add(&t);
+                    }
+                    matches.push(t);
+                }
+                Ok(())
+            })?;
+            matches.sort_by(|a, b| compare(&query.sort, a, b));
+            let start = usize::try_from(query.offset)
+                .unwrap_or(usize::MAX)
+                .min(matches.len());
+            let end = start
+                .saturating_add(query.limit as usize)
+                .min(matches.len());
+            let has_more = end < matches.len();
+            let items = matches.drain(start..end).collect();
+            Ok(ListPage {
+                items,
+                has_more,
+                filter_values: facets.map(FilterValuesBuilder::build),
+            })
+        })
+        .await
+    }
+
+    async fn upsert_records(&self, records: &Records) -> StoreResult<()> {
+        let r = records.clone();
+        self.run(move |db| {
+            let txn = db.begin_write()?;
+            {
+                let mut t = txn.open_table(ORGANIZATIONS)?;
+                for o in &r.organizations {
+                    t.insert(o.org_id.as_str(), encode(o)?.as_slice())?;
+                }
+                let mut t = txn.open_table(USERS)?;
+                for u in &r.users {
+                    t.insert(
+                        (u.org_id.as_str(), u.user_id.as_str()),
+                        encode(u)?.as_slice(),
+                    )?;
+                }
+                let mut t = txn.open_table(ROLES)?;
+                for x in &r.roles {
+                    t.insert((x.org_id.as_str(), x.name.as_str()), encode(x)?.as_slice())?;
+                }
+                let mut t = txn.open_table(API_KEYS)?;
+                for k in &r.api_keys {
+                    t.insert(
+                        (k.org_id.as_str(), k.key_id.as_str()),
+                        encode(k)?.as_slice(),
+                    )?;
+                }
+                put_by_id(
+                    &txn,
+                    SERVICES,
+                    r.services.iter().map(|s| (s.org_id.as_str(), s.id, s)),
+                )?;
+                put_by_id(
+                    &txn,
+                    PERSONAS,
+                    r.personas.iter().map(|s| (s.org_id.as_str(), s.id, s)),
+                )?;
+                put_by_id(
+                    &txn,
+                    SCENARIOS,
+                    r.scenarios.iter().map(|s| (s.org_id.as_str(), s.id, s)),
+                )?;
+                put_by_id(
+                    &txn,
+                    METRICS,
+                    r.metrics.iter().map(|s| (s.org_id.as_str(), s.id, s)),
+                )?;
+                put_by_id(
+                    &txn,
+                    UNIT_TEST_SETS,
+                    r.unit_test_sets
+                        .iter()
+                        .map(|s| (s.org_id.as_str(), s.id, s)),
+                )?;
+            }
+            txn.commit()?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+fn put_by_id<'a, T: Serialize + 'a>(
+    txn: &redb::WriteTransaction,
+    def: TableDefinition<(&str, Id), &[u8]>,
+    rows: impl Iterator<Item = (&'a str, ObjectIdHex, &'a T)>,
+) -> Result<(), Failure> {
+    let mut table = txn.open_table(def)?;
+    for (org_id, id, row) in rows {
+        table.insert((org_id, id.bytes()), encode(row)?.as_slice())?;
+    }
+    Ok(())
+}

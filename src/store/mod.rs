@@ -1,0 +1,80 @@
+//! The storage boundary: one trait that the embedded store and MongoDB both implement, so the
+//! service layer (and every test) is the same whichever holds the data.
+
+use async_trait::async_trait;
+
+use crate::domain::query::{ListPage, ListQuery};
+use crate::domain::{ObjectIdHex, Timestamp, UnitTest};
+
+pub mod embedded;
+pub mod records;
+
+pub use records::{
+    ApiKey, Metric, NamedRecord, Organization, Records, Role, Service, UnitTestSet, User,
+};
+
+/// What can go wrong below the service layer, independent of the backend.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique rule (an active unit test name in an org) would be broken.
+    #[error("duplicate key")]
+    Duplicate,
+    /// The store cannot be reached or is not answering in time; the request may be retried.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else: a bug, a corrupt record, a full disk.
+    #[error("store failure: {0}")]
+    Internal(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Which kind of referenced record a lookup is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NamedKind {
+    Persona,
+    Scenario,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Succeeds when the store answers.
+    async fn ping(&self) -> StoreResult<()>;
+
+    async fn organization(&self, org_id: &str) -> StoreResult<Option<Organization>>;
+    async fn user(&self, org_id: &str, user_id: &str) -> StoreResult<Option<User>>;
+    async fn role(&self, org_id: &str, name: &str) -> StoreResult<Option<Role>>;
+    async fn api_key(&self, org_id: &str, key_id: &str) -> StoreResult<Option<ApiKey>>;
+    async fn service(&self, org_id: &str, id: ObjectIdHex) -> StoreResult<Option<Service>>;
+    async fn named(
+        &self,
+        kind: NamedKind,
+        org_id: &str,
+        id: ObjectIdHex,
+    ) -> StoreResult<Option<NamedRecord>>;
+    /// The metrics of `org_id` among `ids` (missing ones are simply absent).
+    async fn metrics(&self, org_id: &str, ids: &[ObjectIdHex]) -> StoreResult<Vec<Metric>>;
+    /// Whether a unit test set that is not deleted lists `unit_test_id` in its runs.
+    async fn unit_test_in_live_set(
+        &self,
+        org_id: &str,
+        unit_test_id: ObjectIdHex,
+    ) -> StoreResult<bool>;
+
+    /// Stores a new unit test; [`StoreError::Duplicate`] when an active one of the org has its name.
+    /// Must be atomic: of two concurrent inserts with one name exactly one succeeds.
+    async fn insert_unit_test(&self, doc: &UnitTest) -> StoreResult<()>;
+    async fn unit_test(&self, org_id: &str, id: ObjectIdHex) -> StoreResult<Option<UnitTest>>;
+    /// Replaces an active unit test if it is still the version last read (its `updated_at` equals
+    /// `expected_updated_at`); `Ok(false)` when it changed or was deleted meanwhile. A replacement
+    /// with `is_deleted: true` frees the name.
+    async fn replace_unit_test(
+        &self,
+        doc: &UnitTest,
+        expected_updated_at: Timestamp,
+    ) -> StoreResult<bool>;
+    async fn list_unit_tests(&self, query: &ListQuery) -> StoreResult<ListPage>;
+
+    /// Upserts seed records by their natural keys (idempotent).
+    async fn upsert_records(&self, records: &Records) -> StoreResult<()>;
+}

@@ -1,0 +1,142 @@
+//! Records of the read-only collections other systems own (SPEC §4). simtest only reads them; the
+//! seed file fills them. Unknown fields in a record are ignored, missing `is_deleted` means live.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{MetricValueType, ObjectIdHex, Timestamp};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Organization {
+    pub org_id: String,
+    #[serde(default)]
+    pub mongo_cluster_name: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct User {
+    pub org_id: String,
+    pub user_id: String,
+    pub role: String,
+    #[serde(default)]
+    pub is_deleted: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Role {
+    pub org_id: String,
+    pub name: String,
+    pub permissions: Vec<String>,
+}
+
+/// An org API key. Only the Argon2 hash of its secret is ever stored.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApiKey {
+    pub org_id: String,
+    pub key_id: String,
+    pub secret_hash: String,
+    #[serde(default)]
+    pub expires_at: Option<Timestamp>,
+    #[serde(default)]
+    pub is_deleted: bool,
+}
+
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiKey")
+            .field("org_id", &self.org_id)
+            .field("key_id", &self.key_id)
+            .field("expires_at", &self.expires_at)
+            .field("is_deleted", &self.is_deleted)
+            .finish_non_exhaustive()
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A service; its version sets are looked up by name. An inactive service cannot be targeted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Service {
+    #[serde(rename = "_id")]
+    pub id: ObjectIdHex,
+    pub org_id: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub version_sets: BTreeMap<String, serde_json::Value>,
+    #[serde(default = "yes")]
+    pub is_active: bool,
+    #[serde(default)]
+    pub is_deleted: bool,
+}
+
+impl Service {
+    pub fn is_live(&self) -> bool {
+        self.is_active && !self.is_deleted
+    }
+}
+
+/// A persona or a scenario: only existence matters here.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NamedRecord {
+    #[serde(rename = "_id")]
+    pub id: ObjectIdHex,
+    pub org_id: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub is_deleted: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Metric {
+    #[serde(rename = "_id")]
+    pub id: ObjectIdHex,
+    pub org_id: String,
+    #[serde(default)]
+    pub name: String,
+    pub metric_value_type: MetricValueType,
+    #[serde(default)]
+    pub is_deleted: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UnitTestRun {
+    pub unit_test_id: ObjectIdHex,
+    #[serde(default = "one")]
+    pub run_count: u64,
+}
+
+fn one() -> u64 {
+    1
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UnitTestSet {
+    #[serde(rename = "_id")]
+    pub id: ObjectIdHex,
+    pub org_id: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub unit_test_runs: Vec<UnitTestRun>,
+    #[serde(default)]
+    pub is_deleted: bool,
+}
+
+/// Everything a seed writes, secrets already hashed. Each list is upserted by its natural key.
+#[derive(Debug, Clone, Default)]
+pub struct Records {
+    pub organizations: Vec<Organization>,
+    pub roles: Vec<Role>,
+    pub users: Vec<User>,
+    pub api_keys: Vec<ApiKey>,
+    pub services: Vec<Service>,
+    pub personas: Vec<NamedRecord>,
+    pub scenarios: Vec<NamedRecord>,
+    pub metrics: Vec<Metric>,
+    pub unit_test_sets: Vec<UnitTestSet>,
+}
