@@ -99,13 +99,13 @@ impl Authenticator {
         path_org: &str,
     ) -> Result<CurrentUser, Error> {
         let claims = self.claims(headers)?;
-        if let Some(issuer_org) = headers.get("x-org-id") {
-            if issuer_org.to_str().ok() != Some(claims.org_id.as_str()) {
-                return Err(Error::Unauthorized("X-ORG-ID differs from the token's org"));
-            }
+        if let Some(issuer_org) = headers.get("x-org-id")
+            && issuer_org.to_str().ok() != Some(claims.org_id.as_str())
+        {
+            return Err(Error::Unauthorized("X-ORG-ID differs from the token's org"));
         }
         let user = self.store.user(&claims.org_id, &claims.sub).await?;
-        if !user.is_some_and(|u| !u.is_deleted) {
+        if user.is_none_or(|u| u.is_deleted) {
             return Err(Error::Unauthorized("token user unknown or deleted"));
         }
         if self.store.organization(path_org).await?.is_none() {
