@@ -15,7 +15,7 @@ use crate::error::{Error, Reference};
 use crate::store::{NamedKind, Store, StoreError};
 
 /// How often an update or delete re-reads and retries when a concurrent change got in first.
-const MAX_WRITE_ATTEMPTS: usize = 16;
+const MAX_WRITE_ATTEMPTS: usize = 64;
 
 #[derive(Clone)]
 pub struct UnitTestService {

@@ -1,0 +1,278 @@
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::backend_tests;
+use crate::helpers::*;
+
+backend_tests!(
+    requests_without_valid_credentials_get_401,
+    tokens_of_deleted_or_unknown_users_get_401,
+    basic_auth_needs_the_username_of_the_token,
+    x_org_id_must_name_the_tokens_org,
+    a_token_on_another_orgs_path_acts_with_its_role_there,
+    an_unknown_org_is_404_after_authentication,
+);
+
+fn forge(
+    app: &TestApp,
+    header: serde_json::Value,
+    claims: serde_json::Value,
+    secret: &[u8],
+) -> String {
+    use jsonwebtoken::{Algorithm, EncodingKey, Header};
+    let _ = (app, header);
+    let key = EncodingKey::from_secret(secret).unwrap();
+    jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &key).unwrap()
+}
+
+fn claims(org: &str, user: &str, iat: i64, exp: i64, iss: &str) -> serde_json::Value {
+    json!({"sub": user, "org_id": org, "iat": iat, "exp": exp, "iss": iss})
+}
+
+async fn assert_401(app: &TestApp, auth: Option<String>, reason: &str) {
+    let mut request = app.client.get(app.url("/v1/acme/simulation/unit_test/"));
+    if let Some(value) = auth {
+        request = request.header("authorization", value);
+    }
+    let response = request.send().await.unwrap();
+    assert_eq!(
+        response
+            .headers()
+            .get("www-authenticate")
+            .map(|v| v.to_str().unwrap()),
+        Some("Bearer"),
+        "{reason}"
+    );
+    let body = assert_error(response, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
+    assert_eq!(
+        body["detail"], "Invalid authorization credentials.",
+        "{reason}: the reason is not told"
+    );
+}
+
+async fn requests_without_valid_credentials_get_401(app: TestApp) {
+    let now = chrono::Utc::now().timestamp();
+    let good = app.admin_token();
+    let parts: Vec<&str> = good.split('.').collect();
+    let none_header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
+    let tampered_payload = URL_SAFE_NO_PAD.encode(
+        String::from_utf8(URL_SAFE_NO_PAD.decode(parts[1]).unwrap())
+            .unwrap()
+            .replace("alice", "bobby"),
+    );
+    let other_secret = forge(
+        &app,
+        json!({}),
+        claims("acme", "alice", now, now + 600, "simtest"),
+        &[9u8; 32],
+    );
+    let secret = app.state_secret();
+    let expired = forge(
+        &app,
+        json!({}),
+        claims("acme", "alice", now - 7200, now - 3600, "simtest"),
+        &secret,
+    );
+    let foreign_issuer = forge(
+        &app,
+        json!({}),
+        claims("acme", "alice", now, now + 600, "someone-else"),
+        &secret,
+    );
+    let future = forge(
+        &app,
+        json!({}),
+        json!({"sub": "alice", "org_id": "acme", "iat": now, "exp": now + 600, "iss": "simtest", "nbf": now + 3600}),
+        &secret,
+    );
+    let no_org = forge(
+        &app,
+        json!({}),
+        json!({"sub": "alice", "iat": now, "exp": now + 600, "iss": "simtest"}),
+        &secret,
+    );
+    let cases: Vec<(Option<String>, &str)> = vec![
+        (None, "no header"),
+        (Some("Bearer".into()), "empty bearer"),
+        (Some("Bearer not.a.jwt".into()), "garbage"),
+        (Some(format!("Token {good}")), "unknown scheme"),
+        (
+            Some(format!("Bearer {none_header}.{}.", parts[1])),
+            "alg none",
+        ),
+        (
+            Some(format!(
+                "Bearer {}.{tampered_payload}.{}",
+                parts[0], parts[2]
+            )),
+            "tampered payload",
+        ),
+        (
+            Some(format!("Bearer {other_secret}")),
+            "signed with another secret",
+        ),
+        (Some(format!("Bearer {expired}")), "expired"),
+        (Some(format!("Bearer {foreign_issuer}")), "wrong issuer"),
+        (Some(format!("Bearer {future}")), "not yet valid"),
+        (Some(format!("Bearer {no_org}")), "no org claim"),
+    ];
+    for (auth, reason) in cases {
+        assert_401(&app, auth, reason).await;
+    }
+    let ok = app
+        .client
+        .get(app.url("/v1/acme/simulation/unit_test/"))
+        .bearer_auth(&good)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), StatusCode::OK);
+}
+
+trait Secret {
+    fn state_secret(&self) -> Vec<u8>;
+}
+
+impl Secret for TestApp {
+    /// The secret the test server signs with (generated into its data dir).
+    fn state_secret(&self) -> Vec<u8> {
+        self.config().token_secret().unwrap()
+    }
+}
+
+async fn tokens_of_deleted_or_unknown_users_get_401(app: TestApp) {
+    for (org, user, reason) in [
+        ("acme", "dora", "deleted user"),
+        ("acme", "mallory", "unknown user"),
+        ("initech", "alice", "unknown org"),
+    ] {
+        assert_401(
+            &app,
+            Some(format!("Bearer {}", app.token(org, user))),
+            reason,
+        )
+        .await;
+    }
+}
+
+async fn basic_auth_needs_the_username_of_the_token(app: TestApp) {
+    let token = app.admin_token();
+    let basic = |user: &str| format!("Basic {}", STANDARD.encode(format!("{user}:{token}")));
+    let ok = app
+        .client
+        .get(app.url("/v1/acme/simulation/unit_test/"))
+        .header("authorization", basic("acme_alice"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), StatusCode::OK);
+    for (user, reason) in [
+        ("acme_bob", "another user"),
+        ("globex_alice", "another org"),
+        ("alice", "no org"),
+        ("", "empty"),
+    ] {
+        assert_401(&app, Some(basic(user)), reason).await;
+    }
+    assert_401(&app, Some("Basic !!!".into()), "not base64").await;
+    assert_401(
+        &app,
+        Some(format!("Basic {}", STANDARD.encode("acme_alice"))),
+        "no password",
+    )
+    .await;
+}
+
+async fn x_org_id_must_name_the_tokens_org(app: TestApp) {
+    let token = app.admin_token();
+    let list = |org_header: &'static str| {
+        app.client
+            .get(app.url("/v1/acme/simulation/unit_test/"))
+            .bearer_auth(&token)
+            .header("x-org-id", org_header)
+            .send()
+    };
+    assert_eq!(list("acme").await.unwrap().status(), StatusCode::OK);
+    assert_eq!(
+        list("globex").await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+async fn a_token_on_another_orgs_path_acts_with_its_role_there(app: TestApp) {
+    let gary = app.token("globex", "gary");
+    let created = app
+        .create_as(&gary, "globex", &globex_unit_test_body("Globex test"))
+        .await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+
+    // alice of acme is a viewer in globex: reads there, may not write there.
+    let alice = app.admin_token();
+    let response = app
+        .client
+        .get(app.url("/v1/globex/simulation/unit_test/"))
+        .bearer_auth(&alice)
+        .header("x-org-id", "acme")
+        .send()
+        .await
+        .unwrap();
+    let (status, page) = status_and_json(response).await;
+    assert_eq!(
+        (status, names(&page)),
+        (StatusCode::OK, vec!["Globex test".to_owned()])
+    );
+    assert_eq!(
+        app.create_as(&alice, "globex", &globex_unit_test_body("Nope"))
+            .await
+            .status(),
+        StatusCode::FORBIDDEN
+    );
+
+    // gary has no record in acme: an empty list and 403 on writes.
+    app.create_ok(&unit_test_body("Acme test")).await;
+    let (status, page) = status_and_json(app.list_as(&gary, "acme", "").await).await;
+    assert_eq!(
+        (status, page["simulation_unit_tests"].clone()),
+        (StatusCode::OK, json!([]))
+    );
+    assert_eq!(
+        app.create_as(&gary, "acme", &unit_test_body("Intruder"))
+            .await
+            .status(),
+        StatusCode::FORBIDDEN
+    );
+    let (_, page) = status_and_json(app.search_as(&gary, "acme", "query=acme").await).await;
+    assert_eq!(page["simulation_unit_tests"], json!([]));
+}
+
+async fn an_unknown_org_is_404_after_authentication(app: TestApp) {
+    let alice = app.admin_token();
+    assert_error(
+        app.list_as(&alice, "initech", "").await,
+        StatusCode::NOT_FOUND,
+        "organization_not_found",
+    )
+    .await;
+    assert_error(
+        app.search_as(&alice, "initech", "query=x").await,
+        StatusCode::NOT_FOUND,
+        "organization_not_found",
+    )
+    .await;
+    assert_error(
+        app.delete_as(&alice, "initech", UNKNOWN_ID).await,
+        StatusCode::NOT_FOUND,
+        "organization_not_found",
+    )
+    .await;
+    // Without credentials the answer is 401, whatever the org.
+    let anonymous = app
+        .client
+        .get(app.url("/v1/initech/simulation/unit_test/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+}

@@ -1,0 +1,339 @@
+//! Starts the real application on a random loopback port, on a fresh store, seeded with
+//! `fixtures.json`, and speaks HTTP to it.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Once};
+
+use reqwest::{Client, Response, StatusCode};
+use serde_json::{Value, json};
+use simtest::store::Store;
+use simtest::{AppState, Config};
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub const FIXTURES: &str = include_str!("fixtures.json");
+
+// Fixture ids (see fixtures.json).
+pub const SERVICE: &str = "6618791275130b73714e8d1c";
+pub const SERVICE_2: &str = "6618791275130b73714e8d1d";
+pub const SERVICE_INACTIVE: &str = "6618791275130b73714e8d1e";
+pub const GLOBEX_SERVICE: &str = "7718791275130b73714e8d1c";
+pub const PERSONA: &str = "6618791275130b73714e8d2a";
+pub const PERSONA_2: &str = "6618791275130b73714e8d2b";
+pub const PERSONA_DELETED: &str = "6618791275130b73714e8d2c";
+pub const GLOBEX_PERSONA: &str = "7718791275130b73714e8d2a";
+pub const SCENARIO: &str = "6618791275130b73714e8d3b";
+pub const SCENARIO_2: &str = "6618791275130b73714e8d3c";
+pub const SCENARIO_DELETED: &str = "6618791275130b73714e8d3d";
+pub const METRIC_BOOL: &str = "6618791275130b73714e8d4c";
+pub const METRIC_NUM: &str = "6618791275130b73714e8d4d";
+pub const METRIC_CAT: &str = "6618791275130b73714e8d4e";
+pub const METRIC_DELETED: &str = "6618791275130b73714e8d4f";
+pub const GLOBEX_SCENARIO: &str = "7718791275130b73714e8d3b";
+pub const GLOBEX_METRIC: &str = "7718791275130b73714e8d4c";
+pub const UNKNOWN_ID: &str = "0123456789abcdef01234567";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Embedded,
+}
+
+/// A running server and what a test needs to talk to it.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: Client,
+    pub state: AppState,
+    pub backend: Backend,
+    dir: Arc<TempDir>,
+    config: Config,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<()>>,
+}
+
+fn init_test_logging() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            tracing_subscriber::fmt()
+                .with_env_filter("debug")
+                .with_test_writer()
+                .init();
+        }
+    });
+}
+
+/// A fresh server on `backend`, seeded with the fixtures.
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    init_test_logging();
+    let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+    let config = Config::for_data_dir(dir.path());
+    let app = start(backend, dir, config).await;
+    simtest::service::seed::seed(app.state.store.as_ref(), FIXTURES)
+        .await
+        .expect("seed fixtures");
+    app
+}
+
+async fn open_store(backend: Backend, config: &Config) -> Arc<dyn Store> {
+    match backend {
+        Backend::Embedded => Arc::new(simtest::open_store(config).expect("open embedded store")),
+    }
+}
+
+async fn start(backend: Backend, dir: Arc<TempDir>, config: Config) -> TestApp {
+    let store = open_store(backend, &config).await;
+    let app = simtest::build_app_with_store(&config, store).expect("build app");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let router = app.router;
+    let server = tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await
+            .expect("server");
+    });
+    TestApp {
+        addr,
+        client: Client::builder().pool_max_idle_per_host(0).build().unwrap(),
+        state: app.state,
+        backend,
+        dir,
+        config,
+        stop: Some(stop),
+        server: Some(server),
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// A token for `user` of `org`, signed with this server's secret.
+    pub fn token(&self, org: &str, user: &str) -> String {
+        self.state.auth.keys().issue(org, user).expect("token").0
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Alice, admin of acme.
+    pub fn admin_token(&self) -> String {
+        self.token("acme", "alice")
+    }
+
+    /// Upserts more seed records (e.g. a unit test set that lists a unit test).
+    pub async fn seed(&self, json: &Value) {
+        simtest::service::seed::seed(self.state.store.as_ref(), &json.to_string())
+            .await
+            .expect("seed");
+    }
+
+    pub async fn create_as(&self, token: &str, org: &str, body: &Value) -> Response {
+        self.client
+            .post(self.url(&format!("/v1/{org}/simulation/unit_test/")))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Creates as acme's admin.
+    pub async fn create(&self, body: &Value) -> Response {
+        self.create_as(&self.admin_token(), "acme", body).await
+    }
+
+    /// Creates as acme's admin and returns the new id; panics unless 201.
+    pub async fn create_ok(&self, body: &Value) -> String {
+        let response = self.create(body).await;
+        let status = response.status();
+        let json: Value = response.json().await.unwrap();
+        assert_eq!(status, StatusCode::CREATED, "create failed: {json}");
+        json["simulation_unit_test_id"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn list_as(&self, token: &str, org: &str, query: &str) -> Response {
+        self.client
+            .get(self.url(&format!("/v1/{org}/simulation/unit_test/?{query}")))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Lists in acme as admin; panics unless 200.
+    pub async fn list(&self, query: &str) -> Value {
+        let response = self.list_as(&self.admin_token(), "acme", query).await;
+        assert_eq!(response.status(), StatusCode::OK, "list {query}");
+        response.json().await.unwrap()
+    }
+
+    pub async fn search_as(&self, token: &str, org: &str, query: &str) -> Response {
+        self.client
+            .get(self.url(&format!("/v1/{org}/simulation/unit_test/search/?{query}")))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Searches in acme as admin; panics unless 200.
+    pub async fn search(&self, query: &str) -> Value {
+        let response = self.search_as(&self.admin_token(), "acme", query).await;
+        assert_eq!(response.status(), StatusCode::OK, "search {query}");
+        response.json().await.unwrap()
+    }
+
+    pub async fn update_as(&self, token: &str, org: &str, id: &str, body: &Value) -> Response {
+        self.client
+            .post(self.url(&format!("/v1/{org}/simulation/unit_test/{id}/")))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn update(&self, id: &str, body: &Value) -> Response {
+        self.update_as(&self.admin_token(), "acme", id, body).await
+    }
+
+    pub async fn delete_as(&self, token: &str, org: &str, id: &str) -> Response {
+        self.client
+            .delete(self.url(&format!("/v1/{org}/simulation/unit_test/{id}/")))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn delete(&self, id: &str) -> Response {
+        self.delete_as(&self.admin_token(), "acme", id).await
+    }
+
+    /// The unit test `id` of acme as list shows it (deleted or not).
+    pub async fn get(&self, id: &str) -> Value {
+        let page = self.list(&format!("id={id}")).await;
+        let items = page["simulation_unit_tests"].as_array().unwrap();
+        assert_eq!(items.len(), 1, "expected exactly unit test {id}: {page}");
+        items[0].clone()
+    }
+
+    /// Stops the server, closes the store, and starts a new server on the same data.
+    pub async fn restart(mut self) -> TestApp {
+        self.stop().await;
+        let (backend, dir, config) = (self.backend, self.dir.clone(), self.config.clone());
+        drop(self);
+        start(backend, dir, config).await
+    }
+
+    async fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.expect("server task");
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// A valid create body named `name`, referencing acme's fixtures.
+pub fn unit_test_body(name: &str) -> Value {
+    json!({
+        "name": name,
+        "description": format!("Checks that {name} works"),
+        "service_id": SERVICE,
+        "service_version_set_name": "release",
+        "persona_id": PERSONA,
+        "scenario_id": SCENARIO,
+        "max_interactions": 10,
+        "success_criterions": [
+            {"name": "completed", "metric_id": METRIC_BOOL, "criterion": {"type": "boolean", "expected_value": true}},
+            {"name": "quick", "metric_id": METRIC_NUM, "criterion": {"type": "numerical", "verb": "<=", "threshold": 5}},
+            {"name": "tone", "metric_id": METRIC_CAT, "criterion": {"type": "categorical", "expected_values": ["warm", "neutral"]}}
+        ],
+        "tags": {"team": "growth", "flaky": null}
+    })
+}
+
+/// The body of a response as JSON, with its status.
+pub async fn status_and_json(response: Response) -> (StatusCode, Value) {
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    let json = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
+    (status, json)
+}
+
+/// Asserts an error answer: status, `error_code`, and the contract's body shape.
+pub async fn assert_error(response: Response, status: StatusCode, error_code: &str) -> Value {
+    let (actual, body) = status_and_json(response).await;
+    assert_eq!(actual, status, "body: {body}");
+    assert_eq!(body["error_code"], error_code, "body: {body}");
+    assert!(
+        body["detail"].is_string() || body["detail"].is_array(),
+        "detail missing: {body}"
+    );
+    body
+}
+
+/// Names of the unit tests in a list or search answer, in order.
+pub fn names(page: &Value) -> Vec<String> {
+    page["simulation_unit_tests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Emits one `#[tokio::test]` per backend for each scenario `async fn(TestApp)`.
+#[macro_export]
+macro_rules! backend_tests {
+    ($($name:ident),* $(,)?) => {
+        mod embedded {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::helpers::spawn_app($crate::helpers::Backend::Embedded).await).await
+                }
+            )*
+        }
+    };
+}
+
+/// A valid create body for globex, referencing globex's fixtures.
+pub fn globex_unit_test_body(name: &str) -> Value {
+    json!({
+        "name": name,
+        "description": "globex",
+        "service_id": GLOBEX_SERVICE,
+        "service_version_set_name": "release",
+        "persona_id": GLOBEX_PERSONA,
+        "scenario_id": GLOBEX_SCENARIO,
+        "max_interactions": 3,
+        "success_criterions": [
+            {"name": "done", "metric_id": GLOBEX_METRIC, "criterion": {"type": "boolean", "expected_value": true}}
+        ],
+        "tags": {}
+    })
+}

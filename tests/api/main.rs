@@ -1,0 +1,14 @@
+//! Black-box tests: the real application on a random port, spoken to over HTTP.
+
+mod helpers;
+
+mod auth;
+mod cli;
+mod create;
+mod delete;
+mod list;
+mod persistence;
+mod routes;
+mod search;
+mod signin;
+mod update;
