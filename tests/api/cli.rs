@@ -102,7 +102,8 @@ fn bad_configuration_fails_fast_with_one_clear_line() {
     let bad_json = dir.path().join("bad.json");
     std::fs::write(&bad_json, r#"{"organizations": [{"org_id": 5}]}"#).unwrap();
     let bad_json = bad_json.to_str().unwrap().to_owned();
-    let cases: Vec<(Vec<&str>, Vec<(&str, &str)>, &str)> = vec![
+    type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: Vec<Case> = vec![
         (
             vec!["serve"],
             vec![("SIMTEST_JWT_SECRET", "too-short")],

@@ -135,7 +135,8 @@ async fn create_returns_422_listing_every_problem(app: TestApp) {
 }
 
 async fn create_refuses_bad_values_one_by_one(app: TestApp) {
-    let cases: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
+    type Mutation = Box<dyn Fn(&mut Value)>;
+    let cases: Vec<(&str, Mutation)> = vec![
         ("empty name", Box::new(|b| b["name"] = json!(""))),
         ("name is a number", Box::new(|b| b["name"] = json!(5))),
         ("name with NUL", Box::new(|b| b["name"] = json!("a\u{0}b"))),

@@ -162,7 +162,7 @@ async fn search_refuses_a_missing_or_blank_query(app: TestApp) {
         ("", "missing"),
         ("query=", "empty"),
         ("query=%20%20", "blank"),
-        (&format!("query=x&service_id=bad") as &str, "bad filter"),
+        ("query=x&service_id=bad", "bad filter"),
     ] {
         let response = app.search_as(&app.admin_token(), "acme", query).await;
         let error = assert_error(
