@@ -3,12 +3,18 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use rand::RngCore;
 
+use axum::http::HeaderValue;
+
+use crate::api::HttpSettings;
 use crate::auth::token::MIN_SECRET_BYTES;
+use crate::ratelimit::{Budgets, Limited};
+use crate::store::mongo::MongoWriteConcern;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -60,6 +66,30 @@ pub struct CommonArgs {
     /// Log filter, e.g. `info` or `simtest=debug,tower_http=info`.
     #[arg(long, env = "SIMTEST_LOG", default_value = "info", global = true)]
     pub log: String,
+    /// MongoDB connection string; when given, MongoDB holds the data instead of the embedded store.
+    #[arg(
+        long,
+        env = "SIMTEST_MONGODB_URI",
+        hide_env_values = true,
+        global = true
+    )]
+    pub mongodb_uri: Option<String>,
+    /// MongoDB database of the unit tests and the reference collections.
+    #[arg(
+        long,
+        env = "SIMTEST_MONGODB_DATABASE",
+        default_value = "simtest",
+        global = true
+    )]
+    pub mongodb_database: String,
+    /// Write concern of every MongoDB write: `majority` or a number of nodes.
+    #[arg(
+        long,
+        env = "SIMTEST_MONGODB_WRITE_CONCERN",
+        default_value = "majority",
+        global = true
+    )]
+    pub mongodb_write_concern: MongoWriteConcern,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -77,6 +107,8 @@ pub enum Command {
         /// The seed file (see examples/seed.json).
         file: PathBuf,
     },
+    /// Apply the MongoDB migrations (collections, indexes); recorded, so running it again is a no-op.
+    Migrate,
     /// Print a token for a user, signed with the configured secret.
     Token {
         #[arg(long, env = "SIMTEST_TOKEN_ORG")]
@@ -113,8 +145,72 @@ pub struct ServeArgs {
     #[arg(long, env = "SIMTEST_DEMO")]
     pub demo: bool,
     /// Largest accepted request body, in bytes; larger bodies get 413.
-    #[arg(long, env = "SIMTEST_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
-    pub max_body_bytes: usize,
+    #[arg(long, env = "SIMTEST_MAX_BODY_BYTES", default_value_t = 1024 * 1024,
+          value_parser = clap::value_parser!(u64).range(1024..=1024 * 1024 * 1024))]
+    pub max_body_bytes: u64,
+    /// Requests running longer than this many seconds are abandoned with 503.
+    #[arg(long, env = "SIMTEST_REQUEST_TIMEOUT_SECONDS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub request_timeout_seconds: u64,
+    /// On SIGTERM/SIGINT, how long in-flight requests may still run before the process exits.
+    #[arg(long, env = "SIMTEST_SHUTDOWN_GRACE_SECONDS", default_value_t = 20,
+          value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub shutdown_grace_seconds: u64,
+    /// Browser origins allowed to call the API (CORS), comma-separated, e.g. `https://app.example.com`.
+    #[arg(long, env = "SIMTEST_CORS_ORIGINS", value_delimiter = ',', value_parser = parse_origin)]
+    pub cors_origins: Vec<HeaderValue>,
+    /// While this file exists, `/v1` answers 503 (default: `maintenance` in the data dir).
+    #[arg(long, env = "SIMTEST_MAINTENANCE_FILE")]
+    pub maintenance_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub rate_limits: RateLimitArgs,
+}
+
+/// Requests per minute per user (per API key for sign-in); 0 turns one limit off.
+#[derive(Debug, Clone, Args)]
+pub struct RateLimitArgs {
+    /// Turn every rate limit off (benchmarks).
+    #[arg(long, env = "SIMTEST_RATE_LIMITS_OFF")]
+    pub rate_limits_off: bool,
+    #[arg(long, env = "SIMTEST_RATE_LIMIT_CREATE", default_value_t = Limited::CreateUnitTest.default_per_minute())]
+    pub rate_limit_create: u32,
+    #[arg(long, env = "SIMTEST_RATE_LIMIT_LIST", default_value_t = Limited::ListUnitTests.default_per_minute())]
+    pub rate_limit_list: u32,
+    #[arg(long, env = "SIMTEST_RATE_LIMIT_SEARCH", default_value_t = Limited::SearchUnitTests.default_per_minute())]
+    pub rate_limit_search: u32,
+    #[arg(long, env = "SIMTEST_RATE_LIMIT_UPDATE", default_value_t = Limited::UpdateUnitTest.default_per_minute())]
+    pub rate_limit_update: u32,
+    #[arg(long, env = "SIMTEST_RATE_LIMIT_DELETE", default_value_t = Limited::DeleteUnitTest.default_per_minute())]
+    pub rate_limit_delete: u32,
+    #[arg(long, env = "SIMTEST_RATE_LIMIT_SIGN_IN", default_value_t = Limited::SignIn.default_per_minute())]
+    pub rate_limit_sign_in: u32,
+}
+
+impl RateLimitArgs {
+    pub fn budgets(&self) -> Budgets {
+        if self.rate_limits_off {
+            return Budgets::off();
+        }
+        Budgets([
+            self.rate_limit_create,
+            self.rate_limit_list,
+            self.rate_limit_search,
+            self.rate_limit_update,
+            self.rate_limit_delete,
+            self.rate_limit_sign_in,
+        ])
+    }
+}
+
+fn parse_origin(raw: &str) -> Result<HeaderValue, String> {
+    let origin = raw.trim().trim_end_matches('/');
+    let valid_scheme = origin.starts_with("http://") || origin.starts_with("https://");
+    match HeaderValue::from_str(origin) {
+        Ok(value) if valid_scheme && !origin.contains(' ') => Ok(value),
+        _ => Err(format!(
+            "{raw:?} is not an origin like https://app.example.com"
+        )),
+    }
 }
 
 /// Resolved settings the application is built from.
@@ -124,17 +220,101 @@ pub struct Config {
     pub jwt_secret: Option<String>,
     pub jwt_issuer: String,
     pub token_ttl_seconds: i64,
-    pub max_body_bytes: usize,
+    /// Body cap, timeout and CORS of the HTTP layer.
+    pub http: HttpSettings,
+    pub rate_limits: Budgets,
+    /// While this file exists the service is in maintenance.
+    pub maintenance_file: PathBuf,
+    /// MongoDB instead of the embedded store in `data_dir`.
+    pub mongodb: Option<MongoConfig>,
+}
+
+/// Where the MongoDB store lives and how it writes.
+#[derive(Clone)]
+pub struct MongoConfig {
+    pub uri: String,
+    pub database: String,
+    pub write_concern: MongoWriteConcern,
+}
+
+impl MongoConfig {
+    /// `uri` and `database`, writing with the default `majority` write concern.
+    pub fn new(uri: impl Into<String>, database: impl Into<String>) -> Self {
+        Self {
+            uri: uri.into(),
+            database: database.into(),
+            write_concern: MongoWriteConcern::Majority,
+        }
+    }
+}
+
+/// The URI may carry a password: `Debug` shows it without the credentials.
+impl std::fmt::Debug for MongoConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MongoConfig")
+            .field("uri", &redact_uri(&self.uri))
+            .field("database", &self.database)
+            .field("write_concern", &self.write_concern)
+            .finish()
+    }
+}
+
+/// `mongodb://user:secret@host/` → `mongodb://***@host/`.
+pub fn redact_uri(uri: &str) -> String {
+    match (uri.find("://"), uri.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            format!("{}***{}", &uri[..scheme_end + 3], &uri[at..])
+        }
+        _ => uri.to_owned(),
+    }
 }
 
 impl Config {
+    /// Takes the settings only `serve` has.
+    pub fn apply_serve_args(&mut self, args: &ServeArgs) {
+        self.http = HttpSettings {
+            max_body_bytes: usize::try_from(args.max_body_bytes).unwrap_or(usize::MAX),
+            request_timeout: Duration::from_secs(args.request_timeout_seconds),
+            cors_origins: args.cors_origins.clone(),
+        };
+        self.rate_limits = args.rate_limits.budgets();
+        if let Some(file) = &args.maintenance_file {
+            self.maintenance_file = file.clone();
+        }
+    }
+
     pub fn new(common: &CommonArgs) -> Self {
+        let mongodb = common
+            .mongodb_uri
+            .as_deref()
+            .map(str::trim)
+            .filter(|uri| !uri.is_empty())
+            .map(|uri| MongoConfig {
+                uri: uri.to_owned(),
+                database: common.mongodb_database.clone(),
+                write_concern: common.mongodb_write_concern,
+            });
         Self {
             data_dir: common.data_dir.clone(),
             jwt_secret: common.jwt_secret.clone(),
             jwt_issuer: common.jwt_issuer.clone(),
             token_ttl_seconds: common.token_ttl_seconds,
-            max_body_bytes: 1024 * 1024,
+            http: HttpSettings::default(),
+            rate_limits: Budgets::default(),
+            maintenance_file: common.data_dir.join("maintenance"),
+            mongodb,
+        }
+    }
+
+    /// Which store the configuration names, for logs (no credentials).
+    pub fn store_description(&self) -> String {
+        match &self.mongodb {
+            Some(m) => format!(
+                "MongoDB database {:?} at {}",
+                m.database,
+                redact_uri(&m.uri)
+            ),
+            None => format!("embedded store in {}", self.data_dir.display()),
         }
     }
 
@@ -145,7 +325,10 @@ impl Config {
             jwt_secret: None,
             jwt_issuer: "simtest".into(),
             token_ttl_seconds: 3600,
-            max_body_bytes: 1024 * 1024,
+            http: HttpSettings::default(),
+            rate_limits: Budgets::default(),
+            maintenance_file: data_dir.join("maintenance"),
+            mongodb: None,
         }
     }
 

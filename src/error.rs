@@ -72,6 +72,12 @@ pub enum Error {
     RouteNotFound,
     #[error("method not allowed")]
     MethodNotAllowed,
+    #[error("too many requests")]
+    RateLimited { retry_after_secs: u64 },
+    #[error("the service is in maintenance")]
+    Maintenance,
+    #[error("the request timed out")]
+    Timeout { after_secs: u64 },
     #[error("the store is unavailable")]
     Unavailable(String),
     #[error("internal error")]
@@ -103,7 +109,10 @@ impl Error {
             Self::MetricTypeMismatch { .. } | Self::UnitTestInUse(_) => StatusCode::BAD_REQUEST,
             Self::NameTaken(_) => StatusCode::CONFLICT,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Maintenance | Self::Timeout { .. } | Self::Unavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -122,6 +131,9 @@ impl Error {
             Self::UnitTestNotFound(_) => "unit_test_not_found",
             Self::RouteNotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::Maintenance => "maintenance",
+            Self::Timeout { .. } => "request_timeout",
             Self::Unavailable(_) => "service_unavailable",
             Self::Internal(_) => "internal_error",
         }
@@ -133,6 +145,17 @@ impl Error {
             Self::Unauthorized(_) => json!("Invalid authorization credentials."),
             Self::Forbidden(permission) => {
                 json!(format!("Missing required permission {permission}."))
+            }
+            Self::RateLimited { retry_after_secs } => {
+                json!(format!(
+                    "Rate limit exceeded for this endpoint; retry in {retry_after_secs} s."
+                ))
+            }
+            Self::Maintenance => json!("The service is going through temporary maintenance."),
+            Self::Timeout { after_secs } => {
+                json!(format!(
+                    "The request did not complete within {after_secs} s and was abandoned; retry later."
+                ))
             }
             Self::Unavailable(_) => json!("The service is temporarily unavailable; retry shortly."),
             Self::Internal(_) => json!("An internal error occurred."),
@@ -160,16 +183,19 @@ impl IntoResponse for Error {
         let status = self.status();
         let body = json!({"detail": self.detail(), "error_code": self.code()});
         let mut response = (status, axum::Json(body)).into_response();
-        match status {
-            StatusCode::UNAUTHORIZED => {
-                response
-                    .headers_mut()
-                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        let headers = response.headers_mut();
+        match &self {
+            Self::Unauthorized(_) => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
-            StatusCode::SERVICE_UNAVAILABLE => {
-                response
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            Self::RateLimited { retry_after_secs } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+            }
+            Self::Maintenance => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+            }
+            Self::Timeout { .. } | Self::Unavailable(_) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
             }
             _ => {}
         }

@@ -1,6 +1,8 @@
-//! The `simtest` command: serve, seed, token, api-key.
+//! The `simtest` command: serve, migrate, seed, token, api-key.
 
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
@@ -8,10 +10,11 @@ use tokio::net::TcpListener;
 
 use simtest::Config;
 use simtest::auth::api_key;
-use simtest::config::{ApiKeyCommand, Cli, Command, CommonArgs, LogFormat, ServeArgs};
+use simtest::config::{ApiKeyCommand, Cli, Command, CommonArgs, LogFormat, ServeArgs, redact_uri};
 use simtest::domain::Timestamp;
 use simtest::service::seed;
-use simtest::store::{ApiKey, Records, Store};
+use simtest::store::mongo::MongoStore;
+use simtest::store::{ApiKey, Records};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -53,19 +56,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let mut config = Config::new(&cli.common);
     match cli.command {
         Command::Serve(args) => {
-            config.max_body_bytes = args.max_body_bytes;
+            config.apply_serve_args(&args);
             serve(&config, &args).await
         }
         Command::Seed { file } => {
             let json = std::fs::read_to_string(&file)
                 .with_context(|| format!("cannot read {}", file.display()))?;
-            let store = simtest::open_store(&config)?;
-            let count = seed::seed(&store, &json)
+            let store = simtest::open_store(&config).await?;
+            let count = seed::seed(store.as_ref(), &json)
                 .await
                 .with_context(|| format!("seeding {}", file.display()))?;
             println!("seeded {count} records from {}", file.display());
             Ok(())
         }
+        Command::Migrate => migrate(&config).await,
         Command::Token { org, user } => {
             let (token, expires_at) = simtest::token_keys(&config)?.issue(&org, &user)?;
             println!("{token}");
@@ -96,12 +100,52 @@ async fn serve(config: &Config, args: &ServeArgs) -> anyhow::Result<()> {
             "curl -s -H \"Authorization: Bearer $SIMTEST_TOKEN\" $SIMTEST_URL/v1/acme/simulation/unit_test/"
         );
     }
-    tracing::info!(%addr, data_dir = %config.data_dir.display(), "simtest listening");
-    axum::serve(listener, app.router)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("server failed")?;
+    let _background = simtest::start_background_tasks(&app.state);
+    tracing::info!(%addr, store = %config.store_description(), "simtest listening");
+    let stopping = Arc::new(tokio::sync::Notify::new());
+    let server = axum::serve(listener, app.router).with_graceful_shutdown({
+        let stopping = stopping.clone();
+        async move {
+            shutdown_signal().await;
+            stopping.notify_one();
+        }
+    });
+    // In-flight requests may finish, but only within the grace period.
+    let grace = Duration::from_secs(args.shutdown_grace_seconds);
+    tokio::select! {
+        result = server => result.context("server failed")?,
+        () = async { stopping.notified().await; tokio::time::sleep(grace).await } => {
+            tracing::warn!(grace_seconds = grace.as_secs(), "requests still running after the grace period; exiting");
+        }
+    }
+    // Dropping the state closes the store; every acknowledged write was already synced.
+    drop(app.state);
     tracing::info!("simtest stopped");
+    Ok(())
+}
+
+/// Applies the MongoDB migrations the database lacks and says which.
+async fn migrate(config: &Config) -> anyhow::Result<()> {
+    let Some(mongo) = &config.mongodb else {
+        anyhow::bail!(
+            "migrate applies to MongoDB: give --mongodb-uri or SIMTEST_MONGODB_URI (the embedded store needs no migrations)"
+        );
+    };
+    let store = MongoStore::connect(&mongo.uri, &mongo.database, mongo.write_concern).await?;
+    let applied = store.migrate().await.with_context(|| {
+        format!(
+            "cannot migrate MongoDB database {:?} at {}",
+            mongo.database,
+            redact_uri(&mongo.uri)
+        )
+    })?;
+    if applied.is_empty() {
+        println!("MongoDB database {:?} is up to date", mongo.database);
+    } else {
+        for name in applied {
+            println!("applied {name}");
+        }
+    }
     Ok(())
 }
 
@@ -137,7 +181,7 @@ async fn create_api_key(
                 .with_context(|| format!("--expires-at {raw:?} is not an RFC 3339 timestamp"))
         })
         .transpose()?;
-    let store = simtest::open_store(config)?;
+    let store = simtest::open_store(config).await?;
     anyhow::ensure!(
         store.organization(&org).await?.is_some(),
         "organization {org:?} does not exist (seed it first)"

@@ -2,35 +2,113 @@
 //! layers every request passes through.
 
 mod extract;
+mod middleware;
 mod ops;
 mod unit_tests;
 mod users;
 
+use std::time::Duration;
+
 use axum::Router;
+use axum::error_handling::HandleErrorLayer;
 use axum::extract::DefaultBodyLimit;
-use axum::http::HeaderName;
+use axum::http::{HeaderName, HeaderValue, Method, header};
+use axum::middleware::{from_fn, from_fn_with_state};
+use tower::timeout::TimeoutLayer;
+use tower::{BoxError, ServiceBuilder};
+use tower_http::compression::CompressionLayer;
+use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove};
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::TraceLayer;
 
 use crate::AppState;
 use crate::error::Error;
+
+/// Settings of the HTTP layers.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// Larger bodies get 413.
+    pub max_body_bytes: usize,
+    /// Requests still running after this get 503.
+    pub request_timeout: Duration,
+    /// Browser origins allowed to call the API (CORS); none by default.
+    pub cors_origins: Vec<HeaderValue>,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 1024 * 1024,
+            request_timeout: Duration::from_secs(30),
+            cors_origins: Vec::new(),
+        }
+    }
+}
 
 /// Every contract path is served with and without its trailing slash.
 fn with_trailing_slash(path: &str) -> [String; 2] {
     [path.to_owned(), format!("{path}/")]
 }
 
-pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+/// Responses smaller than this are sent as they are: compressing them costs more than it saves.
+const COMPRESS_ABOVE_BYTES: u64 = 1024;
+
+pub fn router(state: AppState, settings: &HttpSettings) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
+    let timeout_secs = settings.request_timeout.as_secs();
+    let v1 = Router::new()
+        .merge(unit_tests::router(&state))
+        .merge(users::router(&state))
+        .route_layer(from_fn_with_state(state.clone(), middleware::maintenance));
     Router::new()
-        .merge(unit_tests::router())
-        .merge(users::router())
+        .merge(v1)
         .merge(ops::router())
         .fallback(|| async { Error::RouteNotFound })
         .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
-        .layer(DefaultBodyLimit::max(max_body_bytes))
-        .layer(TraceLayer::new_for_http())
+        .layer(DefaultBodyLimit::max(settings.max_body_bytes))
+        .layer(
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(move |_: BoxError| async move {
+                    Error::Timeout {
+                        after_secs: timeout_secs,
+                    }
+                }))
+                .layer(TimeoutLayer::new(settings.request_timeout)),
+        )
+        .layer(from_fn(middleware::observe))
+        .layer(
+            CompressionLayer::new().compress_when(
+                SizeAbove::new(COMPRESS_ABOVE_BYTES)
+                    .and(NotForContentType::const_new("text/event-stream")),
+            ),
+        )
+        .layer(cors(&settings.cors_origins))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
         .with_state(state)
+}
+
+/// CORS for the configured origins only; with none configured, no CORS headers are sent.
+fn cors(origins: &[HeaderValue]) -> CorsLayer {
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins.iter().cloned()))
+        .allow_methods([Method::GET, Method::POST, Method::DELETE, Method::OPTIONS])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            HeaderName::from_static("x-org-id"),
+            HeaderName::from_static("x-mongo-cluster-name"),
+            HeaderName::from_static("x-request-id"),
+            HeaderName::from_static("x-api-key"),
+            HeaderName::from_static("x-api-key-id"),
+            HeaderName::from_static("x-user-id"),
+        ])
+        .expose_headers([
+            header::RETRY_AFTER,
+            HeaderName::from_static("x-request-id"),
+            HeaderName::from_static("x-ratelimit-limit"),
+            HeaderName::from_static("x-ratelimit-remaining"),
+            HeaderName::from_static("x-ratelimit-reset"),
+        ])
+        .max_age(Duration::from_secs(600))
 }

@@ -1,7 +1,9 @@
 //! `/v1/{organization}/simulation/unit_test/…`: create, list, search, update, delete.
 
 use axum::extract::{RawQuery, State};
+use axum::handler::Handler;
 use axum::http::StatusCode;
+use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -9,26 +11,39 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::extract::{JsonBody, UnitTestIdParam};
-use super::with_trailing_slash;
+use super::{middleware, with_trailing_slash};
 use crate::AppState;
 use crate::auth::{CurrentUser, Permission};
 use crate::domain::problems::Problems;
 use crate::domain::query::{FilterValues, QueryParams, parse_list_query, parse_search_query};
 use crate::domain::{IdKey, NewUnitTest, UnitTestJson, UnitTestPatch};
 use crate::error::{Error, Result};
+use crate::ratelimit::Limited;
 
-pub fn router() -> Router<AppState> {
+pub fn router(state: &AppState) -> Router<AppState> {
+    let limited = |action| from_fn_with_state((state.clone(), action), middleware::rate_limit);
     let mut router = Router::new();
     for path in with_trailing_slash("/v1/{organization}/simulation/unit_test") {
-        router = router.route(&path, post(create_unit_test).get(list_unit_tests));
+        router = router.route(
+            &path,
+            post(create_unit_test.layer(limited(Limited::CreateUnitTest)))
+                .get(list_unit_tests.layer(limited(Limited::ListUnitTests))),
+        );
     }
     for path in with_trailing_slash("/v1/{organization}/simulation/unit_test/search") {
-        router = router.route(&path, get(search_unit_tests));
+        router = router.route(
+            &path,
+            get(search_unit_tests.layer(limited(Limited::SearchUnitTests))),
+        );
     }
     for path in
         with_trailing_slash("/v1/{organization}/simulation/unit_test/{simulation_unit_test_id}")
     {
-        router = router.route(&path, post(update_unit_test).delete(delete_unit_test));
+        router = router.route(
+            &path,
+            post(update_unit_test.layer(limited(Limited::UpdateUnitTest)))
+                .delete(delete_unit_test.layer(limited(Limited::DeleteUnitTest))),
+        );
     }
     router
 }

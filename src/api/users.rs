@@ -1,20 +1,24 @@
 //! `POST /v1/{organization}/user/signin_with_api_key`: an org API key buys a user token.
 
 use axum::extract::{RawPathParams, State};
+use axum::handler::Handler;
 use axum::http::HeaderMap;
+use axum::middleware::from_fn_with_state;
 use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
-use super::with_trailing_slash;
+use super::{middleware, with_trailing_slash};
 use crate::AppState;
 use crate::domain::problems::{Loc, Problems};
 use crate::error::{Error, Result};
+use crate::ratelimit::Limited;
 
-pub fn router() -> Router<AppState> {
+pub fn router(state: &AppState) -> Router<AppState> {
+    let limited = from_fn_with_state((state.clone(), Limited::SignIn), middleware::rate_limit);
     let mut router = Router::new();
     for path in with_trailing_slash("/v1/{organization}/user/signin_with_api_key") {
-        router = router.route(&path, post(sign_in_with_api_key));
+        router = router.route(&path, post(sign_in_with_api_key.layer(limited.clone())));
     }
     router
 }

@@ -43,6 +43,13 @@ impl Permission {
     }
 }
 
+/// Who a valid token says the caller is (before any org or permission is looked at).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub org_id: String,
+    pub user_id: String,
+}
+
 /// An authenticated caller acting in the path's org, with the permissions their role there grants.
 #[derive(Debug, Clone)]
 pub struct CurrentUser {
@@ -91,13 +98,8 @@ impl Authenticator {
         &self.keys
     }
 
-    /// Steps 2, 4 and the role part of 5 of the contract's order: a genuine token of a live user
-    /// (401), the path's org exists (404), the caller's role in that org.
-    pub async fn authenticate(
-        &self,
-        headers: &HeaderMap,
-        path_org: &str,
-    ) -> Result<CurrentUser, Error> {
+    /// Step 2 of the contract's order: a genuine token of a live user (401 otherwise).
+    pub async fn identify(&self, headers: &HeaderMap) -> Result<Identity, Error> {
         let claims = self.claims(headers)?;
         if let Some(issuer_org) = headers.get("x-org-id")
             && issuer_org.to_str().ok() != Some(claims.org_id.as_str())
@@ -108,11 +110,23 @@ impl Authenticator {
         if user.is_none_or(|u| u.is_deleted) {
             return Err(Error::Unauthorized("token user unknown or deleted"));
         }
+        Ok(Identity {
+            org_id: claims.org_id,
+            user_id: claims.sub,
+        })
+    }
+
+    /// Steps 4 and the role part of 5: the path's org exists (404), and what the caller's role
+    /// there allows. In another org than the token's, the same user id needs a record there.
+    pub async fn authorize(
+        &self,
+        identity: Identity,
+        path_org: &str,
+    ) -> Result<CurrentUser, Error> {
         if self.store.organization(path_org).await?.is_none() {
             return Err(Error::OrganizationNotFound(path_org.to_owned()));
         }
-        // In another org than the token's, the same user id needs a record there; its role decides.
-        let role = match self.store.user(path_org, &claims.sub).await? {
+        let role = match self.store.user(path_org, &identity.user_id).await? {
             Some(u) if !u.is_deleted => Some(u.role),
             _ => None,
         };
@@ -122,8 +136,8 @@ impl Authenticator {
         };
         Ok(CurrentUser {
             org_id: path_org.to_owned(),
-            token_org_id: claims.org_id,
-            user_id: claims.sub,
+            token_org_id: identity.org_id,
+            user_id: identity.user_id,
             permissions,
         })
     }
@@ -233,6 +247,11 @@ impl FromRequestParts<AppState> for CurrentUser {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let org = path_org(parts, state).await?;
-        state.auth.authenticate(&parts.headers, &org).await
+        // The rate-limit layer has usually identified the caller already.
+        let identity = match parts.extensions.get::<Identity>() {
+            Some(identity) => identity.clone(),
+            None => state.auth.identify(&parts.headers).await?,
+        };
+        state.auth.authorize(identity, &org).await
     }
 }

@@ -7,6 +7,8 @@ use crate::domain::query::{ListPage, ListQuery};
 use crate::domain::{ObjectIdHex, Timestamp, UnitTest};
 
 pub mod embedded;
+pub mod migrate;
+pub mod mongo;
 pub mod records;
 
 pub use records::{

@@ -164,7 +164,7 @@ fn bad_configuration_fails_fast_with_one_clear_line() {
 #[test]
 fn a_data_dir_in_use_is_reported_not_corrupted() {
     let dir = tempfile::tempdir().unwrap();
-    let _store = simtest::open_store(&simtest::Config::for_data_dir(dir.path())).unwrap();
+    let _store = simtest::store::embedded::EmbeddedStore::open(dir.path()).unwrap();
     let out = simtest(dir.path(), &["seed", EXAMPLE_SEED]);
     assert!(!out.status.success());
     assert!(

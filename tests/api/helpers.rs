@@ -49,6 +49,7 @@ pub struct TestApp {
     config: Config,
     stop: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<()>>,
+    _background: simtest::BackgroundTasks,
 }
 
 fn init_test_logging() {
@@ -65,9 +66,15 @@ fn init_test_logging() {
 
 /// A fresh server on `backend`, seeded with the fixtures.
 pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, |_| {}).await
+}
+
+/// Like [`spawn_app`], with the configuration adjusted first (budgets, timeouts, CORS...).
+pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> TestApp {
     init_test_logging();
     let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
-    let config = Config::for_data_dir(dir.path());
+    let mut config = Config::for_data_dir(dir.path());
+    adjust(&mut config);
     let app = start(backend, dir, config).await;
     simtest::service::seed::seed(app.state.store.as_ref(), FIXTURES)
         .await
@@ -77,13 +84,16 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 
 async fn open_store(backend: Backend, config: &Config) -> Arc<dyn Store> {
     match backend {
-        Backend::Embedded => Arc::new(simtest::open_store(config).expect("open embedded store")),
+        Backend::Embedded => simtest::open_store(config)
+            .await
+            .expect("open embedded store"),
     }
 }
 
 async fn start(backend: Backend, dir: Arc<TempDir>, config: Config) -> TestApp {
     let store = open_store(backend, &config).await;
     let app = simtest::build_app_with_store(&config, store).expect("build app");
+    let background = simtest::start_background_tasks(&app.state);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -107,6 +117,7 @@ async fn start(backend: Backend, dir: Arc<TempDir>, config: Config) -> TestApp {
         config,
         stop: Some(stop),
         server: Some(server),
+        _background: background,
     }
 }
 

@@ -1,0 +1,241 @@
+//! Per-user, per-endpoint budgets (SPEC §5): one keyed GCRA limiter (governor) per limited action.
+//! Idle keys are dropped periodically, so memory stays bounded however many users pass through.
+
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use governor::clock::{Clock, DefaultClock};
+use governor::middleware::StateInformationMiddleware;
+use governor::{DefaultKeyedRateLimiter, Quota};
+
+/// Each rate-limited endpoint, with its default budget per minute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limited {
+    CreateUnitTest,
+    ListUnitTests,
+    SearchUnitTests,
+    UpdateUnitTest,
+    DeleteUnitTest,
+    /// Keyed by API key, not by user: this is what throttles guessing of a key's secret.
+    SignIn,
+}
+
+impl Limited {
+    pub const ALL: [Limited; 6] = [
+        Self::CreateUnitTest,
+        Self::ListUnitTests,
+        Self::SearchUnitTests,
+        Self::UpdateUnitTest,
+        Self::DeleteUnitTest,
+        Self::SignIn,
+    ];
+
+    pub fn default_per_minute(self) -> u32 {
+        match self {
+            Self::CreateUnitTest | Self::UpdateUnitTest | Self::DeleteUnitTest => 500,
+            Self::ListUnitTests => 200,
+            Self::SearchUnitTests => 50,
+            Self::SignIn => 5,
+        }
+    }
+
+    /// Label in metrics and logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::CreateUnitTest => "create",
+            Self::ListUnitTests => "list",
+            Self::SearchUnitTests => "search",
+            Self::UpdateUnitTest => "update",
+            Self::DeleteUnitTest => "delete",
+            Self::SignIn => "sign_in",
+        }
+    }
+
+    fn index(self) -> usize {
+        Self::ALL.iter().position(|l| *l == self).expect("listed")
+    }
+}
+
+/// Budgets per minute, by [`Limited::ALL`] order; 0 turns a limit off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budgets(pub [u32; 6]);
+
+impl Default for Budgets {
+    fn default() -> Self {
+        Self(Limited::ALL.map(Limited::default_per_minute))
+    }
+}
+
+impl Budgets {
+    pub fn off() -> Self {
+        Self([0; 6])
+    }
+
+    pub fn get(&self, action: Limited) -> u32 {
+        self.0[action.index()]
+    }
+
+    pub fn set(&mut self, action: Limited, per_minute: u32) {
+        self.0[action.index()] = per_minute;
+    }
+}
+
+/// What a check decided, with the figures for the `X-RateLimit-*` headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    pub limit: u32,
+    pub remaining: u32,
+    /// Unix seconds at which the whole budget is available again.
+    pub reset_unix: i64,
+    /// Set when the request is refused: whole seconds until one more is admitted.
+    pub retry_after_secs: Option<u64>,
+}
+
+struct Limiter {
+    per_minute: u32,
+    inner: DefaultKeyedRateLimiter<String, StateInformationMiddleware>,
+}
+
+pub struct RateLimits {
+    limiters: Vec<Option<Limiter>>,
+    clock: DefaultClock,
+}
+
+impl RateLimits {
+    pub fn new(budgets: Budgets) -> Self {
+        let limiters = Limited::ALL
+            .iter()
+            .map(|action| {
+                NonZeroU32::new(budgets.get(*action)).map(|n| Limiter {
+                    per_minute: n.get(),
+                    inner: DefaultKeyedRateLimiter::keyed(Quota::per_minute(n))
+                        .with_middleware::<StateInformationMiddleware>(),
+                })
+            })
+            .collect();
+        Self {
+            limiters,
+            clock: DefaultClock::default(),
+        }
+    }
+
+    /// Takes one request from `key`'s budget for `action`; `None` when that action is not limited.
+    pub fn check(&self, action: Limited, key: &str) -> Option<Decision> {
+        let limiter = self.limiters[action.index()].as_ref()?;
+        let limit = limiter.per_minute;
+        // GCRA replenishes one request every `interval`.
+        let interval = Duration::from_secs(60) / limit;
+        let now_unix = chrono::Utc::now().timestamp_millis();
+        let at = |wait: Duration| (now_unix + wait.as_millis() as i64 + 999) / 1000;
+        Some(match limiter.inner.check_key(&key.to_owned()) {
+            Ok(snapshot) => {
+                let remaining = snapshot.remaining_burst_capacity();
+                Decision {
+                    limit,
+                    remaining,
+                    reset_unix: at(interval * (limit - remaining)),
+                    retry_after_secs: None,
+                }
+            }
+            Err(not_until) => {
+                let wait = not_until.wait_time_from(self.clock.now());
+                Decision {
+                    limit,
+                    remaining: 0,
+                    reset_unix: at(wait + interval * (limit - 1)),
+                    retry_after_secs: Some(wait.as_secs_f64().ceil().max(1.0) as u64),
+                }
+            }
+        })
+    }
+
+    /// Forgets keys whose budget is full again (they behave exactly like unseen keys).
+    pub fn forget_idle(&self) {
+        for limiter in self.limiters.iter().flatten() {
+            limiter.inner.retain_recent();
+            limiter.inner.shrink_to_fit();
+        }
+    }
+
+    /// Keys currently remembered, over all actions.
+    pub fn tracked_keys(&self) -> usize {
+        self.limiters.iter().flatten().map(|l| l.inner.len()).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_budget_is_spent_then_refused_with_retry_after() {
+        let mut budgets = Budgets::off();
+        budgets.set(Limited::SignIn, 3);
+        let limits = RateLimits::new(budgets);
+        let remaining: Vec<u32> = (0..3)
+            .map(|_| limits.check(Limited::SignIn, "k").unwrap().remaining)
+            .collect();
+        assert_eq!(remaining, [2, 1, 0]);
+        let refused = limits.check(Limited::SignIn, "k").unwrap();
+        assert_eq!(refused.remaining, 0);
+        let retry = refused.retry_after_secs.expect("refused");
+        assert!(
+            (1..=20).contains(&retry),
+            "one request per 20 s comes back: {retry}"
+        );
+    }
+
+    #[test]
+    fn keys_and_actions_do_not_share_budgets() {
+        let mut budgets = Budgets::off();
+        budgets.set(Limited::SignIn, 1);
+        budgets.set(Limited::SearchUnitTests, 1);
+        let limits = RateLimits::new(budgets);
+        assert!(
+            limits
+                .check(Limited::SignIn, "a")
+                .unwrap()
+                .retry_after_secs
+                .is_none()
+        );
+        assert!(
+            limits
+                .check(Limited::SignIn, "a")
+                .unwrap()
+                .retry_after_secs
+                .is_some()
+        );
+        assert!(
+            limits
+                .check(Limited::SignIn, "b")
+                .unwrap()
+                .retry_after_secs
+                .is_none(),
+            "another key"
+        );
+        assert!(
+            limits
+                .check(Limited::SearchUnitTests, "a")
+                .unwrap()
+                .retry_after_secs
+                .is_none(),
+            "another action"
+        );
+        assert!(
+            limits.check(Limited::ListUnitTests, "a").is_none(),
+            "0 means off"
+        );
+    }
+
+    #[test]
+    fn idle_keys_are_forgotten() {
+        let limits = RateLimits::new(Budgets::default());
+        for i in 0..1000 {
+            limits.check(Limited::ListUnitTests, &format!("user-{i}"));
+        }
+        assert_eq!(limits.tracked_keys(), 1000);
+        // Nothing has replenished yet: spent keys are kept.
+        limits.forget_idle();
+        assert!(limits.tracked_keys() > 0);
+    }
+}
