@@ -223,3 +223,82 @@ async fn serve_demo_prints_a_working_token_and_stops_cleanly_on_sigterm() {
     let exit = child.wait().unwrap();
     assert!(exit.success(), "serve exits 0 on SIGTERM: {exit:?}");
 }
+
+#[tokio::test]
+async fn sigterm_lets_in_flight_requests_finish_and_every_request_logs_one_json_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_simtest"))
+        .args(["serve", "--demo", "--listen", "127.0.0.1:0"])
+        .env("SIMTEST_DATA_DIR", dir.path())
+        .env("SIMTEST_LOG_FORMAT", "json")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut url, mut token) = (None, None);
+    while url.is_none() || token.is_none() {
+        let line = lines.next().expect("demo output").unwrap();
+        url = url.or(line
+            .strip_prefix("export SIMTEST_URL=http://")
+            .map(str::to_owned));
+        token = token.or(line
+            .strip_prefix("export SIMTEST_TOKEN=")
+            .map(str::to_owned));
+    }
+    let addr: std::net::SocketAddr = url.unwrap().parse().unwrap();
+    let token = token.unwrap();
+    let stderr_pipe = child.stderr.take().unwrap();
+    let logs = std::thread::spawn(move || std::io::read_to_string(stderr_pipe).unwrap());
+
+    let body = crate::helpers::unit_test_body("In flight").to_string();
+    let in_flight = tokio::spawn({
+        let token = token.clone();
+        async move {
+            crate::helpers::slow_request(addr, &token, &body, Duration::from_millis(1500)).await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+
+    let answer = in_flight.await.unwrap();
+    assert!(
+        answer.starts_with("HTTP/1.1 201"),
+        "the request in flight at SIGTERM completes: {answer}"
+    );
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "{exit:?}");
+
+    let logs = logs.join().unwrap();
+    assert!(!logs.contains(&token), "tokens never reach the logs");
+    let request_lines: Vec<serde_json::Value> = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|l| l["message"] == "request")
+        .collect();
+    let create = request_lines
+        .iter()
+        .find(|l| l["route"] == "/v1/{organization}/simulation/unit_test/" && l["method"] == "POST")
+        .unwrap_or_else(|| panic!("no log line for the create in {logs}"));
+    assert_eq!(create["status"], 201);
+    assert_eq!(create["org"], "acme");
+    assert_eq!(create["user"], "alice");
+    assert!(create["latency_ms"].as_f64().unwrap() > 0.0);
+    assert!(!create["request_id"].as_str().unwrap().is_empty());
+
+    // And the write survived the shutdown.
+    let store = simtest::store::embedded::EmbeddedStore::open(dir.path()).unwrap();
+    let query = simtest::domain::query::parse_list_query(
+        "acme",
+        &simtest::domain::query::QueryParams::parse(None),
+    )
+    .unwrap();
+    let page = simtest::store::Store::list_unit_tests(&store, &query)
+        .await
+        .unwrap();
+    assert_eq!(page.items.len(), 1);
+}

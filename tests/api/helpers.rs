@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Once};
+use std::time::Duration;
 
 use reqwest::{Client, Response, StatusCode};
 use serde_json::{Value, json};
@@ -347,4 +348,28 @@ pub fn globex_unit_test_body(name: &str) -> Value {
         ],
         "tags": {}
     })
+}
+
+/// Sends a request whose body arrives slowly, over a raw connection; returns the raw answer.
+pub async fn slow_request(
+    addr: std::net::SocketAddr,
+    token: &str,
+    body: &str,
+    pause: Duration,
+) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST /v1/acme/simulation/unit_test/ HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {token}\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let (first, rest) = body.split_at(body.len() / 2);
+    stream.write_all(first.as_bytes()).await.unwrap();
+    tokio::time::sleep(pause).await;
+    let _ = stream.write_all(rest.as_bytes()).await;
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer).await;
+    answer
 }

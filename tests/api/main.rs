@@ -6,6 +6,7 @@ mod auth;
 mod cli;
 mod create;
 mod delete;
+mod edges;
 mod list;
 mod persistence;
 mod routes;
