@@ -6,7 +6,8 @@
 //! or sparse indexes, no `$facet`, no `$addToSet`, no collations. So the database enforces the unique
 //! active name with a plain unique index over `(org_id, name, name_guard)`, where `name_guard` is `""`
 //! while a unit test is active and its own id once it is deleted: every active unit test of a name
-//! collides, deleted ones never do.
+//! collides, deleted ones never do. For the same reason tag filters match `tag_pairs`, each tag
+//! stored once more as one string: FerretDB's `$elemMatch` takes no field conditions.
 //!
 //! Reference collections may hold documents other systems wrote: their `_id` is read whether it is an
 //! ObjectId or a 24-hex string, missing flags take their defaults, unknown fields are ignored.
@@ -1522,7 +1523,7 @@ mod tests {
             }
             let ids: Vec<ObjectIdHex> = docs.iter().map(|d| d.id).collect();
             let mut non_empty = 0;
-            for round in 0..400 {
+            for round in 0..200 {
                 let q = random_query(&mut rng, &ids);
                 let want = embedded.list_unit_tests(&q).await.unwrap();
                 let got = mongo.list_unit_tests(&q).await.unwrap();
@@ -1541,7 +1542,7 @@ mod tests {
                 non_empty += usize::from(!want.items.is_empty());
             }
             assert!(
-                non_empty > 100,
+                non_empty > 50,
                 "queries too selective to prove much: {non_empty}"
             );
             mongo.drop_database().await.unwrap();
