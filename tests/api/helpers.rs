@@ -8,7 +8,8 @@ use std::time::Duration;
 use reqwest::{Client, Response, StatusCode};
 use serde_json::{Value, json};
 use simtest::store::Store;
-use simtest::{AppState, Config};
+use simtest::store::mongo::{MongoStore, MongoWriteConcern};
+use simtest::{AppState, Config, MongoConfig};
 use tempfile::TempDir;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -38,6 +39,35 @@ pub const UNKNOWN_ID: &str = "0123456789abcdef01234567";
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Embedded,
+    /// MongoDB (FerretDB in CI) at `SIMTEST_TEST_MONGODB_URI`, a fresh database per test.
+    Mongo,
+}
+
+/// The MongoDB the tests may use, if any.
+pub fn test_mongodb_uri() -> Option<String> {
+    std::env::var("SIMTEST_TEST_MONGODB_URI")
+        .ok()
+        .filter(|u| !u.trim().is_empty())
+}
+
+/// Write concern of the test databases (`SIMTEST_TEST_MONGODB_WRITE_CONCERN`, default majority).
+fn test_write_concern() -> MongoWriteConcern {
+    std::env::var("SIMTEST_TEST_MONGODB_WRITE_CONCERN")
+        .ok()
+        .map(|w| w.parse().expect("SIMTEST_TEST_MONGODB_WRITE_CONCERN"))
+        .unwrap_or(MongoWriteConcern::Majority)
+}
+
+/// Says once per test run that the MongoDB half of the suite is skipped, and why.
+pub fn mongo_available() -> bool {
+    static SAID: Once = Once::new();
+    let available = test_mongodb_uri().is_some();
+    if !available {
+        SAID.call_once(|| {
+            eprintln!("SKIPPED: MongoDB tests (set SIMTEST_TEST_MONGODB_URI to run them; .ci/run starts FerretDB and does)");
+        });
+    }
+    available
 }
 
 /// A running server and what a test needs to talk to it.
@@ -51,6 +81,8 @@ pub struct TestApp {
     stop: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<()>>,
     _background: simtest::BackgroundTasks,
+    /// Set while restarting: the next server needs the data.
+    keep_database: bool,
 }
 
 fn init_test_logging() {
@@ -75,6 +107,13 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Config)) 
     init_test_logging();
     let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
     let mut config = Config::for_data_dir(dir.path());
+    if backend == Backend::Mongo {
+        let uri = test_mongodb_uri().expect("SIMTEST_TEST_MONGODB_URI");
+        let database = format!("simtest_test_{}", uuid::Uuid::new_v4().simple());
+        let mut mongo = MongoConfig::new(uri, database);
+        mongo.write_concern = test_write_concern();
+        config.mongodb = Some(mongo);
+    }
     adjust(&mut config);
     let app = start(backend, dir, config).await;
     simtest::service::seed::seed(app.state.store.as_ref(), FIXTURES)
@@ -83,16 +122,14 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Config)) 
     app
 }
 
-async fn open_store(backend: Backend, config: &Config) -> Arc<dyn Store> {
-    match backend {
-        Backend::Embedded => simtest::open_store(config)
-            .await
-            .expect("open embedded store"),
-    }
+async fn open_store(config: &Config) -> Arc<dyn Store> {
+    simtest::open_store(config)
+        .await
+        .expect("open the test store")
 }
 
 async fn start(backend: Backend, dir: Arc<TempDir>, config: Config) -> TestApp {
-    let store = open_store(backend, &config).await;
+    let store = open_store(&config).await;
     let app = simtest::build_app_with_store(&config, store).expect("build app");
     let background = simtest::start_background_tasks(&app.state);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -119,6 +156,7 @@ async fn start(backend: Backend, dir: Arc<TempDir>, config: Config) -> TestApp {
         stop: Some(stop),
         server: Some(server),
         _background: background,
+        keep_database: false,
     }
 }
 
@@ -243,6 +281,7 @@ impl TestApp {
     pub async fn restart(mut self) -> TestApp {
         self.stop().await;
         let (backend, dir, config) = (self.backend, self.dir.clone(), self.config.clone());
+        self.keep_database = true;
         drop(self);
         start(backend, dir, config).await
     }
@@ -261,6 +300,18 @@ impl Drop for TestApp {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
+        }
+        // Each MongoDB test has a database of its own: drop it (tests run on a multi-thread runtime).
+        if let (Some(mongo), false) = (self.config.mongodb.clone(), self.keep_database) {
+            tokio::task::block_in_place(|| {
+                tokio::runtime::Handle::current().block_on(async {
+                    if let Ok(store) =
+                        MongoStore::connect(&mongo.uri, &mongo.database, mongo.write_concern).await
+                    {
+                        let _ = store.drop_database().await;
+                    }
+                })
+            });
         }
     }
 }
@@ -318,7 +369,8 @@ pub fn names(page: &Value) -> Vec<String> {
         .collect()
 }
 
-/// Emits one `#[tokio::test]` per backend for each scenario `async fn(TestApp)`.
+/// Emits one `#[tokio::test]` per backend for each scenario `async fn(TestApp)`; the MongoDB ones
+/// skip (with one `SKIPPED` line per run) when no test MongoDB is configured.
 #[macro_export]
 macro_rules! backend_tests {
     ($($name:ident),* $(,)?) => {
@@ -327,6 +379,16 @@ macro_rules! backend_tests {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     super::$name($crate::helpers::spawn_app($crate::helpers::Backend::Embedded).await).await
+                }
+            )*
+        }
+        mod mongo {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if $crate::helpers::mongo_available() {
+                        super::$name($crate::helpers::spawn_app($crate::helpers::Backend::Mongo).await).await
+                    }
                 }
             )*
         }

@@ -8,6 +8,7 @@ mod create;
 mod delete;
 mod edges;
 mod list;
+mod openapi;
 mod persistence;
 mod routes;
 mod search;
