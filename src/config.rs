@@ -90,6 +90,20 @@ pub struct CommonArgs {
         global = true
     )]
     pub mongodb_write_concern: MongoWriteConcern,
+    /// A named MongoDB cluster beside the default one, `NAME=URI` (repeatable; comma-separated in
+    /// the environment). Orgs whose `mongo_cluster_name` is NAME live there.
+    #[arg(long = "mongodb-cluster", env = "SIMTEST_MONGODB_CLUSTERS", value_delimiter = ',',
+          value_parser = parse_cluster, hide_env_values = true, global = true)]
+    pub mongodb_clusters: Vec<(String, String)>,
+}
+
+fn parse_cluster(raw: &str) -> Result<(String, String), String> {
+    match raw.split_once('=') {
+        Some((name, uri)) if !name.trim().is_empty() && !uri.trim().is_empty() => {
+            Ok((name.trim().to_owned(), uri.trim().to_owned()))
+        }
+        _ => Err(format!("{:?} is not NAME=URI", redact_uri(raw))),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -227,6 +241,8 @@ pub struct Config {
     pub maintenance_file: PathBuf,
     /// MongoDB instead of the embedded store in `data_dir`.
     pub mongodb: Option<MongoConfig>,
+    /// Named clusters beside the default one (name → URI; same database and write concern).
+    pub mongodb_clusters: std::collections::BTreeMap<String, String>,
 }
 
 /// Where the MongoDB store lives and how it writes.
@@ -303,6 +319,7 @@ impl Config {
             rate_limits: Budgets::default(),
             maintenance_file: common.data_dir.join("maintenance"),
             mongodb,
+            mongodb_clusters: common.mongodb_clusters.iter().cloned().collect(),
         }
     }
 
@@ -329,6 +346,7 @@ impl Config {
             rate_limits: Budgets::default(),
             maintenance_file: data_dir.join("maintenance"),
             mongodb: None,
+            mongodb_clusters: Default::default(),
         }
     }
 
@@ -358,15 +376,20 @@ impl Config {
     }
 }
 
+/// A fresh random token secret (32 bytes, hex).
+pub fn new_secret() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
 fn write_new_secret(path: &Path) -> anyhow::Result<Vec<u8>> {
     use std::io::Write;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create data dir {}", dir.display()))?;
     }
-    let mut bytes = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    let secret = hex::encode(bytes);
+    let secret = new_secret();
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]

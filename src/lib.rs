@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod clusters;
 pub mod config;
 pub mod domain;
 pub mod error;
@@ -13,12 +14,14 @@ pub mod service;
 pub mod store;
 pub mod telemetry;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use anyhow::Context;
 use axum::Router;
 
 use auth::{Authenticator, TokenKeys};
+use clusters::Clusters;
 pub use config::{Config, MongoConfig};
 use maintenance::Maintenance;
 use ratelimit::RateLimits;
@@ -30,7 +33,9 @@ use store::mongo::MongoStore;
 /// What handlers share.
 #[derive(Clone)]
 pub struct AppState {
+    /// The default cluster's store (the only one unless named clusters are configured).
     pub store: Arc<dyn Store>,
+    pub clusters: Arc<Clusters>,
     pub unit_tests: UnitTestService,
     pub auth: Arc<Authenticator>,
     pub rate_limits: Arc<RateLimits>,
@@ -43,10 +48,29 @@ pub struct App {
     pub state: AppState,
 }
 
-/// Opens the configured store and builds the application on it.
+/// Opens the configured stores (the default one and any named clusters) and builds the application.
 pub async fn build_app(config: &Config) -> anyhow::Result<App> {
+    anyhow::ensure!(
+        config.mongodb_clusters.is_empty() || config.mongodb.is_some(),
+        "named MongoDB clusters need a default one: give --mongodb-uri too"
+    );
     let store = open_store(config).await?;
-    build_app_with_store(config, store)
+    let mut named = BTreeMap::new();
+    if let Some(default) = &config.mongodb {
+        for (name, uri) in &config.mongodb_clusters {
+            let cluster = MongoConfig {
+                uri: uri.clone(),
+                ..default.clone()
+            };
+            let cluster_store: Arc<dyn Store> = Arc::new(
+                open_mongo(&cluster)
+                    .await
+                    .with_context(|| format!("MongoDB cluster {name:?}"))?,
+            );
+            named.insert(name.clone(), cluster_store);
+        }
+    }
+    build_app_with_clusters(config, store, named).await
 }
 
 /// Opens the store the configuration names: MongoDB, migrated to the current schema, when a URI
@@ -71,20 +95,63 @@ pub async fn open_mongo(mongo: &MongoConfig) -> anyhow::Result<MongoStore> {
     Ok(store)
 }
 
-/// The signing keys the configuration names.
-pub fn token_keys(config: &Config) -> anyhow::Result<TokenKeys> {
-    let secret = config.token_secret()?;
+/// The signing keys: the configured secret; else, on MongoDB, the one every instance shares through
+/// the database; else the one kept in the data dir.
+pub async fn token_keys(config: &Config, store: &dyn Store) -> anyhow::Result<TokenKeys> {
+    let shared = match &config.jwt_secret {
+        Some(_) => None,
+        None => store
+            .shared_token_secret(&config::new_secret())
+            .await
+            .context("cannot read the shared token secret")?,
+    };
+    let secret = match shared {
+        Some(secret) => secret.into_bytes(),
+        None => config.token_secret()?,
+    };
     TokenKeys::new(&secret, &config.jwt_issuer, config.token_ttl_seconds)
         .context("invalid token configuration")
 }
 
-pub fn build_app_with_store(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<App> {
-    let keys = token_keys(config)?;
+/// The signing keys for the `token` command: like [`token_keys`], without opening the embedded
+/// store (a running server holds it).
+pub async fn token_keys_for_cli(config: &Config) -> anyhow::Result<TokenKeys> {
+    match (&config.mongodb, &config.jwt_secret) {
+        (Some(mongo), None) => {
+            let store =
+                MongoStore::connect(&mongo.uri, &mongo.database, mongo.write_concern).await?;
+            token_keys(config, &store).await
+        }
+        _ => TokenKeys::new(
+            &config.token_secret()?,
+            &config.jwt_issuer,
+            config.token_ttl_seconds,
+        )
+        .context("invalid token configuration"),
+    }
+}
+
+/// Builds the application on one store (no named clusters).
+pub async fn build_app_with_store(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<App> {
+    build_app_with_clusters(config, store, BTreeMap::new()).await
+}
+
+pub async fn build_app_with_clusters(
+    config: &Config,
+    store: Arc<dyn Store>,
+    named: BTreeMap<String, Arc<dyn Store>>,
+) -> anyhow::Result<App> {
+    let keys = token_keys(config, store.as_ref()).await?;
     let store = telemetry::MeteredStore::wrap(store);
+    let named = named
+        .into_iter()
+        .map(|(name, s)| (name, telemetry::MeteredStore::wrap(s)))
+        .collect();
     let state = AppState {
         store: store.clone(),
-        unit_tests: UnitTestService::new(store.clone()),
-        auth: Arc::new(Authenticator::new(store, keys)),
+        clusters: Arc::new(Clusters::new(store, named)),
+        unit_tests: UnitTestService,
+        auth: Arc::new(Authenticator::new(keys)),
         rate_limits: Arc::new(RateLimits::new(config.rate_limits)),
         maintenance: Maintenance::new(config.maintenance_file.clone()),
     };

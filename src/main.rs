@@ -71,7 +71,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Migrate => migrate(&config).await,
         Command::Token { org, user } => {
-            let (token, expires_at) = simtest::token_keys(&config)?.issue(&org, &user)?;
+            let (token, expires_at) = simtest::token_keys_for_cli(&config)
+                .await?
+                .issue(&org, &user)?;
             println!("{token}");
             eprintln!("token for {org}/{user}, expires at {expires_at}");
             Ok(())

@@ -144,4 +144,12 @@ impl Store for MeteredStore {
     async fn upsert_records(&self, records: &Records) -> StoreResult<()> {
         timed("upsert_records", self.inner.upsert_records(records)).await
     }
+
+    async fn shared_token_secret(&self, proposal: &str) -> StoreResult<Option<String>> {
+        timed(
+            "shared_token_secret",
+            self.inner.shared_token_secret(proposal),
+        )
+        .await
+    }
 }

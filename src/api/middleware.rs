@@ -1,6 +1,7 @@
 //! The steps every request passes before its handler: maintenance (step 1 of the contract's
 //! order), identification and rate limits (steps 2–3), and the per-request log line and metrics.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
@@ -9,9 +10,10 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::AppState;
-use crate::auth::Identity;
+use crate::auth::{ClusterStore, Identity};
 use crate::error::Error;
 use crate::ratelimit::{Decision, Limited};
+use crate::store::Store;
 use crate::telemetry::{HTTP_DURATION, HTTP_REQUESTS, RATE_LIMITED};
 
 /// Step 1: while in maintenance, `/v1` answers 503 before anything else is looked at.
@@ -26,29 +28,33 @@ pub async fn maintenance(State(state): State<AppState>, request: Request, next: 
 /// answer of the endpoint carries the `X-RateLimit-*` headers of the budget it drew on.
 pub async fn rate_limit(
     State((state, action)): State<(AppState, Limited)>,
-    mut request: Request,
+    request: Request,
     next: Next,
 ) -> Response {
+    // The body stays aside while the caller is identified (it is not `Sync`, the parts are).
+    let (mut parts, body) = request.into_parts();
+    let org = org_segment(parts.uri.path()).to_owned();
     let key = match action {
         // Sign-in is limited per API key; without the header the handler answers 422.
-        Limited::SignIn => match request
-            .headers()
+        Limited::SignIn => match parts
+            .headers
             .get("x-api-key-id")
             .and_then(|v| v.to_str().ok())
         {
-            Some(key_id) => format!("{}\u{0}{key_id}", org_segment(request.uri().path())),
-            None => return next.run(request).await,
+            Some(key_id) => format!("{org}\u{0}{key_id}"),
+            None => return next.run(Request::from_parts(parts, body)).await,
         },
-        _ => match state.auth.identify(request.headers()).await {
-            Ok(identity) => {
+        _ => match identify(&state, &org, &parts.headers).await {
+            Ok((store, identity)) => {
                 let key = format!("{}\u{0}{}", identity.org_id, identity.user_id);
-                request.extensions_mut().insert(identity);
+                parts.extensions.insert(ClusterStore(store));
+                parts.extensions.insert(identity);
                 key
             }
             Err(e) => return e.into_response(),
         },
     };
-    let identity = request.extensions().get::<Identity>().cloned();
+    let identity = parts.extensions.get::<Identity>().cloned();
     let decision = state.rate_limits.check(action, &key);
     let mut response = match decision.and_then(|d| d.retry_after_secs) {
         Some(retry_after_secs) => {
@@ -56,7 +62,7 @@ pub async fn rate_limit(
             tracing::info!(endpoint = action.name(), "rate limit exceeded");
             Error::RateLimited { retry_after_secs }.into_response()
         }
-        None => next.run(request).await,
+        None => next.run(Request::from_parts(parts, body)).await,
     };
     if let Some(d) = decision {
         add_rate_limit_headers(response.headers_mut(), d);
@@ -66,6 +72,17 @@ pub async fn rate_limit(
         response.extensions_mut().insert(identity);
     }
     response
+}
+
+/// The request's cluster, and who its token says the caller is.
+async fn identify(
+    state: &AppState,
+    org: &str,
+    headers: &HeaderMap,
+) -> Result<(Arc<dyn Store>, Identity), Error> {
+    let store = state.clusters.resolve(org, headers).await?;
+    let identity = state.auth.identify(store.as_ref(), headers).await?;
+    Ok((store, identity))
 }
 
 /// `/v1/{org}/…` → `org` (the path is routed already, so the segment exists).

@@ -3,6 +3,7 @@
 
 mod extract;
 mod middleware;
+mod openapi;
 mod ops;
 mod unit_tests;
 mod users;
@@ -63,6 +64,7 @@ pub fn router(state: AppState, settings: &HttpSettings) -> Router {
     Router::new()
         .merge(v1)
         .merge(ops::router())
+        .merge(openapi::router())
         .fallback(|| async { Error::RouteNotFound })
         .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))

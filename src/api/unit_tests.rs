@@ -11,6 +11,12 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::extract::{JsonBody, UnitTestIdParam};
+use super::openapi::schemas::{
+    CommonFilters, CommonHeaders, CreateSimulationUnitTestRequest,
+    CreateSimulationUnitTestResponse, ErrorBody, GetSimulationUnitTestsResponse, ListParams,
+    OrganizationPath, SearchParams, SearchSimulationUnitTestsResponse,
+    UpdateSimulationUnitTestRequest, ValidationErrorBody,
+};
 use super::{middleware, with_trailing_slash};
 use crate::AppState;
 use crate::auth::{CurrentUser, Permission};
@@ -48,6 +54,36 @@ pub fn router(state: &AppState) -> Router<AppState> {
     router
 }
 
+/// Create a simulation unit test
+///
+/// Create a new simulation unit test. Every referenced service, version set, persona, scenario and
+/// metric must exist (and not be deleted) in the organization; each criterion's `type` must match
+/// its metric's value type; the name must be free among the organization's active unit tests.
+///
+/// #### Permissions
+/// * `Simulation:CreateSimulationUnitTest`
+#[utoipa::path(
+    post,
+    path = "/v1/{organization}/simulation/unit_test/",
+    operation_id = "create-simulation-unit-test",
+    tag = "Simulation",
+    params(OrganizationPath, CommonHeaders),
+    request_body = CreateSimulationUnitTestRequest,
+    responses(
+        (status = 201, description = "Succeeded.", body = CreateSimulationUnitTestResponse),
+        (status = 400, description = "The metric type of a success criterion does not match the metric type of its metric.", body = ErrorBody),
+        (status = 401, description = "Invalid authorization credentials.", body = ErrorBody),
+        (status = 403, description = "Missing required permissions.", body = ErrorBody),
+        (status = 404, description = "The specified organization, service, persona, scenario, metric, or service version set was not found.", body = ErrorBody),
+        (status = 409, description = "A unit test with this name already exists.", body = ErrorBody),
+        (status = 413, description = "The request body is larger than the configured limit.", body = ErrorBody),
+        (status = 422, description = "Invalid request path parameter or request body failed validation.", body = ValidationErrorBody),
+        (status = 429, description = "The user has exceeded the rate limit of 500 requests per minute for this endpoint.", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before retrying."))),
+        (status = 503, description = "The service is going through temporary maintenance, or the store is unreachable.", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before retrying."))),
+    )
+)]
 async fn create_unit_test(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -71,6 +107,32 @@ struct ListResponse<'a> {
     filter_values: Option<FilterValues>,
 }
 
+/// Get simulation unit tests
+///
+/// Retrieve the simulation unit tests that match the given filters, ordered by `sort_by` (ties and
+/// the default order: `_id` ascending), one page at a time. Values of one filter are OR-ed,
+/// different filters AND-ed.
+///
+/// #### Permissions
+/// * Without `Simulation:GetSimulationUnitTest` the answer is an empty page, not 403.
+#[utoipa::path(
+    get,
+    path = "/v1/{organization}/simulation/unit_test/",
+    operation_id = "get-simulation-unit-tests",
+    tag = "Simulation",
+    params(OrganizationPath, ListParams, CommonFilters, CommonHeaders),
+    responses(
+        (status = 200, description = "Succeeded.", body = GetSimulationUnitTestsResponse),
+        (status = 401, description = "Invalid authorization credentials.", body = ErrorBody),
+        (status = 403, description = "Missing required permissions.", body = ErrorBody),
+        (status = 404, description = "Specified organization is not found.", body = ErrorBody),
+        (status = 422, description = "Invalid request path parameter or request query parameter failed validation.", body = ValidationErrorBody),
+        (status = 429, description = "The user has exceeded the rate limit of 200 requests per minute for this endpoint.", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before retrying."))),
+        (status = 503, description = "The service is going through temporary maintenance, or the store is unreachable.", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before retrying."))),
+    )
+)]
 async fn list_unit_tests(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -88,7 +150,7 @@ async fn list_unit_tests(
     }
     let query = parse_list_query(&user.org_id, &QueryParams::parse(raw.as_deref()))
         .map_err(Error::Invalid)?;
-    let page = state.unit_tests.list(&query).await?;
+    let page = state.unit_tests.list(&user, &query).await?;
     let next_offset = query.offset + page.items.len() as u64;
     let body = ListResponse {
         simulation_unit_tests: page
@@ -111,6 +173,31 @@ struct SearchResponse<'a> {
     simulation_unit_tests: Vec<UnitTestJson<'a>>,
 }
 
+/// Search simulation unit tests
+///
+/// Search for active simulation unit tests that match the given filters and whose name or
+/// description contains every term of the query; most recently updated first, at most 100.
+///
+/// #### Permissions
+/// * Without `Simulation:GetSimulationUnitTest` the answer is an empty list, not 403.
+#[utoipa::path(
+    get,
+    path = "/v1/{organization}/simulation/unit_test/search/",
+    operation_id = "search-simulation-unit-tests",
+    tag = "Simulation",
+    params(OrganizationPath, SearchParams, CommonFilters, CommonHeaders),
+    responses(
+        (status = 200, description = "Succeeded.", body = SearchSimulationUnitTestsResponse),
+        (status = 401, description = "Invalid authorization credentials.", body = ErrorBody),
+        (status = 403, description = "Missing required permissions.", body = ErrorBody),
+        (status = 404, description = "Specified organization is not found.", body = ErrorBody),
+        (status = 422, description = "Invalid request path parameter or request query parameter failed validation.", body = ValidationErrorBody),
+        (status = 429, description = "The user has exceeded the rate limit of 50 requests per minute for this endpoint.", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before retrying."))),
+        (status = 503, description = "The service is going through temporary maintenance, or the store is unreachable.", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before retrying."))),
+    )
+)]
 async fn search_unit_tests(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -124,7 +211,7 @@ async fn search_unit_tests(
     }
     let query = parse_search_query(&user.org_id, &QueryParams::parse(raw.as_deref()))
         .map_err(Error::Invalid)?;
-    let page = state.unit_tests.list(&query).await?;
+    let page = state.unit_tests.list(&user, &query).await?;
     let items = page
         .items
         .iter()
@@ -139,6 +226,39 @@ async fn search_unit_tests(
     .into_response())
 }
 
+/// Update a simulation unit test
+///
+/// Modify the specified simulation unit test. Absent or `null` fields stay as they are; lists are
+/// replaced whole; changed references are checked again.
+///
+/// #### Permissions
+/// * `Simulation:ModifySimulationUnitTest`
+#[utoipa::path(
+    post,
+    path = "/v1/{organization}/simulation/unit_test/{simulation_unit_test_id}/",
+    operation_id = "update-simulation-unit-test",
+    tag = "Simulation",
+    params(
+        OrganizationPath,
+        ("simulation_unit_test_id" = String, Path, pattern = "^[a-f0-9]{24}$",
+            description = "The ID of the simulation unit test to update."),
+        CommonHeaders,
+    ),
+    request_body = UpdateSimulationUnitTestRequest,
+    responses(
+        (status = 204, description = "Succeeded."),
+        (status = 400, description = "The metric type of a success criterion does not match the metric type of its metric.", body = ErrorBody),
+        (status = 401, description = "Invalid authorization credentials.", body = ErrorBody),
+        (status = 403, description = "Missing required permissions.", body = ErrorBody),
+        (status = 404, description = "The specified organization, simulation unit test, service, persona, scenario, metric, or service version set was not found.", body = ErrorBody),
+        (status = 413, description = "The request body is larger than the configured limit.", body = ErrorBody),
+        (status = 422, description = "Invalid request path parameter or request body failed validation.", body = ValidationErrorBody),
+        (status = 429, description = "The user has exceeded the rate limit of 500 requests per minute for this endpoint.", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before retrying."))),
+        (status = 503, description = "The service is going through temporary maintenance, or the store is unreachable.", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before retrying."))),
+    )
+)]
 async fn update_unit_test(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -161,6 +281,37 @@ async fn update_unit_test(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Delete a simulation unit test
+///
+/// Soft-delete a simulation unit test: it stays readable through the list operation and its name
+/// becomes free. Fails while a simulation unit test set lists it.
+///
+/// #### Permissions
+/// * `Simulation:DeleteSimulationUnitTest`
+#[utoipa::path(
+    delete,
+    path = "/v1/{organization}/simulation/unit_test/{simulation_unit_test_id}/",
+    operation_id = "delete-simulation-unit-test",
+    tag = "Simulation",
+    params(
+        OrganizationPath,
+        ("simulation_unit_test_id" = String, Path, pattern = "^[a-f0-9]{24}$",
+            description = "The ID of the simulation unit test to delete."),
+        CommonHeaders,
+    ),
+    responses(
+        (status = 204, description = "Succeeded."),
+        (status = 400, description = "The specified simulation unit test is used in a simulation unit test set.", body = ErrorBody),
+        (status = 401, description = "Invalid authorization credentials.", body = ErrorBody),
+        (status = 403, description = "Missing required permissions.", body = ErrorBody),
+        (status = 404, description = "The specified organization or simulation unit test was not found or is inactive.", body = ErrorBody),
+        (status = 422, description = "Invalid request path parameter failed validation.", body = ValidationErrorBody),
+        (status = 429, description = "The user has exceeded the rate limit of 500 requests per minute for this endpoint.", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before retrying."))),
+        (status = 503, description = "The service is going through temporary maintenance, or the store is unreachable.", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before retrying."))),
+    )
+)]
 async fn delete_unit_test(
     State(state): State<AppState>,
     user: CurrentUser,

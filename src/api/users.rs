@@ -8,6 +8,9 @@ use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
+use super::openapi::schemas::{
+    CommonHeaders, ErrorBody, OrganizationPath, SignInWithApiKeyResponse, ValidationErrorBody,
+};
 use super::{middleware, with_trailing_slash};
 use crate::AppState;
 use crate::domain::problems::{Loc, Problems};
@@ -23,6 +26,34 @@ pub fn router(state: &AppState) -> Router<AppState> {
     router
 }
 
+/// Sign in with API key
+///
+/// Given an organization API key, issue an authorization token for the specified user. The token
+/// is then sent as `Authorization: Bearer <token>` in later calls.
+#[utoipa::path(
+    post,
+    path = "/v1/{organization}/user/signin_with_api_key",
+    operation_id = "sign-in-with-api-key",
+    tag = "User",
+    params(
+        OrganizationPath,
+        ("x-api-key" = String, Header, description = "The value of the API key."),
+        ("x-api-key-id" = String, Header, description = "The ID of the API key."),
+        ("x-user-id" = String, Header, description = "The ID of the user to sign in as."),
+        CommonHeaders,
+    ),
+    responses(
+        (status = 200, description = "Succeeded.", body = SignInWithApiKeyResponse),
+        (status = 401, description = "API key not found, is incorrect, or the requested user is not found.", body = ErrorBody),
+        (status = 404, description = "Specified organization is not found.", body = ErrorBody),
+        (status = 422, description = "Invalid request path parameter or a missing header failed validation.", body = ValidationErrorBody),
+        (status = 429, description = "The API key has exceeded the rate limit of 5 requests per minute for this endpoint.", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before retrying."))),
+        (status = 503, description = "The service is going through temporary maintenance, or the store is unreachable.", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before retrying."))),
+    ),
+    security(("API-Key-Authorization-Key" = [], "API-Key-Authorization-ID" = [], "API-Key-Authorization-UserID" = []))
+)]
 async fn sign_in_with_api_key(
     State(state): State<AppState>,
     params: RawPathParams,
@@ -57,9 +88,10 @@ async fn sign_in_with_api_key(
     let (Some(secret), Some(key_id), Some(user_id)) = (secret, key_id, user_id) else {
         return Err(Error::Invalid(p.into_vec()));
     };
+    let store = state.clusters.resolve(&org, &headers).await?;
     let (token, expires_at) = state
         .auth
-        .sign_in_with_api_key(&org, &key_id, &secret, &user_id)
+        .sign_in_with_api_key(store.as_ref(), &org, &key_id, &secret, &user_id)
         .await?;
     tracing::info!(org = %org, user = %user_id, key_id = %key_id, "signed in with API key");
     Ok(Json(json!({ "id_token": token, "expires_at": expires_at })))

@@ -43,6 +43,10 @@ impl Permission {
     }
 }
 
+/// The store a request's org lives in, once resolved (see [`crate::clusters`]).
+#[derive(Clone)]
+pub struct ClusterStore(pub Arc<dyn Store>);
+
 /// Who a valid token says the caller is (before any org or permission is looked at).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
@@ -51,7 +55,7 @@ pub struct Identity {
 }
 
 /// An authenticated caller acting in the path's org, with the permissions their role there grants.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct CurrentUser {
     /// The org of the path: where the request acts.
     pub org_id: String,
@@ -59,6 +63,8 @@ pub struct CurrentUser {
     pub token_org_id: String,
     pub user_id: String,
     permissions: Vec<Permission>,
+    /// The store holding this org's data (its cluster).
+    pub store: Arc<dyn Store>,
 }
 
 impl CurrentUser {
@@ -83,15 +89,14 @@ impl CurrentUser {
     }
 }
 
-/// Checks credentials against the store and the signing keys.
+/// Checks credentials against the signing keys and the store of the request's cluster.
 pub struct Authenticator {
-    store: Arc<dyn Store>,
     keys: TokenKeys,
 }
 
 impl Authenticator {
-    pub fn new(store: Arc<dyn Store>, keys: TokenKeys) -> Self {
-        Self { store, keys }
+    pub fn new(keys: TokenKeys) -> Self {
+        Self { keys }
     }
 
     pub fn keys(&self) -> &TokenKeys {
@@ -99,14 +104,18 @@ impl Authenticator {
     }
 
     /// Step 2 of the contract's order: a genuine token of a live user (401 otherwise).
-    pub async fn identify(&self, headers: &HeaderMap) -> Result<Identity, Error> {
+    pub async fn identify(
+        &self,
+        store: &dyn Store,
+        headers: &HeaderMap,
+    ) -> Result<Identity, Error> {
         let claims = self.claims(headers)?;
         if let Some(issuer_org) = headers.get("x-org-id")
             && issuer_org.to_str().ok() != Some(claims.org_id.as_str())
         {
             return Err(Error::Unauthorized("X-ORG-ID differs from the token's org"));
         }
-        let user = self.store.user(&claims.org_id, &claims.sub).await?;
+        let user = store.user(&claims.org_id, &claims.sub).await?;
         if user.is_none_or(|u| u.is_deleted) {
             return Err(Error::Unauthorized("token user unknown or deleted"));
         }
@@ -120,18 +129,19 @@ impl Authenticator {
     /// there allows. In another org than the token's, the same user id needs a record there.
     pub async fn authorize(
         &self,
+        store: Arc<dyn Store>,
         identity: Identity,
         path_org: &str,
     ) -> Result<CurrentUser, Error> {
-        if self.store.organization(path_org).await?.is_none() {
+        if store.organization(path_org).await?.is_none() {
             return Err(Error::OrganizationNotFound(path_org.to_owned()));
         }
-        let role = match self.store.user(path_org, &identity.user_id).await? {
+        let role = match store.user(path_org, &identity.user_id).await? {
             Some(u) if !u.is_deleted => Some(u.role),
             _ => None,
         };
         let permissions = match role {
-            Some(role) => self.role_permissions(path_org, &role).await?,
+            Some(role) => role_permissions(store.as_ref(), path_org, &role).await?,
             None => Vec::new(),
         };
         Ok(CurrentUser {
@@ -139,6 +149,7 @@ impl Authenticator {
             token_org_id: identity.org_id,
             user_id: identity.user_id,
             permissions,
+            store,
         })
     }
 
@@ -175,33 +186,19 @@ impl Authenticator {
         Ok(claims)
     }
 
-    async fn role_permissions(&self, org_id: &str, role: &str) -> Result<Vec<Permission>, Error> {
-        Ok(match role {
-            "admin" => Permission::ALL.to_vec(),
-            "viewer" => vec![Permission::Get],
-            other => match self.store.role(org_id, other).await? {
-                Some(r) => r
-                    .permissions
-                    .iter()
-                    .filter_map(|p| Permission::from_name(p))
-                    .collect(),
-                None => Vec::new(),
-            },
-        })
-    }
-
     /// Exchanges an org API key for a token of one of the org's users.
     pub async fn sign_in_with_api_key(
         &self,
+        store: &dyn Store,
         org_id: &str,
         key_id: &str,
         secret: &str,
         user_id: &str,
     ) -> Result<(String, Timestamp), Error> {
-        if self.store.organization(org_id).await?.is_none() {
+        if store.organization(org_id).await?.is_none() {
             return Err(Error::OrganizationNotFound(org_id.to_owned()));
         }
-        let key = self.store.api_key(org_id, key_id).await?;
+        let key = store.api_key(org_id, key_id).await?;
         let usable =
             key.filter(|k| !k.is_deleted && k.expires_at.is_none_or(|at| at > Timestamp::now()));
         let Some(key) = usable else {
@@ -217,7 +214,7 @@ impl Authenticator {
         if !matches {
             return Err(Error::Unauthorized("API key secret mismatch"));
         }
-        match self.store.user(org_id, user_id).await? {
+        match store.user(org_id, user_id).await? {
             Some(u) if !u.is_deleted => {}
             _ => return Err(Error::Unauthorized("sign-in user unknown or deleted")),
         }
@@ -225,6 +222,25 @@ impl Authenticator {
             .issue(org_id, user_id)
             .map_err(|e| Error::Internal(e.to_string()))
     }
+}
+
+async fn role_permissions(
+    store: &dyn Store,
+    org_id: &str,
+    role: &str,
+) -> Result<Vec<Permission>, Error> {
+    Ok(match role {
+        "admin" => Permission::ALL.to_vec(),
+        "viewer" => vec![Permission::Get],
+        other => match store.role(org_id, other).await? {
+            Some(r) => r
+                .permissions
+                .iter()
+                .filter_map(|p| Permission::from_name(p))
+                .collect(),
+            None => Vec::new(),
+        },
+    })
 }
 
 /// The path's `{organization}` segment.
@@ -247,11 +263,15 @@ impl FromRequestParts<AppState> for CurrentUser {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let org = path_org(parts, state).await?;
-        // The rate-limit layer has usually identified the caller already.
+        // The rate-limit layer has usually resolved the cluster and identified the caller already.
+        let store = match parts.extensions.get::<ClusterStore>() {
+            Some(ClusterStore(store)) => store.clone(),
+            None => state.clusters.resolve(&org, &parts.headers).await?,
+        };
         let identity = match parts.extensions.get::<Identity>() {
             Some(identity) => identity.clone(),
-            None => state.auth.identify(&parts.headers).await?,
+            None => state.auth.identify(store.as_ref(), &parts.headers).await?,
         };
-        state.auth.authorize(identity, &org).await
+        state.auth.authorize(store, identity, &org).await
     }
 }

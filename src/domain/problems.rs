@@ -208,21 +208,28 @@ pub fn int_between(
     max: i64,
     p: &mut Problems,
 ) -> Option<i64> {
-    let Some(n) = v.as_i64() else {
-        let msg = if v.is_u64() {
-            "Input should be less than or equal to 9223372036854775807"
-        } else {
-            "Input should be a valid integer"
+    // JSON Schema's `integer` (and the original's validation) accepts a number with a zero
+    // fraction: `3.0` is 3.
+    let whole_float = v.as_f64().filter(|f| {
+        v.is_f64() && f.fract() == 0.0 && (i64::MIN as f64..i64::MAX as f64).contains(f)
+    });
+    let Some(n) = v.as_i64().or(whole_float.map(|f| f as i64)) else {
+        let (kind, msg) = match v.as_f64() {
+            Some(f) if v.is_u64() || (f.fract() == 0.0 && f > 0.0) => (
+                "less_than_equal",
+                "Input should be less than or equal to 9223372036854775807",
+            ),
+            Some(f) if f.fract() == 0.0 => (
+                "greater_than_equal",
+                "Input should be greater than or equal to -9223372036854775808",
+            ),
+            Some(_) => (
+                "int_from_float",
+                "Input should be a valid integer, got a number with a fractional part",
+            ),
+            None => ("int_type", "Input should be a valid integer"),
         };
-        p.push(
-            loc,
-            if v.is_u64() {
-                "less_than_equal"
-            } else {
-                "int_type"
-            },
-            msg,
-        );
+        p.push(loc, kind, msg);
         return None;
     };
     if n <= min_exclusive {
@@ -292,4 +299,30 @@ pub fn list<'a>(
         return None;
     }
     Some(items)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn int(v: Value) -> Result<i64, &'static str> {
+        let mut p = Problems::default();
+        int_between(&v, &Loc::root("body"), 0, 100, &mut p).ok_or_else(|| p.into_vec()[0].kind)
+    }
+
+    #[test]
+    fn integers_accept_whole_floats_and_refuse_fractions() {
+        assert_eq!(int(json!(73)), Ok(73));
+        assert_eq!(int(json!(73.0)), Ok(73));
+        assert_eq!(int(json!(1e2)), Ok(100));
+        assert_eq!(int(json!(73.5)), Err("int_from_float"));
+        assert_eq!(int(json!(101.0)), Err("less_than_equal"));
+        assert_eq!(int(json!(0.0)), Err("greater_than"));
+        assert_eq!(int(json!(1e30)), Err("less_than_equal"));
+        assert_eq!(int(json!(-1e30)), Err("greater_than_equal"));
+        assert_eq!(int(json!(u64::MAX)), Err("less_than_equal"));
+        assert_eq!(int(json!("7")), Err("int_type"));
+        assert_eq!(int(json!(true)), Err("int_type"));
+    }
 }

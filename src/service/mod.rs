@@ -4,39 +4,32 @@
 
 pub mod seed;
 
-use std::sync::Arc;
-
 use crate::auth::CurrentUser;
 use crate::domain::query::{ListPage, ListQuery};
 use crate::domain::{
     NewUnitTest, ObjectIdHex, SuccessCriterion, Timestamp, UnitTest, UnitTestPatch,
 };
 use crate::error::{Error, Reference};
-use crate::store::{NamedKind, Store, StoreError};
+use crate::store::{NamedKind, StoreError};
 
 /// How often an update or delete re-reads and retries when a concurrent change got in first.
 const MAX_WRITE_ATTEMPTS: usize = 64;
 
-#[derive(Clone)]
-pub struct UnitTestService {
-    store: Arc<dyn Store>,
-}
+/// Unit test operations; each works in the store of the caller's org ([`CurrentUser::store`]).
+#[derive(Clone, Default)]
+pub struct UnitTestService;
 
 impl UnitTestService {
-    pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store }
-    }
-
     #[tracing::instrument(skip_all, fields(org = %user.org_id))]
     pub async fn create(&self, user: &CurrentUser, new: NewUnitTest) -> Result<ObjectIdHex, Error> {
         let org = user.org_id.as_str();
-        self.check_service(org, new.service_id, &new.service_version_set_name)
+        self.check_service(user, new.service_id, &new.service_version_set_name)
             .await?;
-        self.check_named(NamedKind::Persona, org, new.persona_id)
+        self.check_named(user, NamedKind::Persona, new.persona_id)
             .await?;
-        self.check_named(NamedKind::Scenario, org, new.scenario_id)
+        self.check_named(user, NamedKind::Scenario, new.scenario_id)
             .await?;
-        self.check_criteria(org, &new.success_criterions).await?;
+        self.check_criteria(user, &new.success_criterions).await?;
         let now = Timestamp::now();
         let doc = UnitTest {
             id: ObjectIdHex::generate(),
@@ -57,7 +50,7 @@ impl UnitTestService {
             created_at: now,
             updated_at: now,
         };
-        match self.store.insert_unit_test(&doc).await {
+        match user.store.insert_unit_test(&doc).await {
             Ok(()) => {
                 tracing::info!(unit_test_id = %doc.id, "unit test created");
                 Ok(doc.id)
@@ -67,8 +60,8 @@ impl UnitTestService {
         }
     }
 
-    pub async fn list(&self, query: &ListQuery) -> Result<ListPage, Error> {
-        Ok(self.store.list_unit_tests(query).await?)
+    pub async fn list(&self, user: &CurrentUser, query: &ListQuery) -> Result<ListPage, Error> {
+        Ok(user.store.list_unit_tests(query).await?)
     }
 
     #[tracing::instrument(skip_all, fields(org = %user.org_id, unit_test_id = %id))]
@@ -78,10 +71,9 @@ impl UnitTestService {
         id: ObjectIdHex,
         patch: UnitTestPatch,
     ) -> Result<(), Error> {
-        let org = user.org_id.as_str();
         let mut checked_references = false;
         for _ in 0..MAX_WRITE_ATTEMPTS {
-            let current = self.active(org, id).await?;
+            let current = self.active(user, id).await?;
             let mut next = current.clone();
             apply(&mut next, &patch);
             if next.same_content(&current) {
@@ -90,12 +82,12 @@ impl UnitTestService {
             // References are checked once, against the first version read: the patch decides which
             // changed, and a retry only happens because of a concurrent write to this unit test.
             if !checked_references {
-                self.check_changed_references(org, &current, &next).await?;
+                self.check_changed_references(user, &current, &next).await?;
                 checked_references = true;
             }
             next.updated_by = user.info();
             next.updated_at = Timestamp::after(current.updated_at);
-            if self
+            if user
                 .store
                 .replace_unit_test(&next, current.updated_at)
                 .await?
@@ -113,15 +105,15 @@ impl UnitTestService {
     pub async fn delete(&self, user: &CurrentUser, id: ObjectIdHex) -> Result<(), Error> {
         let org = user.org_id.as_str();
         for _ in 0..MAX_WRITE_ATTEMPTS {
-            let current = self.active(org, id).await?;
-            if self.store.unit_test_in_live_set(org, id).await? {
+            let current = self.active(user, id).await?;
+            if user.store.unit_test_in_live_set(org, id).await? {
                 return Err(Error::UnitTestInUse(id));
             }
             let mut next = current.clone();
             next.is_deleted = true;
             next.updated_by = user.info();
             next.updated_at = Timestamp::after(current.updated_at);
-            if self
+            if user
                 .store
                 .replace_unit_test(&next, current.updated_at)
                 .await?
@@ -136,8 +128,9 @@ impl UnitTestService {
     }
 
     /// The unit test if it exists in the org and is not deleted.
-    async fn active(&self, org: &str, id: ObjectIdHex) -> Result<UnitTest, Error> {
-        match self.store.unit_test(org, id).await? {
+    async fn active(&self, user: &CurrentUser, id: ObjectIdHex) -> Result<UnitTest, Error> {
+        let org = user.org_id.as_str();
+        match user.store.unit_test(org, id).await? {
             Some(t) if !t.is_deleted => Ok(t),
             _ => Err(Error::UnitTestNotFound(id)),
         }
@@ -145,39 +138,39 @@ impl UnitTestService {
 
     async fn check_changed_references(
         &self,
-        org: &str,
+        user: &CurrentUser,
         current: &UnitTest,
         next: &UnitTest,
     ) -> Result<(), Error> {
         if next.service_id != current.service_id
             || next.service_version_set_name != current.service_version_set_name
         {
-            self.check_service(org, next.service_id, &next.service_version_set_name)
+            self.check_service(user, next.service_id, &next.service_version_set_name)
                 .await?;
         }
         if next.persona_id != current.persona_id {
-            self.check_named(NamedKind::Persona, org, next.persona_id)
+            self.check_named(user, NamedKind::Persona, next.persona_id)
                 .await?;
         }
         if next.scenario_id != current.scenario_id {
-            self.check_named(NamedKind::Scenario, org, next.scenario_id)
+            self.check_named(user, NamedKind::Scenario, next.scenario_id)
                 .await?;
         }
         if next.success_criterions != current.success_criterions {
-            self.check_criteria(org, &next.success_criterions).await?;
+            self.check_criteria(user, &next.success_criterions).await?;
         }
         Ok(())
     }
 
     async fn check_service(
         &self,
-        org: &str,
+        user: &CurrentUser,
         service_id: ObjectIdHex,
         version_set: &str,
     ) -> Result<(), Error> {
-        let service = self
+        let service = user
             .store
-            .service(org, service_id)
+            .service(&user.org_id, service_id)
             .await?
             .filter(|s| s.is_live());
         let Some(service) = service else {
@@ -195,8 +188,14 @@ impl UnitTestService {
         Ok(())
     }
 
-    async fn check_named(&self, kind: NamedKind, org: &str, id: ObjectIdHex) -> Result<(), Error> {
-        match self.store.named(kind, org, id).await? {
+    async fn check_named(
+        &self,
+        user: &CurrentUser,
+        kind: NamedKind,
+        id: ObjectIdHex,
+    ) -> Result<(), Error> {
+        let org = user.org_id.as_str();
+        match user.store.named(kind, org, id).await? {
             Some(r) if !r.is_deleted => Ok(()),
             _ => {
                 let reference = match kind {
@@ -212,11 +211,15 @@ impl UnitTestService {
     }
 
     /// Every criterion's metric must exist (404) and measure the criterion's type (400).
-    async fn check_criteria(&self, org: &str, criteria: &[SuccessCriterion]) -> Result<(), Error> {
+    async fn check_criteria(
+        &self,
+        user: &CurrentUser,
+        criteria: &[SuccessCriterion],
+    ) -> Result<(), Error> {
         let mut ids: Vec<ObjectIdHex> = criteria.iter().map(|c| c.metric_id).collect();
         ids.sort();
         ids.dedup();
-        let metrics = self.store.metrics(org, &ids).await?;
+        let metrics = user.store.metrics(&user.org_id, &ids).await?;
         let live = |id: ObjectIdHex| metrics.iter().find(|m| m.id == id && !m.is_deleted);
         if let Some(missing) = criteria.iter().find(|c| live(c.metric_id).is_none()) {
             return Err(Error::ReferenceNotFound {

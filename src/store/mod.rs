@@ -79,4 +79,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// Upserts seed records by their natural keys (idempotent).
     async fn upsert_records(&self, records: &Records) -> StoreResult<()>;
+
+    /// The token-signing secret shared by every simtest instance on this store: `proposal` is kept
+    /// if none is stored yet, and the stored one is returned. `None` when the store cannot share
+    /// one (the embedded store keeps its secret in the data dir instead).
+    async fn shared_token_secret(&self, proposal: &str) -> StoreResult<Option<String>> {
+        let _ = proposal;
+        Ok(None)
+    }
 }

@@ -120,6 +120,10 @@ pub enum ConnectError {
     Database { name: String, reason: &'static str },
 }
 
+/// simtest's own settings (the shared token secret).
+const SETTINGS: &str = "simtest_settings";
+const TOKEN_SECRET_ID: &str = "token_secret";
+
 /// The unit tests and reference records in one MongoDB database.
 pub struct MongoStore {
     client: Client,
@@ -837,6 +841,25 @@ impl Store for MongoStore {
             .await
             .map_err(store_error)?;
         Ok(())
+    }
+
+    async fn shared_token_secret(&self, proposal: &str) -> StoreResult<Option<String>> {
+        let settings = self.db.collection::<Document>(SETTINGS);
+        // The first instance to insert wins; the others read what it wrote.
+        let first = doc! {"_id": TOKEN_SECRET_ID, "value": proposal};
+        match settings.insert_one(first).await {
+            Ok(_) => {}
+            Err(e) if is_duplicate_key(&e) => {}
+            Err(e) => return Err(store_error(e)),
+        }
+        let stored = settings
+            .find_one(doc! {"_id": TOKEN_SECRET_ID})
+            .await
+            .map_err(store_error)?;
+        let value = stored.and_then(|d| d.get_str("value").ok().map(str::to_owned));
+        value
+            .map(Some)
+            .ok_or_else(|| StoreError::Internal("the shared token secret is missing".into()))
     }
 
     async fn organization(&self, org_id: &str) -> StoreResult<Option<Organization>> {

@@ -138,7 +138,7 @@ trait Secret {
 impl Secret for TestApp {
     /// The secret the test server signs with (generated into its data dir).
     fn state_secret(&self) -> Vec<u8> {
-        self.config().token_secret().unwrap()
+        TEST_TOKEN_SECRET.as_bytes().to_vec()
     }
 }
 

@@ -15,6 +15,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub const FIXTURES: &str = include_str!("fixtures.json");
+pub const TEST_TOKEN_SECRET: &str = "test-secret-test-secret-test-secret-0123";
 
 // Fixture ids (see fixtures.json).
 pub const SERVICE: &str = "6618791275130b73714e8d1c";
@@ -107,6 +108,8 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Config)) 
     init_test_logging();
     let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
     let mut config = Config::for_data_dir(dir.path());
+    // A known secret, so tests can forge tokens the way an attacker with the secret could.
+    config.jwt_secret = Some(TEST_TOKEN_SECRET.to_owned());
     if backend == Backend::Mongo {
         let uri = test_mongodb_uri().expect("SIMTEST_TEST_MONGODB_URI");
         let database = format!("simtest_test_{}", uuid::Uuid::new_v4().simple());
@@ -130,7 +133,9 @@ async fn open_store(config: &Config) -> Arc<dyn Store> {
 
 async fn start(backend: Backend, dir: Arc<TempDir>, config: Config) -> TestApp {
     let store = open_store(&config).await;
-    let app = simtest::build_app_with_store(&config, store).expect("build app");
+    let app = simtest::build_app_with_store(&config, store)
+        .await
+        .expect("build app");
     let background = simtest::start_background_tasks(&app.state);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

@@ -516,6 +516,38 @@ async fn the_generated_document_declares_the_security_schemes_of_the_extract() {
     }
 }
 
+#[tokio::test]
+async fn every_reference_in_the_generated_document_resolves() {
+    fn walk<'v>(node: &'v Value, refs: &mut Vec<&'v str>) {
+        match node {
+            Value::Object(map) => {
+                if let Some(Value::String(target)) = map.get("$ref") {
+                    refs.push(target);
+                }
+                if let Some(Value::Object(mapping)) = map.get("mapping") {
+                    refs.extend(mapping.values().filter_map(Value::as_str));
+                }
+                map.values().for_each(|v| walk(v, refs));
+            }
+            Value::Array(items) => items.iter().for_each(|v| walk(v, refs)),
+            _ => {}
+        }
+    }
+    let app = spawn_app(Backend::Embedded).await;
+    let generated = generated_document(&app).await;
+    let mut refs = Vec::new();
+    walk(&generated, &mut refs);
+    let dangling: Vec<&str> = refs
+        .into_iter()
+        .filter(|r| {
+            r.strip_prefix('#')
+                .and_then(|pointer| generated.pointer(pointer))
+                .is_none()
+        })
+        .collect();
+    assert!(dangling.is_empty(), "unresolved references: {dangling:?}");
+}
+
 /// The comparison itself must notice a difference, or a passing test would prove nothing.
 #[test]
 fn the_comparison_reports_a_changed_bound_a_lost_parameter_and_a_lost_status() {
