@@ -1,0 +1,298 @@
+//! MongoDB in operation: an outage and its recovery, named clusters, instances sharing one database.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::json;
+use simtest::store::Store;
+use simtest::{Config, MongoConfig};
+
+use crate::ferretdb::FerretDb;
+use crate::helpers::*;
+
+/// Serves `config` (with `named` clusters) on a random port; returns the address and the app state.
+async fn serve(
+    config: &Config,
+    named: BTreeMap<String, Arc<dyn Store>>,
+) -> (std::net::SocketAddr, simtest::AppState) {
+    let store = simtest::open_store(config).await.expect("store");
+    let app = simtest::build_app_with_clusters(config, store, named)
+        .await
+        .expect("app");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app.router).await.unwrap() });
+    (addr, app.state)
+}
+
+fn mongo_config(dir: &std::path::Path, uri: &str) -> Config {
+    let mut config = Config::for_data_dir(dir);
+    config.mongodb = Some(MongoConfig::new(uri, "simtest"));
+    config
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mongodb_outage_gives_503_fast_and_service_resumes_by_itself() {
+    let Some(mut ferret) = FerretDb::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = mongo_config(dir.path(), &ferret.uri());
+    config.jwt_secret = Some(TEST_TOKEN_SECRET.into());
+    let (addr, state) = serve(&config, BTreeMap::new()).await;
+    simtest::service::seed::seed(state.store.as_ref(), FIXTURES)
+        .await
+        .unwrap();
+    let token = state.auth.keys().issue("acme", "alice").unwrap().0;
+    let client = reqwest::Client::new();
+    let url = format!("http://{addr}/v1/acme/simulation/unit_test/");
+    let create = |name: &str| {
+        client
+            .post(&url)
+            .bearer_auth(&token)
+            .json(&unit_test_body(name))
+            .send()
+    };
+    assert_eq!(
+        create("before").await.unwrap().status(),
+        StatusCode::CREATED
+    );
+
+    ferret.stop();
+    for name in ["during 1", "during 2"] {
+        let started = Instant::now();
+        let r = create(name).await.unwrap();
+        assert_eq!(
+            r.status(),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "create while MongoDB is down"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no hang: {:?}",
+            started.elapsed()
+        );
+        assert!(r.headers().contains_key("retry-after"));
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["error_code"], "service_unavailable");
+        assert!(
+            !body["detail"].as_str().unwrap().contains("127.0.0.1"),
+            "no driver message leaks: {body}"
+        );
+    }
+    let list = client.get(&url).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(list.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let ready = client
+        .get(format!("http://{addr}/readyz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let alive = client
+        .get(format!("http://{addr}/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(alive.status(), StatusCode::OK);
+
+    ferret.resume();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = create("after").await.unwrap();
+        if r.status() == StatusCode::CREATED {
+            break;
+        }
+        assert_eq!(
+            r.status(),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "only 503 while reconnecting"
+        );
+        assert!(Instant::now() < deadline, "service did not resume");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let page: serde_json::Value = client
+        .get(&url)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut got = names(&page);
+    got.sort();
+    assert_eq!(
+        got,
+        ["after", "before"],
+        "no duplicate or partial documents"
+    );
+    assert_eq!(
+        client
+            .get(format!("http://{addr}/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orgs_are_routed_to_their_named_cluster() {
+    let (Some(main), Some(east)) = (FerretDb::start(), FerretDb::start()) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = mongo_config(dir.path(), &main.uri());
+    config.jwt_secret = Some(TEST_TOKEN_SECRET.into());
+    let east_store: Arc<dyn Store> = simtest::open_mongo(&MongoConfig::new(east.uri(), "simtest"))
+        .await
+        .map(|s| Arc::new(s) as Arc<dyn Store>)
+        .unwrap();
+    let (addr, state) = serve(
+        &config,
+        BTreeMap::from([("east".to_owned(), east_store.clone())]),
+    )
+    .await;
+
+    // The default cluster knows acme (data there) and initech (data in east); east alone knows umbrella.
+    simtest::service::seed::seed(state.store.as_ref(), FIXTURES)
+        .await
+        .unwrap();
+    let routing = json!({"organizations": [{"org_id": "initech", "mongo_cluster_name": "east"}]});
+    simtest::service::seed::seed(state.store.as_ref(), &routing.to_string())
+        .await
+        .unwrap();
+    let east_fixtures = FIXTURES
+        .replace("\"acme\"", "\"initech\"")
+        .replace("\"globex\"", "\"umbrella\"");
+    simtest::service::seed::seed(east_store.as_ref(), &east_fixtures)
+        .await
+        .unwrap();
+
+    let client = reqwest::Client::new();
+    let keys = state.auth.keys();
+    let create = |org: &str, header: Option<&str>| {
+        let token = keys
+            .issue(org, if org == "umbrella" { "gary" } else { "alice" })
+            .unwrap()
+            .0;
+        let body = if org == "umbrella" {
+            globex_unit_test_body("routed")
+        } else {
+            unit_test_body("routed")
+        };
+        let mut r = client
+            .post(format!("http://{addr}/v1/{org}/simulation/unit_test/"))
+            .bearer_auth(token)
+            .json(&body);
+        if let Some(h) = header {
+            r = r.header("x-mongo-cluster-name", h);
+        }
+        r.send()
+    };
+    assert_eq!(
+        create("acme", None).await.unwrap().status(),
+        StatusCode::CREATED,
+        "default cluster"
+    );
+    assert_eq!(
+        create("initech", None).await.unwrap().status(),
+        StatusCode::CREATED,
+        "routed by its organization record"
+    );
+    // Without the header umbrella's users are looked up in the default cluster, which has none:
+    // authentication (401) comes before the org check in the contract's order.
+    assert_eq!(
+        create("umbrella", None).await.unwrap().status(),
+        StatusCode::UNAUTHORIZED,
+        "unknown to the default cluster"
+    );
+    assert_eq!(
+        create("umbrella", Some("east")).await.unwrap().status(),
+        StatusCode::CREATED,
+        "the header picks the cluster"
+    );
+    let unknown = create("acme", Some("west")).await.unwrap();
+    let body = assert_error(
+        unknown,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_error",
+    )
+    .await;
+    assert_eq!(
+        body["detail"][0]["loc"],
+        json!(["header", "x-mongo-cluster-name"])
+    );
+
+    // Each unit test landed in its org's cluster and nowhere else.
+    let count = |store: Arc<dyn Store>, org: &'static str| async move {
+        let query = simtest::domain::query::parse_list_query(
+            org,
+            &simtest::domain::query::QueryParams::parse(None),
+        )
+        .unwrap();
+        store.list_unit_tests(&query).await.unwrap().items.len()
+    };
+    assert_eq!(count(state.store.clone(), "acme").await, 1);
+    assert_eq!(count(state.store.clone(), "initech").await, 0);
+    assert_eq!(count(east_store.clone(), "initech").await, 1);
+    assert_eq!(count(east_store.clone(), "umbrella").await, 1);
+    assert_eq!(count(state.store.clone(), "umbrella").await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_on_one_database_share_the_token_secret() {
+    if !mongo_available() {
+        return;
+    }
+    let uri = std::env::var("SIMTEST_TEST_MONGODB_URI").unwrap();
+    let database = format!("simtest_test_{}", uuid::Uuid::new_v4().simple());
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let config = |dir: &std::path::Path| {
+        let mut c = Config::for_data_dir(dir);
+        c.mongodb = Some(MongoConfig::new(uri.clone(), database.clone()));
+        c
+    };
+    let (addr_a, state_a) = serve(&config(dir_a.path()), BTreeMap::new()).await;
+    let (addr_b, _state_b) = serve(&config(dir_b.path()), BTreeMap::new()).await;
+    simtest::service::seed::seed(state_a.store.as_ref(), FIXTURES)
+        .await
+        .unwrap();
+
+    let client = reqwest::Client::new();
+    let signed_in: serde_json::Value = client
+        .post(format!("http://{addr_a}/v1/acme/user/signin_with_api_key"))
+        .header("x-api-key", "acme-ci-secret")
+        .header("x-api-key-id", "acme-ci")
+        .header("x-user-id", "alice")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = signed_in["id_token"].as_str().unwrap();
+    let r = client
+        .get(format!("http://{addr_b}/v1/acme/simulation/unit_test/"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::OK,
+        "a token issued by one instance is accepted by another"
+    );
+
+    let cleanup = simtest::store::mongo::MongoStore::connect(
+        &uri,
+        &database,
+        simtest::store::mongo::MongoWriteConcern::Majority,
+    )
+    .await
+    .unwrap();
+    cleanup.drop_database().await.unwrap();
+}
