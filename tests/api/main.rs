@@ -11,6 +11,7 @@ mod ferretdb;
 mod list;
 mod mongo_ops;
 mod openapi;
+mod parity;
 mod persistence;
 mod routes;
 mod search;
