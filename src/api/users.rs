@@ -37,9 +37,9 @@ pub fn router(state: &AppState) -> Router<AppState> {
     tag = "User",
     params(
         OrganizationPath,
-        ("x-api-key" = String, Header, description = "The value of the API key."),
-        ("x-api-key-id" = String, Header, description = "The ID of the API key."),
-        ("x-user-id" = String, Header, description = "The ID of the user to sign in as."),
+        ("x-api-key" = String, Header, pattern = "^[\\x21-\\x7e]+$", description = "The value of the API key."),
+        ("x-api-key-id" = String, Header, pattern = "^[\\x21-\\x7e]+$", description = "The ID of the API key."),
+        ("x-user-id" = String, Header, pattern = "^[\\x21-\\x7e]+$", description = "The ID of the user to sign in as."),
         CommonHeaders,
     ),
     responses(

@@ -1348,7 +1348,15 @@ mod tests {
 
         async fn mongo() -> Option<MongoStore> {
             let Ok(uri) = std::env::var("SIMTEST_TEST_MONGODB_URI") else {
-                eprintln!("SKIPPED: set SIMTEST_TEST_MONGODB_URI to run the MongoDB store tests");
+                static SAID: std::sync::Once = std::sync::Once::new();
+                // A direct write: the test harness captures `eprintln!`.
+                SAID.call_once(|| {
+                    use std::io::Write as _;
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "SKIPPED: MongoDB store tests (set SIMTEST_TEST_MONGODB_URI)"
+                    );
+                });
                 return None;
             };
             let database = format!("simtest_unit_{}", uuid::Uuid::new_v4().simple());

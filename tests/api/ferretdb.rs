@@ -19,9 +19,11 @@ impl FerretDb {
         static SAID: Once = Once::new();
         let Some(bin) = std::env::var_os("SIMTEST_TEST_FERRETDB_BIN").map(PathBuf::from) else {
             SAID.call_once(|| {
-                eprintln!(
+                use std::io::Write as _;
+                let _ = writeln!(
+                    std::io::stderr(),
                     "SKIPPED: tests that run their own FerretDB (set SIMTEST_TEST_FERRETDB_BIN)"
-                )
+                );
             });
             return None;
         };

@@ -59,13 +59,19 @@ fn test_write_concern() -> MongoWriteConcern {
         .unwrap_or(MongoWriteConcern::Majority)
 }
 
+/// One `SKIPPED` line on the real stderr (the test harness captures `eprintln!`, not this).
+pub fn say_skipped(what: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {what}");
+}
+
 /// Says once per test run that the MongoDB half of the suite is skipped, and why.
 pub fn mongo_available() -> bool {
     static SAID: Once = Once::new();
     let available = test_mongodb_uri().is_some();
     if !available {
         SAID.call_once(|| {
-            eprintln!("SKIPPED: MongoDB tests (set SIMTEST_TEST_MONGODB_URI to run them; .ci/run starts FerretDB and does)");
+            say_skipped("MongoDB tests (set SIMTEST_TEST_MONGODB_URI to run them; .ci/run starts FerretDB and does)");
         });
     }
     available

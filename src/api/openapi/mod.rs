@@ -4,17 +4,20 @@
 
 pub mod schemas;
 
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 use axum::Router;
+use axum::extract::State;
 use axum::http::header;
 use axum::response::{Html, IntoResponse};
 use axum::routing::get;
+use serde_json::{Value, json};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{unit_tests, users};
 use crate::AppState;
+use crate::clusters::CLUSTER_HEADER;
 
 /// The page behind `/docs`: plain HTML and JavaScript that fetches `/openapi.json`.
 const DOCS_PAGE: &str = include_str!("docs.html");
@@ -126,16 +129,50 @@ impl Modify for SecuritySchemes {
     }
 }
 
-/// The document as served, rendered once.
-pub fn document_json() -> Arc<str> {
-    static DOC: OnceLock<Arc<str>> = OnceLock::new();
+/// The document generated from the code, built once per process.
+fn base_document() -> &'static Value {
+    static DOC: OnceLock<Value> = OnceLock::new();
     DOC.get_or_init(|| {
-        ApiDoc::openapi()
-            .to_pretty_json()
-            .expect("the OpenAPI document serializes")
-            .into()
+        serde_json::to_value(ApiDoc::openapi()).expect("the OpenAPI document serializes")
     })
-    .clone()
+}
+
+/// The document for a server whose named MongoDB clusters are `cluster_names`: the one thing the
+/// code cannot know is which values `x-mongo-cluster-name` may take (any other is 422), so they
+/// are filled in here as its `enum`. With no named cluster no value is valid, which the schema
+/// says with `not: {}`: the header must be left out.
+pub fn document(cluster_names: &[&str]) -> Value {
+    let mut doc = base_document().clone();
+    let allowed = if cluster_names.is_empty() {
+        "No named cluster is configured on this server: leave the header out.".to_owned()
+    } else {
+        format!(
+            "Clusters configured on this server: {}.",
+            cluster_names.join(", ")
+        )
+    };
+    let paths = doc["paths"]
+        .as_object_mut()
+        .into_iter()
+        .flat_map(|p| p.values_mut());
+    let operations = paths.flat_map(|item| {
+        item.as_object_mut()
+            .into_iter()
+            .flat_map(|o| o.values_mut())
+    });
+    let parameters = operations
+        .filter_map(|op| op.get_mut("parameters").and_then(Value::as_array_mut))
+        .flatten();
+    for param in parameters.filter(|p| p["name"] == CLUSTER_HEADER && p["in"] == "header") {
+        param["schema"] = if cluster_names.is_empty() {
+            json!({ "not": {} })
+        } else {
+            json!({ "type": "string", "enum": cluster_names })
+        };
+        let described = param["description"].as_str().unwrap_or_default();
+        param["description"] = json!(format!("{described} {allowed}"));
+    }
+    doc
 }
 
 pub fn router() -> Router<AppState> {
@@ -144,13 +181,40 @@ pub fn router() -> Router<AppState> {
         .route("/docs", get(docs))
 }
 
-async fn openapi_json() -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        document_json().to_string(),
-    )
+async fn openapi_json(State(state): State<AppState>) -> impl IntoResponse {
+    let names: Vec<&str> = state.clusters.all().filter_map(|(name, _)| name).collect();
+    let body = serde_json::to_string_pretty(&document(&names)).expect("JSON serializes");
+    ([(header::CONTENT_TYPE, "application/json")], body)
 }
 
 async fn docs() -> Html<&'static str> {
     Html(DOCS_PAGE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cluster_header_schemas(doc: &Value) -> Vec<Value> {
+        let mut found = Vec::new();
+        for item in doc["paths"].as_object().unwrap().values() {
+            for op in item.as_object().unwrap().values() {
+                for p in op["parameters"].as_array().unwrap() {
+                    if p["name"] == CLUSTER_HEADER {
+                        found.push(p["schema"].clone());
+                    }
+                }
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn the_cluster_header_allows_exactly_the_configured_clusters() {
+        let named = cluster_header_schemas(&document(&["eu", "us"]));
+        assert_eq!(named.len(), 6, "one per operation");
+        assert!(named.iter().all(|s| s["enum"] == json!(["eu", "us"])));
+        let none = cluster_header_schemas(&document(&[]));
+        assert!(none.iter().all(|s| *s == json!({ "not": {} })));
+    }
 }

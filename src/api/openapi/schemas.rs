@@ -14,8 +14,11 @@ use serde::Serialize;
 use utoipa::openapi::schema::{Object, ObjectBuilder, SchemaType, Type};
 use utoipa::{IntoParams, ToSchema};
 
-/// The id pattern every document id follows (24 lowercase hex digits).
-pub const OBJECT_ID_PATTERN: &str = "^[a-f0-9]{24}$";
+/// "Contains a character that is not white space": what survives the server's trimming. Spelled
+/// out (Unicode `White_Space`, which `str::trim` uses) because `\S` means different things to
+/// different regex dialects. The derives below repeat it as a literal; a test holds them equal.
+pub const NON_BLANK: &str =
+    r"[^\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]";
 
 /// A document id: 24 lowercase hex digits.
 #[derive(Serialize, ToSchema, PartialEq, Eq, PartialOrd, Ord)]
@@ -25,13 +28,21 @@ pub struct ObjectId(String);
 /// A string that is trimmed on input and must not be empty afterwards; at most 1000 characters,
 /// no NUL.
 #[derive(Serialize, ToSchema)]
-#[schema(min_length = 1, max_length = 1000, pattern = r"\S")]
+#[schema(
+    min_length = 1,
+    max_length = 1000,
+    pattern = r"[^\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+)]
 pub struct StrippedNonemptyString(String);
 
 /// A unit test description: trimmed on input, not empty afterwards; at most 20000 characters, no
 /// NUL.
 #[derive(Serialize, ToSchema)]
-#[schema(min_length = 1, max_length = 20000, pattern = r"\S")]
+#[schema(
+    min_length = 1,
+    max_length = 20000,
+    pattern = r"[^\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+)]
 pub struct Description(String);
 
 /// A `creator` filter value: `org_id,user_id`.
@@ -85,7 +96,7 @@ fn tags_schema(nullable: bool) -> Object {
                 .schema_type(Type::String)
                 .min_length(Some(1))
                 .max_length(Some(1000))
-                .pattern(Some(r"\S")),
+                .pattern(Some(NON_BLANK)),
         ))
         .additional_properties(Some(
             ObjectBuilder::new()
@@ -527,4 +538,77 @@ pub struct ValidationErrorBody {
     detail: Vec<ValidationProblem>,
     /// Always `validation_error`.
     error_code: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use utoipa::PartialSchema;
+
+    use super::*;
+    use crate::domain::limits;
+
+    /// The white space `NON_BLANK` excludes, as ranges.
+    const WHITE_SPACE: [(char, char); 11] = [
+        ('\t', '\r'),
+        (' ', ' '),
+        ('\u{85}', '\u{85}'),
+        ('\u{a0}', '\u{a0}'),
+        ('\u{1680}', '\u{1680}'),
+        ('\u{2000}', '\u{200a}'),
+        ('\u{2028}', '\u{2028}'),
+        ('\u{2029}', '\u{2029}'),
+        ('\u{202f}', '\u{202f}'),
+        ('\u{205f}', '\u{205f}'),
+        ('\u{3000}', '\u{3000}'),
+    ];
+
+    #[test]
+    fn non_blank_excludes_exactly_what_trim_removes() {
+        let listed = |c: char| WHITE_SPACE.iter().any(|(a, b)| (*a..=*b).contains(&c));
+        for c in (0..=0x10ffff).filter_map(char::from_u32) {
+            assert_eq!(listed(c), c.is_whitespace(), "{:?}", c);
+        }
+        let escape = |c: char| match c {
+            '\t' => "\\t".to_owned(),
+            '\r' => "\\r".to_owned(),
+            ' ' => " ".to_owned(),
+            c => format!("\\u{:04x}", c as u32),
+        };
+        let class: String = WHITE_SPACE
+            .iter()
+            .map(|&(a, b)| match (a, b) {
+                (a, b) if a == b => escape(a),
+                (a, b) if b as u32 == a as u32 + 1 => escape(a) + &escape(b),
+                (a, b) => format!("{}-{}", escape(a), escape(b)),
+            })
+            .collect();
+        assert_eq!(NON_BLANK, format!("[^{class}]"));
+    }
+
+    fn schema_json<T: PartialSchema>() -> serde_json::Value {
+        serde_json::to_value(T::schema()).unwrap()
+    }
+
+    #[test]
+    fn string_schemas_carry_the_server_limits_and_the_non_blank_pattern() {
+        let short = schema_json::<StrippedNonemptyString>();
+        assert_eq!(short["pattern"], NON_BLANK);
+        assert_eq!(short["maxLength"], limits::SHORT_STRING_CHARS);
+        assert_eq!(limits::NAME_CHARS, limits::SHORT_STRING_CHARS);
+        assert_eq!(limits::SEARCH_QUERY_CHARS, limits::SHORT_STRING_CHARS);
+        let description = schema_json::<Description>();
+        assert_eq!(description["pattern"], NON_BLANK);
+        assert_eq!(description["maxLength"], limits::DESCRIPTION_CHARS);
+        let tags = serde_json::to_value(tags_schema(false)).unwrap();
+        assert_eq!(tags["maxProperties"], limits::TAGS);
+        assert_eq!(tags["propertyNames"]["pattern"], NON_BLANK);
+        assert_eq!(
+            tags["propertyNames"]["maxLength"],
+            limits::SHORT_STRING_CHARS
+        );
+        assert_eq!(
+            tags["additionalProperties"]["maxLength"],
+            limits::SHORT_STRING_CHARS
+        );
+    }
 }
