@@ -83,7 +83,8 @@ fi
 limit=${SCHEMATHESIS_TIME_LIMIT:-300}
 started=$SECONDS
 status=0
-timeout --signal=INT --kill-after=15 "$limit" "$venv/bin/schemathesis" "${args[@]}" || status=$?
+PYTHONPATH="$here${PYTHONPATH:+:$PYTHONPATH}" \
+    timeout --signal=INT --kill-after=15 "$limit" "$venv/bin/schemathesis" "${args[@]}" || status=$?
 echo "schemathesis finished in $((SECONDS - started))s with exit status $status" >&2
 if [[ $status -eq 124 || $status -eq 130 ]]; then
     echo "the run exceeded SCHEMATHESIS_TIME_LIMIT=${limit}s" >&2
