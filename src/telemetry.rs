@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::domain::query::{ListPage, ListQuery};
-use crate::domain::{ObjectIdHex, Timestamp, UnitTest};
+use crate::domain::{ObjectIdHex, UnitTest};
 use crate::store::{
     ApiKey, Metric, NamedKind, NamedRecord, Organization, Records, Role, Service, Store,
     StoreResult, User,
@@ -125,14 +125,10 @@ impl Store for MeteredStore {
         timed("unit_test", self.inner.unit_test(org_id, id)).await
     }
 
-    async fn replace_unit_test(
-        &self,
-        doc: &UnitTest,
-        expected_updated_at: Timestamp,
-    ) -> StoreResult<bool> {
+    async fn replace_unit_test(&self, previous: &UnitTest, next: &UnitTest) -> StoreResult<bool> {
         timed(
             "replace_unit_test",
-            self.inner.replace_unit_test(doc, expected_updated_at),
+            self.inner.replace_unit_test(previous, next),
         )
         .await
     }

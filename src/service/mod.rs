@@ -87,11 +87,7 @@ impl UnitTestService {
             }
             next.updated_by = user.info();
             next.updated_at = Timestamp::after(current.updated_at);
-            if user
-                .store
-                .replace_unit_test(&next, current.updated_at)
-                .await?
-            {
+            if user.store.replace_unit_test(&current, &next).await? {
                 tracing::info!("unit test updated");
                 return Ok(());
             }
@@ -113,11 +109,7 @@ impl UnitTestService {
             next.is_deleted = true;
             next.updated_by = user.info();
             next.updated_at = Timestamp::after(current.updated_at);
-            if user
-                .store
-                .replace_unit_test(&next, current.updated_at)
-                .await?
-            {
+            if user.store.replace_unit_test(&current, &next).await? {
                 tracing::info!("unit test deleted");
                 return Ok(());
             }

@@ -15,7 +15,7 @@ use super::{
     StoreError, StoreResult, UnitTestSet, User,
 };
 use crate::domain::query::{FilterValuesBuilder, ListPage, ListQuery, compare};
-use crate::domain::{ObjectIdHex, Timestamp, UnitTest};
+use crate::domain::{ObjectIdHex, UnitTest};
 
 type Id = [u8; 12];
 
@@ -309,12 +309,10 @@ impl Store for EmbeddedStore {
             .await
     }
 
-    async fn replace_unit_test(
-        &self,
-        doc: &UnitTest,
-        expected_updated_at: Timestamp,
-    ) -> StoreResult<bool> {
-        let doc = doc.clone();
+    async fn replace_unit_test(&self, previous: &UnitTest, next: &UnitTest) -> StoreResult<bool> {
+        // redb serializes write transactions: the check and the write below are one atomic step.
+        let expected_updated_at = previous.updated_at;
+        let doc = next.clone();
         self.run(move |db| {
             let bytes = encode(&doc)?;
             let key = (doc.org_id.as_str(), doc.id.bytes());

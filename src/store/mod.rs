@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 
 use crate::domain::query::{ListPage, ListQuery};
-use crate::domain::{ObjectIdHex, Timestamp, UnitTest};
+use crate::domain::{ObjectIdHex, UnitTest};
 
 pub mod embedded;
 pub mod migrate;
@@ -67,14 +67,11 @@ pub trait Store: Send + Sync + 'static {
     /// Must be atomic: of two concurrent inserts with one name exactly one succeeds.
     async fn insert_unit_test(&self, doc: &UnitTest) -> StoreResult<()>;
     async fn unit_test(&self, org_id: &str, id: ObjectIdHex) -> StoreResult<Option<UnitTest>>;
-    /// Replaces an active unit test if it is still the version last read (its `updated_at` equals
-    /// `expected_updated_at`); `Ok(false)` when it changed or was deleted meanwhile. A replacement
-    /// with `is_deleted: true` frees the name.
-    async fn replace_unit_test(
-        &self,
-        doc: &UnitTest,
-        expected_updated_at: Timestamp,
-    ) -> StoreResult<bool>;
+    /// Turns `previous` into `next` if the stored unit test is still `previous` (same `updated_at`)
+    /// and active; `Ok(false)` when it changed or was deleted meanwhile. Only the fields that differ
+    /// are written, so even a store whose conditional writes are not atomic (FerretDB over SQLite)
+    /// never loses another writer's change. `is_deleted: true` in `next` frees the name.
+    async fn replace_unit_test(&self, previous: &UnitTest, next: &UnitTest) -> StoreResult<bool>;
     async fn list_unit_tests(&self, query: &ListQuery) -> StoreResult<ListPage>;
 
     /// Upserts seed records by their natural keys (idempotent).

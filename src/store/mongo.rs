@@ -953,21 +953,32 @@ impl Store for MongoStore {
             .transpose()
     }
 
-    async fn replace_unit_test(
-        &self,
-        doc: &UnitTest,
-        expected_updated_at: Timestamp,
-    ) -> StoreResult<bool> {
+    async fn replace_unit_test(&self, previous: &UnitTest, next: &UnitTest) -> StoreResult<bool> {
+        // FerretDB over SQLite does not check the filter and write atomically, so two writers may
+        // both pass it: writing only the changed fields (and `updated_at` through `$max`) keeps
+        // each writer's change and keeps `updated_at` moving forward even then.
+        let before = unit_test_to_doc(previous)?;
+        let after = unit_test_to_doc(next)?;
+        let mut changed = Document::new();
+        for (key, value) in &after {
+            if key != "updated_at" && before.get(key) != Some(value) {
+                changed.insert(key.clone(), value.clone());
+            }
+        }
+        let mut update = doc! {"$max": {"updated_at": datetime(next.updated_at)}};
+        if !changed.is_empty() {
+            update.insert("$set", changed);
+        }
         let result = self
             .collection(c::UNIT_TEST)
-            .replace_one(
+            .update_one(
                 doc! {
-                    "_id": oid(doc.id),
-                    "org_id": &doc.org_id,
+                    "_id": oid(previous.id),
+                    "org_id": &previous.org_id,
                     "is_deleted": false,
-                    "updated_at": datetime(expected_updated_at),
+                    "updated_at": datetime(previous.updated_at),
                 },
-                unit_test_to_doc(doc)?,
+                update,
             )
             .await
             .map_err(store_error)?;
@@ -1599,18 +1610,10 @@ mod tests {
             let mut next = first.clone();
             next.run_count = 9;
             next.updated_at = Timestamp::from_millis(first.updated_at.millis() + 1);
-            assert!(
-                !mongo
-                    .replace_unit_test(&next, Timestamp::from_millis(1))
-                    .await
-                    .unwrap()
-            );
-            assert!(
-                mongo
-                    .replace_unit_test(&next, first.updated_at)
-                    .await
-                    .unwrap()
-            );
+            let mut stale = first.clone();
+            stale.updated_at = Timestamp::from_millis(1);
+            assert!(!mongo.replace_unit_test(&stale, &next).await.unwrap());
+            assert!(mongo.replace_unit_test(&first, &next).await.unwrap());
             assert_eq!(
                 mongo.unit_test("acme", first.id).await.unwrap(),
                 Some(next.clone())
@@ -1618,17 +1621,9 @@ mod tests {
             first = next.clone();
             next.is_deleted = true;
             next.updated_at = Timestamp::from_millis(first.updated_at.millis() + 1);
+            assert!(mongo.replace_unit_test(&first, &next).await.unwrap());
             assert!(
-                mongo
-                    .replace_unit_test(&next, first.updated_at)
-                    .await
-                    .unwrap()
-            );
-            assert!(
-                !mongo
-                    .replace_unit_test(&next, next.updated_at)
-                    .await
-                    .unwrap(),
+                !mongo.replace_unit_test(&next, &next).await.unwrap(),
                 "deleted stays deleted"
             );
             assert_eq!(

@@ -1,17 +1,26 @@
 """Schemathesis hooks for run.sh (loaded through `hooks` in schemathesis.toml).
 
-A server without named MongoDB clusters documents `x-mongo-cluster-name` with the schema
-`{"not": {}}`: no value is valid, leave the header out (any value is 422). Schemathesis's coverage
-phase does not honour that and sends such a value as if it were valid, so a parameter no value can
-satisfy is dropped from the loaded document: it is not part of this server's surface. With named
-clusters configured, the header lists them as an `enum` and is fuzzed like any other parameter.
+Two header parameters are taken out of the document before Schemathesis reads it, because no
+request built from them can tell a correct server from a wrong one:
+
+* `x-mongo-cluster-name` on a server without named MongoDB clusters: the document gives it the
+  schema `{"not": {}}` (no value is valid, leave it out; any value is 422). Schemathesis's coverage
+  phase does not honour that and sends a value as if it were valid. With named clusters configured,
+  the header lists them as an `enum` and stays in, fuzzed like any other parameter.
+* `Sec-WebSocket-Protocol`: kept in the document because the original API lists it, ignored by the
+  server. Every header value is a valid list of strings once on the wire, so a "negative" value for
+  it is only ever a false alarm.
 """
 
 import schemathesis
 
+IGNORED_HEADERS = {"sec-websocket-protocol"}
 
-def _unsatisfiable(schema):
-    return schema == {"not": {}}
+
+def _untestable(parameter):
+    if parameter.get("schema") == {"not": {}}:
+        return True
+    return parameter.get("in") == "header" and parameter.get("name", "").lower() in IGNORED_HEADERS
 
 
 @schemathesis.hook
@@ -19,6 +28,4 @@ def before_load_schema(context, raw_schema):
     for item in raw_schema.get("paths", {}).values():
         for operation in item.values():
             if isinstance(operation, dict) and "parameters" in operation:
-                operation["parameters"] = [
-                    p for p in operation["parameters"] if not _unsatisfiable(p.get("schema"))
-                ]
+                operation["parameters"] = [p for p in operation["parameters"] if not _untestable(p)]

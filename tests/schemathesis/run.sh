@@ -16,7 +16,7 @@
 # refused, valid input not refused with 422, required headers enforced, undocumented methods refused,
 # auth enforced, deleted unit tests gone. Exits non-zero on any failure.
 #
-# Environment: SCHEMATHESIS_MAX_EXAMPLES (per operation and phase, default 30), SCHEMATHESIS_SEED
+# Environment: SCHEMATHESIS_MAX_EXAMPLES (per operation and phase, default 50), SCHEMATHESIS_SEED
 # (default random; the run prints the one it used), SCHEMATHESIS_TIME_LIMIT (seconds, default 300:
 # the whole run is stopped and fails past it), SCHEMATHESIS_REPORT_DIR (JUnit report, default
 # target/schemathesis).
@@ -69,7 +69,7 @@ args=(
     --checks "$(IFS=,; echo "${checks[*]}")"
     --mode all
     --phases examples,coverage,fuzzing,stateful
-    --max-examples "${SCHEMATHESIS_MAX_EXAMPLES:-30}"
+    --max-examples "${SCHEMATHESIS_MAX_EXAMPLES:-50}"
     --wait-for-schema 30
     --request-timeout 10
     --report junit
