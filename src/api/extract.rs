@@ -58,9 +58,9 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(Self(Err(vec![problem("missing", "Field required")])));
         }
-        Ok(Self(serde_json::from_slice(&bytes).map_err(|e| {
-            vec![problem("json_invalid", format!("JSON decode error: {e}"))]
-        })))
+        Ok(Self(crate::domain::json::parse_strict(&bytes).map_err(
+            |e| vec![problem("json_invalid", format!("JSON decode error: {e}"))],
+        )))
     }
 }
 

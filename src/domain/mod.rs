@@ -1,6 +1,7 @@
 //! Domain types. Each is built by parsing, so code past the edge can trust what it holds.
 
 mod id;
+pub mod json;
 pub mod limits;
 pub mod problems;
 pub mod query;

@@ -294,6 +294,14 @@ async fn create_refuses_malformed_missing_and_non_json_bodies(app: TestApp) {
         ),
         ("a JSON array", Some("application/json"), b"[]".to_vec()),
         (
+            "a repeated key",
+            Some("application/json"),
+            unit_test_body("Twice")
+                .to_string()
+                .replacen('{', r#"{"name": "Once", "#, 1)
+                .into_bytes(),
+        ),
+        (
             "deep nesting",
             Some("application/json"),
             format!("{}{}", "[".repeat(10_000), "]".repeat(10_000)).into_bytes(),
