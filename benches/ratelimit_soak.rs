@@ -19,17 +19,30 @@ fn rss_mib() -> f64 {
 }
 
 fn main() {
-    let users: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(1_000_000);
+    let users: usize = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(1_000_000);
     let limits = RateLimits::new(Budgets::default());
-    let keys: Vec<String> = (0..users).map(|i| format!("org-{}\u{0}user-{i}", i % 1000)).collect();
+    let keys: Vec<String> = (0..users)
+        .map(|i| format!("org-{}\u{0}user-{i}", i % 1000))
+        .collect();
     let base = rss_mib();
 
     let started = Instant::now();
     let mut refused = 0usize;
     for key in &keys {
         // Each user lists twice and searches once.
-        for action in [Limited::ListUnitTests, Limited::ListUnitTests, Limited::SearchUnitTests] {
-            if limits.check(action, key).and_then(|d| d.retry_after_secs).is_some() {
+        for action in [
+            Limited::ListUnitTests,
+            Limited::ListUnitTests,
+            Limited::SearchUnitTests,
+        ] {
+            if limits
+                .check(action, key)
+                .and_then(|d| d.retry_after_secs)
+                .is_some()
+            {
                 refused += 1;
             }
         }
@@ -42,7 +55,11 @@ fn main() {
         checks as f64 / elapsed.as_secs_f64(),
         elapsed.as_nanos() as f64 / checks as f64
     );
-    println!("keys held: {}, RSS above start: {:.1} MiB", limits.tracked_keys(), rss_mib() - base);
+    println!(
+        "keys held: {}, RSS above start: {:.1} MiB",
+        limits.tracked_keys(),
+        rss_mib() - base
+    );
 
     // A search budget of 50/min refills one request every 1.2 s; a few seconds later every key is full
     // again and indistinguishable from a new one.
