@@ -161,6 +161,27 @@ impl MongoStore {
     /// Applies the migrations not yet recorded in `simtest_migrations`, in order; returns the names
     /// of those it applied (empty when the database is up to date).
     pub async fn migrate(&self) -> StoreResult<Vec<String>> {
+        // Every step is idempotent, so a race with another process migrating the same database
+        // (which surfaces as a duplicate key on a collection, an index or the record) is settled by
+        // going through the list again.
+        let mut attempts = 0;
+        loop {
+            match self.migrate_once().await {
+                Err(StoreError::Duplicate) if attempts < 5 => {
+                    attempts += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(50 * attempts)).await;
+                }
+                Err(StoreError::Duplicate) => {
+                    return Err(StoreError::Internal(
+                        "migrations kept racing with another process".into(),
+                    ));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn migrate_once(&self) -> StoreResult<Vec<String>> {
         let recorded: HashSet<String> = self
             .db
             .collection::<Document>(c::MIGRATIONS)

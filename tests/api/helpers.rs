@@ -52,7 +52,7 @@ pub fn test_mongodb_uri() -> Option<String> {
 }
 
 /// Write concern of the test databases (`SIMTEST_TEST_MONGODB_WRITE_CONCERN`, default majority).
-fn test_write_concern() -> MongoWriteConcern {
+pub fn test_write_concern() -> MongoWriteConcern {
     std::env::var("SIMTEST_TEST_MONGODB_WRITE_CONCERN")
         .ok()
         .map(|w| w.parse().expect("SIMTEST_TEST_MONGODB_WRITE_CONCERN"))

@@ -253,7 +253,9 @@ async fn instances_on_one_database_share_the_token_secret() {
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let config = |dir: &std::path::Path| {
         let mut c = Config::for_data_dir(dir);
-        c.mongodb = Some(MongoConfig::new(uri.clone(), database.clone()));
+        let mut mongo = MongoConfig::new(uri.clone(), database.clone());
+        mongo.write_concern = test_write_concern();
+        c.mongodb = Some(mongo);
         c
     };
     let (addr_a, state_a) = serve(&config(dir_a.path()), BTreeMap::new()).await;
@@ -295,4 +297,38 @@ async fn instances_on_one_database_share_the_token_secret() {
     .await
     .unwrap();
     cleanup.drop_database().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_migrating_one_database_at_once_both_succeed_and_each_migration_runs_once() {
+    if !mongo_available() {
+        return;
+    }
+    let uri = std::env::var("SIMTEST_TEST_MONGODB_URI").unwrap();
+    let database = format!("simtest_test_{}", uuid::Uuid::new_v4().simple());
+    let connect =
+        || simtest::store::mongo::MongoStore::connect(&uri, &database, test_write_concern());
+    let (a, b) = (connect().await.unwrap(), connect().await.unwrap());
+    let (applied_a, applied_b) = tokio::join!(a.migrate(), b.migrate());
+    let (applied_a, applied_b) = (applied_a.unwrap(), applied_b.unwrap());
+    assert!(
+        !applied_a.is_empty() || !applied_b.is_empty(),
+        "the fresh database was migrated"
+    );
+    assert!(
+        a.migrate().await.unwrap().is_empty(),
+        "recorded: nothing left to apply"
+    );
+    // The unique-name index is in place: a store on this database refuses a duplicate active name.
+    let app = spawn_app_with(Backend::Mongo, |c| {
+        c.mongodb.as_mut().unwrap().database = database.clone()
+    })
+    .await;
+    app.create_ok(&unit_test_body("once")).await;
+    assert_eq!(
+        app.create(&unit_test_body("once")).await.status(),
+        StatusCode::CONFLICT
+    );
+    drop(app);
+    let _ = a.drop_database().await;
 }
