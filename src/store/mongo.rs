@@ -128,7 +128,12 @@ const TOKEN_SECRET_ID: &str = "token_secret";
 pub struct MongoStore {
     client: Client,
     db: Database,
+    /// Writes to one unit test go one at a time within this process (see `replace_unit_test`).
+    write_stripes: Vec<tokio::sync::Mutex<()>>,
 }
+
+/// Lock stripes for unit test writes: enough that unrelated unit tests rarely wait for each other.
+const WRITE_STRIPES: usize = 64;
 
 impl MongoStore {
     /// Sets up a client for `uri` and `database`. The driver connects lazily and reconnects by itself:
@@ -151,7 +156,14 @@ impl MongoStore {
         let client =
             Client::with_options(options).map_err(|e| ConnectError::Uri(e.kind.to_string()))?;
         let db = client.database(database);
-        Ok(Self { client, db })
+        let write_stripes = (0..WRITE_STRIPES)
+            .map(|_| tokio::sync::Mutex::new(()))
+            .collect();
+        Ok(Self {
+            client,
+            db,
+            write_stripes,
+        })
     }
 
     pub fn database_name(&self) -> &str {
@@ -975,9 +987,13 @@ impl Store for MongoStore {
     }
 
     async fn replace_unit_test(&self, previous: &UnitTest, next: &UnitTest) -> StoreResult<bool> {
-        // FerretDB over SQLite does not check the filter and write atomically, so two writers may
-        // both pass it: writing only the changed fields (and `updated_at` through `$max`) keeps
-        // each writer's change and keeps `updated_at` moving forward even then.
+        // MongoDB applies a filtered update to one document atomically. FerretDB over SQLite does
+        // not: it reads the document, applies the update and writes the whole document back, so two
+        // concurrent updates of one document can undo each other (even an acknowledged delete). So
+        // writes to one unit test are serialized within this process, and only the changed fields
+        // are written, with `updated_at` through `$max` so it only moves forward.
+        let stripe = usize::from(previous.id.bytes()[11]) % self.write_stripes.len();
+        let _one_writer = self.write_stripes[stripe].lock().await;
         let before = unit_test_to_doc(previous)?;
         let after = unit_test_to_doc(next)?;
         let mut changed = Document::new();

@@ -15,6 +15,7 @@ backend_tests!(
     list_returns_422_listing_every_bad_parameter,
     list_without_read_permission_is_an_empty_page,
     list_never_shows_another_orgs_unit_tests,
+    a_paging_walk_never_repeats_a_unit_test_while_others_are_created,
 );
 
 /// Creates unit tests with varied references, tags and creators; returns their ids by name.
@@ -421,4 +422,62 @@ async fn list_never_shows_another_orgs_unit_tests(app: TestApp) {
     let (_, page) = status_and_json(app.list_as(&gary, "globex", "").await).await;
     assert_eq!(names(&page), ["globex only"]);
     assert_eq!(names(&app.list("").await), ["acme only"]);
+}
+
+async fn a_paging_walk_never_repeats_a_unit_test_while_others_are_created(app: TestApp) {
+    let mut originals = Vec::new();
+    for i in 0..40 {
+        originals.push(
+            app.create_ok(&unit_test_body(&format!("walk {i:02}")))
+                .await,
+        );
+    }
+    let writer = {
+        let (client, url, token) = (
+            app.client.clone(),
+            app.url("/v1/acme/simulation/unit_test/"),
+            app.admin_token(),
+        );
+        tokio::spawn(async move {
+            for i in 0..30 {
+                let r = client
+                    .post(&url)
+                    .bearer_auth(&token)
+                    .json(&unit_test_body(&format!("late {i:02}")))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), StatusCode::CREATED);
+            }
+        })
+    };
+    // The default order (_id ascending) puts new unit tests after every existing one.
+    let mut seen: Vec<String> = Vec::new();
+    let mut offset = Some(0);
+    while let Some(o) = offset {
+        let page = app.list(&format!("limit=7&continuation_token={o}")).await;
+        seen.extend(
+            page["simulation_unit_tests"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t["id"].as_str().unwrap().to_owned()),
+        );
+        offset = page["continuation_token"].as_u64();
+    }
+    writer.await.unwrap();
+    let mut unique = seen.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(
+        unique.len(),
+        seen.len(),
+        "a unit test came twice in one walk"
+    );
+    for id in &originals {
+        assert!(
+            seen.contains(id),
+            "{id} existed before the walk and was skipped"
+        );
+    }
 }

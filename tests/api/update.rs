@@ -12,6 +12,7 @@ backend_tests!(
     update_of_unknown_deleted_or_foreign_unit_tests_is_404,
     update_requires_the_modify_permission,
     concurrent_updates_all_land_and_leave_a_consistent_document,
+    concurrent_updates_and_a_delete_leave_a_consistent_deleted_document,
 );
 
 async fn update_changes_only_given_fields_and_moves_updated_at_and_by(app: TestApp) {
@@ -315,4 +316,51 @@ async fn concurrent_updates_all_land_and_leave_a_consistent_document(app: TestAp
         "{after}"
     );
     assert_eq!(after["name"], "Busy");
+}
+
+async fn concurrent_updates_and_a_delete_leave_a_consistent_deleted_document(app: TestApp) {
+    let id = app.create_ok(&unit_test_body("Contested")).await;
+    let before = app.get(&id).await;
+    let token = app.admin_token();
+    let url = app.url(&format!("/v1/acme/simulation/unit_test/{id}/"));
+    let mut tasks = Vec::new();
+    for i in 0..12u64 {
+        let request = if i == 6 {
+            app.client.delete(&url).bearer_auth(&token)
+        } else {
+            app.client
+                .post(&url)
+                .bearer_auth(&token)
+                .json(&json!({"run_count": i + 2, "tags": {"round": i.to_string()}}))
+        };
+        tasks.push(tokio::spawn(async move {
+            (i, request.send().await.unwrap().status())
+        }));
+    }
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    assert!(
+        statuses.iter().all(|(i, s)| if *i == 6 {
+            *s == StatusCode::NO_CONTENT
+        } else {
+            *s == StatusCode::NO_CONTENT || *s == StatusCode::NOT_FOUND
+        }),
+        "updates land before the delete or find it deleted: {statuses:?}"
+    );
+    let after = app.get(&id).await;
+    assert_eq!(after["is_deleted"], true);
+    assert_eq!(after["name"], before["name"]);
+    assert_eq!(after["success_criterions"], before["success_criterions"]);
+    // The last landed update's fields travel together: run_count and its round tag agree.
+    let run_count = after["run_count"].as_u64().unwrap();
+    if run_count > 1 {
+        assert_eq!(
+            after["tags"],
+            json!([{"key": "round", "value": (run_count - 2).to_string()}]),
+            "{after}"
+        );
+    }
+    assert!(after["updated_at"].as_str().unwrap() > before["updated_at"].as_str().unwrap());
 }

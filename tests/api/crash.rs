@@ -1,0 +1,238 @@
+//! Crash safety: a server under create/update load is killed with SIGKILL; after a restart every
+//! acknowledged write is there with its exact content, and the store opens by itself.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+/// A `simtest serve` child process on the given data dir (and MongoDB database, if any).
+struct Server {
+    child: Child,
+    url: String,
+}
+
+fn serve(data_dir: &std::path::Path, mongo: Option<(&str, &str)>) -> Server {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_simtest"));
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--rate-limits-off"])
+        .env("SIMTEST_DATA_DIR", data_dir)
+        .env("SIMTEST_JWT_SECRET", TEST_TOKEN_SECRET)
+        .env("SIMTEST_LOG_FORMAT", "json")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    if let Some((uri, database)) = mongo {
+        cmd.env("SIMTEST_MONGODB_URI", uri)
+            .env("SIMTEST_MONGODB_DATABASE", database)
+            .env(
+                "SIMTEST_MONGODB_WRITE_CONCERN",
+                test_write_concern().to_string(),
+            );
+    }
+    let mut child = cmd.spawn().expect("start simtest");
+    // The "simtest listening" log line carries the address.
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines.next().expect("server log").unwrap();
+        if let Ok(v) = serde_json::from_str::<Value>(&line)
+            && v["message"] == "simtest listening"
+        {
+            break v["addr"].as_str().unwrap().to_owned();
+        }
+    };
+    // Keep draining the log so the server never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    Server {
+        child,
+        url: format!("http://{addr}"),
+    }
+}
+
+/// What one worker knows about its unit tests: the last acknowledged run_count, and a value that
+/// was sent but not acknowledged when the server died (it may or may not have landed).
+#[derive(Default, Clone)]
+struct Known {
+    name: String,
+    acknowledged: u64,
+    in_flight: Option<u64>,
+}
+
+async fn survives_sigkill_under_load(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("simtest_test_{}", uuid::Uuid::new_v4().simple());
+    let mongo_uri = test_mongodb_uri();
+    let mongo = match backend {
+        Backend::Embedded => None,
+        Backend::Mongo => Some((mongo_uri.as_deref().unwrap(), database.as_str())),
+    };
+    // Fixtures first, through the same command an operator uses.
+    let mut seed = Command::new(env!("CARGO_BIN_EXE_simtest"));
+    seed.args([
+        "seed",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/api/fixtures.json"),
+    ])
+    .env("SIMTEST_DATA_DIR", dir.path());
+    if let Some((uri, db)) = mongo {
+        seed.env("SIMTEST_MONGODB_URI", uri)
+            .env("SIMTEST_MONGODB_DATABASE", db);
+    }
+    assert!(seed.status().unwrap().success());
+
+    let mut server = serve(dir.path(), mongo);
+    let token = simtest::auth::TokenKeys::new(TEST_TOKEN_SECRET.as_bytes(), "simtest", 3600)
+        .unwrap()
+        .issue("acme", "alice")
+        .unwrap()
+        .0;
+    let known: Arc<Mutex<HashMap<String, Known>>> = Arc::default();
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_millis(1500);
+    let mut workers = Vec::new();
+    for w in 0..6 {
+        let (client, url, token, known) = (
+            client.clone(),
+            server.url.clone(),
+            token.clone(),
+            known.clone(),
+        );
+        workers.push(tokio::spawn(async move {
+            let base = format!("{url}/v1/acme/simulation/unit_test/");
+            let mut mine: Vec<String> = Vec::new();
+            for i in 0.. {
+                if Instant::now() > deadline {
+                    break;
+                }
+                let name = format!("w{w}-{i}");
+                let Ok(r) = client
+                    .post(&base)
+                    .bearer_auth(&token)
+                    .json(&unit_test_body(&name))
+                    .send()
+                    .await
+                else {
+                    break;
+                };
+                if r.status() != StatusCode::CREATED {
+                    break;
+                }
+                let Ok(body) = r.json::<Value>().await else {
+                    break;
+                };
+                let id = body["simulation_unit_test_id"].as_str().unwrap().to_owned();
+                known.lock().unwrap().insert(
+                    id.clone(),
+                    Known {
+                        name,
+                        acknowledged: 1,
+                        in_flight: None,
+                    },
+                );
+                mine.push(id);
+                // Update one of this worker's unit tests (never shared, so the last acknowledged value is known).
+                let target = mine[i % mine.len()].clone();
+                let next = known.lock().unwrap()[&target].acknowledged + 1;
+                known.lock().unwrap().get_mut(&target).unwrap().in_flight = Some(next);
+                let sent = client
+                    .post(format!("{base}{target}/"))
+                    .bearer_auth(&token)
+                    .json(&json!({"run_count": next}))
+                    .send()
+                    .await;
+                match sent {
+                    Ok(r) if r.status() == StatusCode::NO_CONTENT => {
+                        let mut k = known.lock().unwrap();
+                        let entry = k.get_mut(&target).unwrap();
+                        entry.acknowledged = next;
+                        entry.in_flight = None;
+                    }
+                    _ => break,
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    server.child.kill().unwrap(); // SIGKILL, mid-load
+    server.child.wait().unwrap();
+    for w in workers {
+        w.await.unwrap();
+    }
+    let known = known.lock().unwrap().clone();
+    assert!(
+        known.len() >= 6,
+        "the load ran ({} unit tests acknowledged)",
+        known.len()
+    );
+
+    let mut server = serve(dir.path(), mongo);
+    let mut found: HashMap<String, Value> = HashMap::new();
+    let mut offset = 0;
+    loop {
+        let page: Value = client
+            .get(format!(
+                "{}/v1/acme/simulation/unit_test/?limit=500&continuation_token={offset}",
+                server.url
+            ))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        for t in page["simulation_unit_tests"].as_array().unwrap() {
+            found.insert(t["id"].as_str().unwrap().to_owned(), t.clone());
+        }
+        match page["continuation_token"].as_u64() {
+            Some(next) => offset = next,
+            None => break,
+        }
+    }
+    for (id, k) in &known {
+        let t = found
+            .get(id)
+            .unwrap_or_else(|| panic!("acknowledged unit test {id} ({}) was lost", k.name));
+        assert_eq!(t["name"], k.name.as_str());
+        assert_eq!(t["description"], format!("Checks that {} works", k.name));
+        let run_count = t["run_count"].as_u64().unwrap();
+        assert!(
+            run_count == k.acknowledged || Some(run_count) == k.in_flight,
+            "{id}: run_count {run_count}, acknowledged {}, in flight {:?}",
+            k.acknowledged,
+            k.in_flight
+        );
+    }
+    // Nothing appeared that was never sent, and names stay unique.
+    let mut names: Vec<&str> = found
+        .values()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), found.len(), "no duplicate documents");
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    if let (Backend::Mongo, Some(uri)) = (backend, &mongo_uri) {
+        let store =
+            simtest::store::mongo::MongoStore::connect(uri, &database, test_write_concern())
+                .await
+                .unwrap();
+        let _ = store.drop_database().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_writes_survive_sigkill_embedded() {
+    survives_sigkill_under_load(Backend::Embedded).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_writes_survive_sigkill_mongo() {
+    if mongo_available() {
+        survives_sigkill_under_load(Backend::Mongo).await;
+    }
+}
