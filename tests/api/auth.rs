@@ -57,6 +57,9 @@ async fn requests_without_valid_credentials_get_401(app: TestApp) {
     let good = app.admin_token();
     let parts: Vec<&str> = good.split('.').collect();
     let none_header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
+    // RS256/HS256 confusion: a token claiming RS256 (its "signature" an HMAC made with the secret) is
+    // refused because only HS256 is accepted, whatever key material the attacker used.
+    let rs256_header = URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256","typ":"JWT"}"#);
     let tampered_payload = URL_SAFE_NO_PAD.encode(
         String::from_utf8(URL_SAFE_NO_PAD.decode(parts[1]).unwrap())
             .unwrap()

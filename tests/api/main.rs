@@ -9,6 +9,7 @@ mod create;
 mod delete;
 mod edges;
 mod ferretdb;
+mod hostile;
 mod list;
 mod mongo_ops;
 mod openapi;
