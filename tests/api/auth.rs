@@ -106,6 +106,14 @@ async fn requests_without_valid_credentials_get_401(app: TestApp) {
             "alg none",
         ),
         (
+            Some(format!("Bearer {none_header}.{}.{}", parts[1], parts[2])),
+            "alg none with a signature",
+        ),
+        (
+            Some(format!("Bearer {rs256_header}.{}.{}", parts[1], parts[2])),
+            "RS256 header on an HS256 token",
+        ),
+        (
             Some(format!(
                 "Bearer {}.{tampered_payload}.{}",
                 parts[0], parts[2]
