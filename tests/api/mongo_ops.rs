@@ -60,6 +60,47 @@ async fn mongodb_outage_gives_503_fast_and_service_resumes_by_itself() {
         StatusCode::CREATED
     );
 
+    // Load runs through the outage: four writers creating unit tests the whole time.
+    let stop_load = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for w in 0..4 {
+        let (client, url, token, stop_load) = (
+            client.clone(),
+            url.clone(),
+            token.clone(),
+            stop_load.clone(),
+        );
+        writers.push(tokio::spawn(async move {
+            let mut acknowledged = Vec::new();
+            let mut statuses = Vec::new();
+            let mut i = 0;
+            while !stop_load.load(std::sync::atomic::Ordering::Relaxed) {
+                let name = format!("load {w}-{i}");
+                i += 1;
+                let started = Instant::now();
+                let r = client
+                    .post(&url)
+                    .bearer_auth(&token)
+                    .json(&unit_test_body(&name))
+                    .send()
+                    .await
+                    .unwrap();
+                assert!(
+                    started.elapsed() < Duration::from_secs(10),
+                    "a request hung for {:?}",
+                    started.elapsed()
+                );
+                statuses.push(r.status());
+                if r.status() == StatusCode::CREATED {
+                    acknowledged.push(name);
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            (acknowledged, statuses)
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
     ferret.stop();
     for name in ["during 1", "during 2"] {
         let started = Instant::now();
@@ -112,8 +153,26 @@ async fn mongodb_outage_gives_503_fast_and_service_resumes_by_itself() {
         assert!(Instant::now() < deadline, "service did not resume");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop_load.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut acknowledged = vec!["after".to_owned(), "before".to_owned()];
+    for w in writers {
+        let (names, statuses) = w.await.unwrap();
+        assert!(
+            statuses
+                .iter()
+                .all(|s| *s == StatusCode::CREATED || *s == StatusCode::SERVICE_UNAVAILABLE),
+            "only 201 or 503 under load: {statuses:?}"
+        );
+        assert!(
+            statuses.contains(&StatusCode::SERVICE_UNAVAILABLE),
+            "the load saw the outage"
+        );
+        acknowledged.extend(names);
+    }
+
     let page: serde_json::Value = client
-        .get(&url)
+        .get(format!("{url}?limit=500"))
         .bearer_auth(&token)
         .send()
         .await
@@ -123,10 +182,15 @@ async fn mongodb_outage_gives_503_fast_and_service_resumes_by_itself() {
         .unwrap();
     let mut got = names(&page);
     got.sort();
-    assert_eq!(
-        got,
-        ["after", "before"],
-        "no duplicate or partial documents"
+    let mut unique = got.clone();
+    unique.dedup();
+    assert_eq!(unique, got, "no duplicate documents");
+    for name in &acknowledged {
+        assert!(got.contains(name), "acknowledged {name} is missing");
+    }
+    assert!(
+        !got.iter().any(|n| n.starts_with("during")),
+        "a refused create was written"
     );
     assert_eq!(
         client
