@@ -121,4 +121,15 @@ mod tests {
             "same key in two objects is fine"
         );
     }
+
+    #[test]
+    fn serde_json_private_raw_value_key_is_an_ordinary_key() {
+        // Found by fuzzing (update_body): serde_json's own `Value` (raw_value feature on) reads this
+        // key as an embedded raw value and fails; we read it as any other key, which the request
+        // parsers then refuse as an unknown field or keep as a tag key.
+        let text = br#"{"$serde_json::private::RawValue": "criterion"}"#;
+        assert!(serde_json::from_slice::<Value>(text).is_err());
+        let value = parse_strict(text).unwrap();
+        assert_eq!(value["$serde_json::private::RawValue"], "criterion");
+    }
 }
