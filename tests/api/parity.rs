@@ -32,6 +32,7 @@ async fn transcript(app: &TestApp) -> Vec<String> {
             ),
             ("delta Ünïcode", SERVICE_2, json!({})),
             ("epsilon signup", SERVICE, json!({"owner": "ann"})),
+            ("Zeta ΟΔΟΣ sΣ", SERVICE_2, json!({"owner": "ann"})),
         ]
         .into_iter()
         .enumerate()
@@ -164,6 +165,17 @@ async fn transcript(app: &TestApp) -> Vec<String> {
             "/v1/acme/simulation/unit_test/search/?query=%C3%BCn%C3%AFcode".into(),
             None,
         ),
+        // Σ lower-cases to ς at the end of a word and to σ alone: both stores must find it either way.
+        (
+            "GET",
+            "/v1/acme/simulation/unit_test/search/?query=%CE%BF%CE%B4%CE%BF%CF%83".into(),
+            None,
+        ),
+        (
+            "GET",
+            "/v1/acme/simulation/unit_test/search/?query=s%20%CE%A3".into(),
+            None,
+        ),
         (
             "GET",
             format!("/v1/acme/simulation/unit_test/search/?query=signup&service_id={SERVICE}"),
@@ -237,6 +249,13 @@ async fn both_backends_answer_the_same_sequence_with_identical_bytes() {
         assert!(
             embedded.iter().any(|l| l.contains(status)),
             "the sequence covers {status}"
+        );
+    }
+    for query in ["query=%CE%BF%CE%B4%CE%BF%CF%83 ", "query=s%20%CE%A3 "] {
+        let line = embedded.iter().find(|l| l.contains(query)).unwrap();
+        assert!(
+            line.contains("Zeta"),
+            "a search with Σ in any form finds it: {line}"
         );
     }
     for (e, m) in embedded.iter().zip(&mongo) {
