@@ -176,6 +176,10 @@ pub struct ServeArgs {
     /// While this file exists, `/v1` answers 503 (default: `maintenance` in the data dir).
     #[arg(long, env = "SIMTEST_MAINTENANCE_FILE")]
     pub maintenance_file: Option<PathBuf>,
+    /// Serve the benchmark-only routes (`GET /bench/{org}/list-page`, the HTTP ceiling of
+    /// BENCHMARKS.md). Off by default; never needed in production.
+    #[arg(long, env = "SIMTEST_BENCH_ROUTES")]
+    pub bench_routes: bool,
     #[command(flatten)]
     pub rate_limits: RateLimitArgs,
 }
@@ -292,6 +296,7 @@ impl Config {
             max_body_bytes: usize::try_from(args.max_body_bytes).unwrap_or(usize::MAX),
             request_timeout: Duration::from_secs(args.request_timeout_seconds),
             cors_origins: args.cors_origins.clone(),
+            bench_routes: args.bench_routes,
         };
         self.rate_limits = args.rate_limits.budgets();
         if let Some(file) = &args.maintenance_file {

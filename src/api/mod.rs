@@ -1,6 +1,7 @@
 //! The HTTP surface: each resource module gives its routes, this one merges them and adds the
 //! layers every request passes through.
 
+mod bench;
 mod extract;
 mod middleware;
 mod openapi;
@@ -34,6 +35,8 @@ pub struct HttpSettings {
     pub request_timeout: Duration,
     /// Browser origins allowed to call the API (CORS); none by default.
     pub cors_origins: Vec<HeaderValue>,
+    /// Serve the benchmark-only routes (`--bench-routes`; see `api::bench`).
+    pub bench_routes: bool,
 }
 
 impl Default for HttpSettings {
@@ -42,6 +45,7 @@ impl Default for HttpSettings {
             max_body_bytes: 1024 * 1024,
             request_timeout: Duration::from_secs(30),
             cors_origins: Vec::new(),
+            bench_routes: false,
         }
     }
 }
@@ -60,6 +64,11 @@ pub fn router(state: AppState, settings: &HttpSettings) -> Router {
     let v1 = Router::new()
         .merge(unit_tests::router(&state))
         .merge(users::router(&state))
+        .merge(if settings.bench_routes {
+            bench::router(&state)
+        } else {
+            Router::new()
+        })
         .route_layer(from_fn_with_state(state.clone(), middleware::maintenance));
     Router::new()
         .merge(v1)

@@ -21,7 +21,9 @@ use super::{middleware, with_trailing_slash};
 use crate::AppState;
 use crate::auth::{CurrentUser, Permission};
 use crate::domain::problems::Problems;
-use crate::domain::query::{FilterValues, QueryParams, parse_list_query, parse_search_query};
+use crate::domain::query::{
+    FilterValues, ListPage, QueryParams, parse_list_query, parse_search_query,
+};
 use crate::domain::{IdKey, NewUnitTest, UnitTestJson, UnitTestPatch};
 use crate::error::{Error, Result};
 use crate::ratelimit::Limited;
@@ -100,11 +102,31 @@ async fn create_unit_test(
 }
 
 #[derive(Serialize)]
-struct ListResponse<'a> {
+pub(super) struct ListResponse<'a> {
     simulation_unit_tests: Vec<UnitTestJson<'a>>,
     has_more: bool,
     continuation_token: Option<u64>,
-    filter_values: Option<FilterValues>,
+    filter_values: Option<&'a FilterValues>,
+}
+
+impl<'a> ListResponse<'a> {
+    /// The answer for `page`, which starts at `offset`.
+    pub(super) fn new(page: &'a ListPage, offset: u64) -> Self {
+        let next_offset = offset + page.items.len() as u64;
+        Self {
+            simulation_unit_tests: page
+                .items
+                .iter()
+                .map(|doc| UnitTestJson {
+                    doc,
+                    id_key: IdKey::Id,
+                })
+                .collect(),
+            has_more: page.has_more,
+            continuation_token: page.has_more.then_some(next_offset),
+            filter_values: page.filter_values.as_ref(),
+        }
+    }
 }
 
 /// Get simulation unit tests
@@ -151,21 +173,7 @@ async fn list_unit_tests(
     let query = parse_list_query(&user.org_id, &QueryParams::parse(raw.as_deref()))
         .map_err(Error::Invalid)?;
     let page = state.unit_tests.list(&user, &query).await?;
-    let next_offset = query.offset + page.items.len() as u64;
-    let body = ListResponse {
-        simulation_unit_tests: page
-            .items
-            .iter()
-            .map(|doc| UnitTestJson {
-                doc,
-                id_key: IdKey::Id,
-            })
-            .collect(),
-        has_more: page.has_more,
-        continuation_token: page.has_more.then_some(next_offset),
-        filter_values: page.filter_values,
-    };
-    Ok(Json(body).into_response())
+    Ok(Json(ListResponse::new(&page, query.offset)).into_response())
 }
 
 #[derive(Serialize)]

@@ -3,18 +3,19 @@
 //! serialized by redb, which makes the name check and the insert one atomic step.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::catalog::Catalog;
 use super::{
     ApiKey, Metric, NamedKind, NamedRecord, Organization, Records, Role, Service, Store,
     StoreError, StoreResult, UnitTestSet, User,
 };
-use crate::domain::query::{FilterValuesBuilder, ListPage, ListQuery, compare};
+use crate::domain::query::{ListPage, ListQuery};
 use crate::domain::{ObjectIdHex, UnitTest};
 
 type Id = [u8; 12];
@@ -36,8 +37,18 @@ const ACTIVE_NAMES: TableDefinition<(&str, &str), Id> =
 
 const FILE_NAME: &str = "simtest.redb";
 
+/// redb's page cache. Its default (1 GiB) would hold the whole file after a few deep pages; the
+/// queries run on the catalog, so the cache only serves the documents of a page and the small
+/// reference tables, and the OS page cache does the rest.
+const CACHE_BYTES: usize = 32 * 1024 * 1024;
+
 pub struct EmbeddedStore {
     db: Arc<Database>,
+    /// The unit tests' index; lists and searches are answered from it.
+    catalog: Arc<RwLock<Catalog>>,
+    /// Held from a unit test write's transaction to its catalog update, so the catalog sees the
+    /// writes in the order redb committed them.
+    writer: Arc<Mutex<()>>,
 }
 
 /// Why the embedded store could not be opened, in words an operator can act on.
@@ -52,6 +63,8 @@ pub enum OpenError {
     InUse(String),
     #[error("cannot open the store in {path}: {source}")]
     Open { path: String, source: redb::Error },
+    #[error("cannot read the unit tests in {path}: {detail}")]
+    Corrupt { path: String, detail: String },
 }
 
 impl EmbeddedStore {
@@ -62,7 +75,10 @@ impl EmbeddedStore {
             path: shown.clone(),
             source,
         })?;
-        let db = match Database::create(data_dir.join(FILE_NAME)) {
+        let db = match Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(data_dir.join(FILE_NAME))
+        {
             Ok(db) => db,
             Err(redb::DatabaseError::DatabaseAlreadyOpen) => return Err(OpenError::InUse(shown)),
             Err(e) => {
@@ -73,10 +89,53 @@ impl EmbeddedStore {
             }
         };
         create_tables(&db).map_err(|source| OpenError::Open {
-            path: shown,
+            path: shown.clone(),
             source,
         })?;
-        Ok(Self { db: Arc::new(db) })
+        let catalog = load_catalog(&db).map_err(|failure| OpenError::Corrupt {
+            path: shown,
+            detail: match failure {
+                Failure::Redb(e) => e.to_string(),
+                Failure::Store(e) => e.to_string(),
+            },
+        })?;
+        Ok(Self {
+            db: Arc::new(db),
+            catalog: Arc::new(RwLock::new(catalog)),
+            writer: Arc::default(),
+        })
+    }
+
+    /// Runs a unit test write: `work` gets the open transaction and says what to commit (`Some`
+    /// of the document written) or to abort (`None`); the catalog learns of what was committed.
+    async fn write_unit_test<T, F>(&self, work: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&redb::WriteTransaction) -> Result<(T, Option<UnitTest>), Failure>
+            + Send
+            + 'static,
+    {
+        let (catalog, writer) = (self.catalog.clone(), self.writer.clone());
+        self.run(move |db| {
+            let _turn = writer.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut txn = db.begin_write()?;
+            // Saves the allocator state with each commit, so opening after a crash is quick
+            // instead of a walk over the whole file.
+            txn.set_quick_repair(true);
+            let (answer, written) = work(&txn)?;
+            match written {
+                Some(doc) => {
+                    txn.commit()?;
+                    catalog
+                        .write()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .upsert(&doc);
+                }
+                None => txn.abort()?,
+            }
+            Ok(answer)
+        })
+        .await
     }
 
     /// Runs blocking redb work off the async runtime.
@@ -93,6 +152,18 @@ impl EmbeddedStore {
             Err(join) => Err(StoreError::Internal(format!("store task failed: {join}"))),
         }
     }
+}
+
+/// The catalog of every unit test in the store.
+fn load_catalog(db: &Database) -> Result<Catalog, Failure> {
+    let txn = db.begin_read()?;
+    let table = txn.open_table(UNIT_TESTS)?;
+    let mut docs = Vec::new();
+    for entry in table.iter()? {
+        let (_, value) = entry?;
+        docs.push(decode::<UnitTest>(value.value())?);
+    }
+    Ok(Catalog::build(docs))
 }
 
 fn create_tables(db: &Database) -> Result<(), redb::Error> {
@@ -278,27 +349,21 @@ impl Store for EmbeddedStore {
 
     async fn insert_unit_test(&self, doc: &UnitTest) -> StoreResult<()> {
         let doc = doc.clone();
-        self.run(move |db| {
+        self.write_unit_test(move |txn| {
             let bytes = encode(&doc)?;
-            let txn = db.begin_write()?;
-            {
-                let mut names = txn.open_table(ACTIVE_NAMES)?;
-                if !doc.is_deleted {
-                    if names
-                        .get((doc.org_id.as_str(), doc.name.as_str()))?
-                        .is_some()
-                    {
-                        drop(names);
-                        txn.abort()?;
-                        return Err(Failure::Store(StoreError::Duplicate));
-                    }
-                    names.insert((doc.org_id.as_str(), doc.name.as_str()), doc.id.bytes())?;
+            let mut names = txn.open_table(ACTIVE_NAMES)?;
+            if !doc.is_deleted {
+                if names
+                    .get((doc.org_id.as_str(), doc.name.as_str()))?
+                    .is_some()
+                {
+                    return Err(Failure::Store(StoreError::Duplicate));
                 }
-                let mut docs = txn.open_table(UNIT_TESTS)?;
-                docs.insert((doc.org_id.as_str(), doc.id.bytes()), bytes.as_slice())?;
+                names.insert((doc.org_id.as_str(), doc.name.as_str()), doc.id.bytes())?;
             }
-            txn.commit()?;
-            Ok(())
+            let mut docs = txn.open_table(UNIT_TESTS)?;
+            docs.insert((doc.org_id.as_str(), doc.id.bytes()), bytes.as_slice())?;
+            Ok(((), Some(doc.clone())))
         })
         .await
     }
@@ -313,67 +378,55 @@ impl Store for EmbeddedStore {
         // redb serializes write transactions: the check and the write below are one atomic step.
         let expected_updated_at = previous.updated_at;
         let doc = next.clone();
-        self.run(move |db| {
+        self.write_unit_test(move |txn| {
             let bytes = encode(&doc)?;
             let key = (doc.org_id.as_str(), doc.id.bytes());
-            let txn = db.begin_write()?;
-            let replaced = {
-                let mut docs = txn.open_table(UNIT_TESTS)?;
-                let current: Option<UnitTest> =
-                    docs.get(key)?.map(|v| decode(v.value())).transpose()?;
-                match current {
-                    Some(current)
-                        if !current.is_deleted && current.updated_at == expected_updated_at =>
-                    {
-                        docs.insert(key, bytes.as_slice())?;
-                        if doc.is_deleted {
-                            let mut names = txn.open_table(ACTIVE_NAMES)?;
-                            names.remove((current.org_id.as_str(), current.name.as_str()))?;
-                        }
-                        true
+            let mut docs = txn.open_table(UNIT_TESTS)?;
+            let current: Option<UnitTest> =
+                docs.get(key)?.map(|v| decode(v.value())).transpose()?;
+            match current {
+                Some(current)
+                    if !current.is_deleted && current.updated_at == expected_updated_at =>
+                {
+                    docs.insert(key, bytes.as_slice())?;
+                    if doc.is_deleted {
+                        let mut names = txn.open_table(ACTIVE_NAMES)?;
+                        names.remove((current.org_id.as_str(), current.name.as_str()))?;
                     }
-                    _ => false,
+                    Ok((true, Some(doc.clone())))
                 }
-            };
-            if replaced {
-                txn.commit()?;
-            } else {
-                txn.abort()?;
+                _ => Ok((false, None)),
             }
-            Ok(replaced)
         })
         .await
     }
 
     async fn list_unit_tests(&self, query: &ListQuery) -> StoreResult<ListPage> {
         let query = query.clone();
+        let catalog = self.catalog.clone();
         self.run(move |db| {
-            let txn = db.begin_read()?;
+            // The snapshot is taken while the catalog cannot change, so it holds at least what the
+            // plan saw; a write committed since may have changed a planned unit test, which is
+            // then checked again below.
+            let (plan, txn) = {
+                let catalog = catalog.read().unwrap_or_else(PoisonError::into_inner);
+                (catalog.plan(&query), db.begin_read()?)
+            };
             let table = txn.open_table(UNIT_TESTS)?;
-            let mut matches: Vec<UnitTest> = Vec::new();
-            let mut facets = query.with_facets.then(FilterValuesBuilder::default);
-            scan_org(&table, &query.filter.org_id, |t: UnitTest| {
-                if query.filter.matches(&t) {
-                    if let Some(f) = facets.as_mut() {
-                        f.add(&t);
+            let mut items = Vec::with_capacity(plan.ids.len());
+            for id in plan.ids {
+                let key = (query.filter.org_id.as_str(), id.bytes());
+                if let Some(value) = table.get(key)? {
+                    let doc: UnitTest = decode(value.value())?;
+                    if query.filter.matches(&doc) {
+                        items.push(doc);
                     }
-                    matches.push(t);
                 }
-                Ok(())
-            })?;
-            matches.sort_by(|a, b| compare(&query.sort, a, b));
-            let start = usize::try_from(query.offset)
-                .unwrap_or(usize::MAX)
-                .min(matches.len());
-            let end = start
-                .saturating_add(query.limit as usize)
-                .min(matches.len());
-            let has_more = end < matches.len();
-            let items = matches.drain(start..end).collect();
+            }
             Ok(ListPage {
                 items,
-                has_more,
-                filter_values: facets.map(FilterValuesBuilder::build),
+                has_more: plan.has_more,
+                filter_values: plan.filter_values,
             })
         })
         .await

@@ -1,0 +1,432 @@
+//! `simtest-bench`: seeds a simtest server with N unit tests, drives every scenario at 1 and 32
+//! clients, measures the HTTP ceiling and the store ceiling in the same run, and prints one table
+//! (BENCHMARKS.md says how to read it).
+
+mod fixtures;
+mod load;
+mod scenarios;
+mod server;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use futures::StreamExt;
+
+use load::{Stats, drive};
+use scenarios::{Direct, Http, IdPool, Scenario};
+use server::Target;
+
+#[derive(Parser)]
+#[command(
+    name = "simtest-bench",
+    about = "Benchmarks a simtest server and its store"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Seed N unit tests, run every scenario over HTTP and against the store, print the table.
+    Run(RunArgs),
+    /// Only the store ceiling, on a data dir (or MongoDB database) a `run` left behind.
+    StoreCeiling {
+        #[command(flatten)]
+        common: Common,
+        /// The run's work dir (holds `data/` and `ids.txt`).
+        #[arg(long)]
+        work_dir: PathBuf,
+        #[arg(long)]
+        mongodb_database: Option<String>,
+    },
+}
+
+#[derive(Args, Clone)]
+struct Common {
+    /// Seconds each scenario runs at each client count.
+    #[arg(long, default_value_t = 10.0)]
+    seconds: f64,
+    /// Smoke run: 2 s per scenario.
+    #[arg(long)]
+    quick: bool,
+    /// Client counts.
+    #[arg(long, value_delimiter = ',', default_value = "1,32")]
+    clients: Vec<usize>,
+    /// MongoDB (or FerretDB) instead of the embedded store; each run uses a fresh database.
+    #[arg(long, env = "SIMTEST_BENCH_MONGODB_URI")]
+    mongodb_uri: Option<String>,
+}
+
+impl Common {
+    fn duration(&self) -> Duration {
+        Duration::from_secs_f64(if self.quick { 2.0 } else { self.seconds })
+    }
+}
+
+#[derive(Args)]
+struct RunArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Unit tests to seed.
+    #[arg(long, default_value_t = 10_000)]
+    n: usize,
+    /// Concurrent creates while seeding.
+    #[arg(long, default_value_t = 32)]
+    seed_clients: usize,
+    /// The release `simtest` binary.
+    #[arg(long, default_value = "/work/target-bench/release/simtest")]
+    simtest: PathBuf,
+    /// Where data, logs and the ids file go (a fresh temporary dir by default).
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        match cli.command {
+            Cmd::Run(args) => run(args).await,
+            Cmd::StoreCeiling {
+                common,
+                work_dir,
+                mongodb_database,
+            } => {
+                let ids = std::fs::read_to_string(work_dir.join("ids.txt"))?;
+                let ids: Vec<String> = ids.lines().map(str::to_owned).collect();
+                let n = ids.len();
+                let mongo = common.mongodb_uri.clone().zip(mongodb_database);
+                let rows =
+                    store_ceiling(&common, &work_dir.join("data"), mongo, IdPool::new(ids), n)
+                        .await?;
+                for (scenario, clients, stats) in rows {
+                    println!(
+                        "{:<16} {clients:>3} clients {:>9.0}/s p50 {:.2} ms p99 {:.2} ms",
+                        scenario.name(),
+                        stats.per_second(),
+                        stats.ms(0.5),
+                        stats.ms(0.99)
+                    );
+                }
+                Ok(())
+            }
+        }
+    })
+}
+
+type Rows = Vec<(Scenario, usize, Stats)>;
+
+async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let common = &args.common;
+    let work_dir = match &args.work_dir {
+        Some(dir) => dir.clone(),
+        None => {
+            std::env::temp_dir().join(format!("simtest-bench-{}", uuid::Uuid::new_v4().simple()))
+        }
+    };
+    std::fs::create_dir_all(&work_dir)?;
+    let mongodb = common
+        .mongodb_uri
+        .clone()
+        .filter(|u| !u.is_empty())
+        .map(|uri| {
+            let db = format!("simtest_bench_{}", uuid::Uuid::new_v4().simple());
+            (uri, db)
+        });
+    let target = Target {
+        binary: args.simtest.clone(),
+        data_dir: work_dir.join("data"),
+        mongodb: mongodb.clone(),
+        jwt_secret: format!("bench-secret-{}", uuid::Uuid::new_v4().simple()),
+    };
+    let backend = match &mongodb {
+        Some((_, db)) => format!("MongoDB database {db}"),
+        None => "embedded store".into(),
+    };
+    eprintln!(
+        "== N = {}, {backend}, work dir {}",
+        args.n,
+        work_dir.display()
+    );
+    let seed_file = work_dir.join("seed.json");
+    std::fs::write(&seed_file, fixtures::seed_file().to_string())?;
+    target.seed(&seed_file)?;
+    let tokens = fixtures::USERS
+        .iter()
+        .map(|u| target.token(fixtures::ORG, u))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .build()?;
+
+    // Seed through the API, as a client would.
+    let server = target.start(&work_dir.join("seed.log")).await?;
+    let seeding = Instant::now();
+    let ids = seed_over_http(&client, &server.base, &tokens, args.n, args.seed_clients).await?;
+    let seed_secs = seeding.elapsed().as_secs_f64();
+    eprintln!(
+        "seeded {} unit tests in {seed_secs:.1} s ({:.0}/s, {} clients)",
+        ids.len(),
+        ids.len() as f64 / seed_secs,
+        args.seed_clients
+    );
+    std::fs::write(work_dir.join("ids.txt"), ids.join("\n"))?;
+    server.stop()?;
+    // The store ceiling runs on this copy, so it sees the N seeded unit tests and nothing the HTTP
+    // writes add.
+    let ceiling_dir = work_dir.join("store-ceiling-data");
+    if mongodb.is_none() {
+        copy_dir(&target.data_dir, &ceiling_dir)?;
+    }
+
+    // A fresh start on the seeded data: time to ready, memory, then the scenarios.
+    let server = target.start(&work_dir.join("serve.log")).await?;
+    let ready = server.time_to_ready;
+    let rss_ready = server.rss_mib();
+    let pool = IdPool::new(ids);
+    let http = Arc::new(Http {
+        client,
+        base: server.base.clone(),
+        tokens,
+        ids: pool.clone(),
+        n: args.n,
+        run: format!("bench-{} ", uuid::Uuid::new_v4().simple()),
+        created: Default::default(),
+        victims: Default::default(),
+    });
+    check_ceiling_bytes(&http).await?;
+    let http_rows = measure(
+        "http",
+        &http,
+        &Scenario::ALL,
+        common,
+        |h, scenario, seq| async move { h.call(scenario, seq).await },
+    )
+    .await;
+    let peak_rss = server.peak_rss_mib();
+    server.stop()?;
+
+    // On MongoDB there is no copy: the ceiling runs on the database the HTTP writes changed.
+    let store_rows = store_ceiling(common, &ceiling_dir, mongodb.clone(), pool, args.n).await?;
+
+    println!();
+    println!(
+        "### N = {}, {backend}, {:.0} s per scenario",
+        args.n,
+        common.duration().as_secs_f64()
+    );
+    println!();
+    println!(
+        "seed {:.0} unit tests/s over HTTP ({} clients) · ready {:.0} ms after start · RSS {} MiB when ready, peak {} MiB",
+        args.n as f64 / seed_secs,
+        args.seed_clients,
+        ready.as_secs_f64() * 1000.0,
+        fmt_opt(rss_ready),
+        fmt_opt(peak_rss)
+    );
+    println!();
+    print_table(&http_rows, &store_rows);
+    Ok(())
+}
+
+/// The HTTP ceiling must answer the very bytes of the first list page.
+async fn check_ceiling_bytes(http: &Http) -> anyhow::Result<()> {
+    let get = |url: String| http.client.get(url).bearer_auth(&http.tokens[0]).send();
+    let ceiling = get(format!("{}/bench/{}/list-page", http.base, fixtures::ORG))
+        .await?
+        .error_for_status()?
+        .bytes()
+        .await?;
+    let list = get(format!(
+        "{}/v1/{}/simulation/unit_test/?limit=50",
+        http.base,
+        fixtures::ORG
+    ))
+    .await?
+    .error_for_status()?
+    .bytes()
+    .await?;
+    anyhow::ensure!(
+        ceiling == list,
+        "the HTTP ceiling's body ({} bytes) differs from the list page ({} bytes)",
+        ceiling.len(),
+        list.len()
+    );
+    eprintln!(
+        "HTTP ceiling body = first list page body ({} bytes)",
+        list.len()
+    );
+    Ok(())
+}
+
+fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        if entry.file_type()?.is_file() {
+            std::fs::copy(entry.path(), to.join(entry.file_name()))?;
+        }
+    }
+    Ok(())
+}
+
+fn fmt_opt(v: Option<f64>) -> String {
+    v.map_or("?".into(), |v| format!("{v:.0}"))
+}
+
+fn report_progress(side: &str, scenario: Scenario, clients: usize, stats: &Stats) {
+    eprintln!(
+        "{side:<5} {:<16} {clients:>3} clients: {:>8.0}/s p50 {:>8.2} ms p99 {:>8.2} ms ({} errors{})",
+        scenario.name(),
+        stats.per_second(),
+        stats.ms(0.5),
+        stats.ms(0.99),
+        stats.errors,
+        stats
+            .first_error
+            .as_deref()
+            .map(|e| format!(", first: {e}"))
+            .unwrap_or_default()
+    );
+}
+
+/// Creates `n` unit tests from `clients` concurrent clients, each by one of the users in turn.
+async fn seed_over_http(
+    client: &reqwest::Client,
+    base: &str,
+    tokens: &[String],
+    n: usize,
+    clients: usize,
+) -> anyhow::Result<Vec<String>> {
+    let url = format!("{base}/v1/{}/simulation/unit_test/", fixtures::ORG);
+    let results: Vec<anyhow::Result<String>> = futures::stream::iter(0..n)
+        .map(|i| {
+            let request = client
+                .post(&url)
+                .bearer_auth(&tokens[i % tokens.len()])
+                .json(&fixtures::unit_test_body("seed-", i as u64));
+            async move {
+                let response = request.send().await?.error_for_status()?;
+                let body: serde_json::Value = response.json().await?;
+                body["simulation_unit_test_id"]
+                    .as_str()
+                    .map(str::to_owned)
+                    .context("no id in the create answer")
+            }
+        })
+        .buffered(clients)
+        .collect()
+        .await;
+    results.into_iter().collect()
+}
+
+/// The same store operations without HTTP, on the data the server used (it must be stopped).
+async fn store_ceiling(
+    common: &Common,
+    data_dir: &Path,
+    mongodb: Option<(String, String)>,
+    pool: Arc<IdPool>,
+    n: usize,
+) -> anyhow::Result<Rows> {
+    let mut config = simtest::Config::for_data_dir(data_dir);
+    config.mongodb = mongodb.map(|(uri, db)| simtest::MongoConfig::new(uri, db));
+    let store = simtest::open_store(&config).await?;
+    let first = simtest::domain::query::parse_list_query(
+        fixtures::ORG,
+        &simtest::domain::query::QueryParams::parse(Some("limit=1")),
+    )
+    .map_err(|p| anyhow::anyhow!("{p:?}"))?;
+    let template = store
+        .list_unit_tests(&first)
+        .await?
+        .items
+        .pop()
+        .context("the store holds no unit test")?;
+    let direct = Arc::new(Direct {
+        store,
+        template,
+        ids: pool,
+        n,
+        run: format!("bench-{} ", uuid::Uuid::new_v4().simple()),
+        created: Default::default(),
+        victims: Default::default(),
+    });
+    let scenarios: Vec<Scenario> = Scenario::ALL
+        .into_iter()
+        .filter(|s| *s != Scenario::Ceiling)
+        .collect();
+    Ok(measure(
+        "store",
+        &direct,
+        &scenarios,
+        common,
+        |d, scenario, seq| async move { d.call(scenario, seq).await },
+    )
+    .await)
+}
+
+/// Drives each scenario at each client count through `call` on `target`, reporting as it goes.
+async fn measure<T, Fut>(
+    side: &str,
+    target: &Arc<T>,
+    scenarios: &[Scenario],
+    common: &Common,
+    call: fn(Arc<T>, Scenario, u64) -> Fut,
+) -> Rows
+where
+    T: Send + Sync + 'static,
+    Fut: Future<Output = load::Outcome> + Send + 'static,
+{
+    let mut rows = Vec::new();
+    for &scenario in scenarios {
+        for &clients in &common.clients {
+            let target = target.clone();
+            let stats = drive(clients, common.duration(), move |seq| {
+                call(target.clone(), scenario, seq)
+            })
+            .await;
+            report_progress(side, scenario, clients, &stats);
+            rows.push((scenario, clients, stats));
+        }
+    }
+    rows
+}
+
+/// One Markdown table: each HTTP scenario with its latencies and its throughput as a share of the
+/// HTTP ceiling (same client count) and of the store ceiling (same scenario, same client count).
+fn print_table(http: &Rows, store: &Rows) {
+    let ceiling = |clients: usize| {
+        http.iter()
+            .find(|(s, c, _)| *s == Scenario::Ceiling && *c == clients)
+            .map(|(_, _, st)| st.per_second())
+    };
+    println!(
+        "| scenario | clients | req/s | p50 ms | p99 ms | max ms | errors | % of HTTP ceiling | store ops/s | % of store ceiling |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for (scenario, clients, st) in http {
+        let rate = st.per_second();
+        let of_http =
+            ceiling(*clients).map_or("–".into(), |c| format!("{:.0}%", 100.0 * rate / c));
+        let direct = store
+            .iter()
+            .find(|(s, c, _)| s == scenario && c == clients)
+            .map(|(_, _, st)| st.per_second());
+        let (direct_rate, of_store) = match direct {
+            Some(d) => (format!("{d:.0}"), format!("{:.0}%", 100.0 * rate / d)),
+            None => ("–".into(), "–".into()),
+        };
+        println!(
+            "| {} | {clients} | {rate:.0} | {:.2} | {:.2} | {:.2} | {} | {of_http} | {direct_rate} | {of_store} |",
+            scenario.name(),
+            st.ms(0.5),
+            st.ms(0.99),
+            st.max_ms(),
+            st.errors,
+        );
+    }
+}

@@ -1,0 +1,66 @@
+//! Benchmark-only routes, served only with `--bench-routes` (off by default): the *HTTP ceiling*
+//! of BENCHMARKS.md.
+//!
+//! `GET /bench/{organization}/list-page` answers the bytes of the org's first list page (`limit=50`,
+//! no filter, with `filter_values`) through the same layers as the list route — request id, CORS,
+//! compression, timeout, logging, maintenance, rate limit, authentication and authorization — but
+//! without the list's store work: the page is read once, at the first call, and replayed after.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::handler::Handler;
+use axum::http::header;
+use axum::middleware::from_fn_with_state;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tokio::sync::OnceCell;
+
+use super::middleware;
+use super::unit_tests::ListResponse;
+use crate::AppState;
+use crate::auth::{CurrentUser, Permission};
+use crate::domain::query::{QueryParams, parse_list_query};
+use crate::error::{Error, Result};
+use crate::ratelimit::Limited;
+
+/// The first list page, rendered once.
+type Captured = Arc<OnceCell<Bytes>>;
+
+pub fn router(state: &AppState) -> Router<AppState> {
+    let captured = Captured::default();
+    let limited = from_fn_with_state(
+        (state.clone(), Limited::ListUnitTests),
+        middleware::rate_limit,
+    );
+    let handler = move |state: State<AppState>, user: CurrentUser| {
+        replay_list_page(state, user, captured.clone())
+    };
+    Router::new().route(
+        "/bench/{organization}/list-page",
+        get(handler.layer(limited)),
+    )
+}
+
+async fn replay_list_page(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    captured: Captured,
+) -> Result<Response> {
+    user.require(Permission::Get)?;
+    let body = captured
+        .get_or_try_init(|| async {
+            let query = parse_list_query(&user.org_id, &QueryParams::parse(Some("limit=50")))
+                .map_err(Error::Invalid)?;
+            let page = state.unit_tests.list(&user, &query).await?;
+            let body = ListResponse::new(&page, query.offset);
+            let bytes = serde_json::to_vec(&body)
+                .map_err(|e| Error::Internal(format!("cannot render the list page: {e}")))?;
+            Ok::<_, Error>(Bytes::from(bytes))
+        })
+        .await?
+        .clone();
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
