@@ -56,12 +56,21 @@ struct Common {
     /// Client counts.
     #[arg(long, value_delimiter = ',', default_value = "1,32")]
     clients: Vec<usize>,
+    /// Only these scenarios (names as in the table, e.g. `list,search 1 term`); all by default.
+    #[arg(long, value_delimiter = ',')]
+    scenarios: Vec<String>,
     /// MongoDB (or FerretDB) instead of the embedded store; each run uses a fresh database.
     #[arg(long, env = "SIMTEST_BENCH_MONGODB_URI")]
     mongodb_uri: Option<String>,
 }
 
 impl Common {
+    fn wanted(&self, scenario: &Scenario) -> bool {
+        self.scenarios.is_empty()
+            || *scenario == Scenario::Ceiling
+            || self.scenarios.iter().any(|s| s == scenario.name())
+    }
+
     fn duration(&self) -> Duration {
         Duration::from_secs_f64(if self.quick { 2.0 } else { self.seconds })
     }
@@ -345,6 +354,7 @@ async fn store_ceiling(
         .await?
         .items
         .pop()
+        .map(Arc::unwrap_or_clone)
         .context("the store holds no unit test")?;
     let direct = Arc::new(Direct {
         store,
@@ -382,7 +392,7 @@ where
     Fut: Future<Output = load::Outcome> + Send + 'static,
 {
     let mut rows = Vec::new();
-    for &scenario in scenarios {
+    for &scenario in scenarios.iter().filter(|s| common.wanted(s)) {
         for &clients in &common.clients {
             let target = target.clone();
             let stats = drive(clients, common.duration(), move |seq| {

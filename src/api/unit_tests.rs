@@ -118,7 +118,7 @@ impl<'a> ListResponse<'a> {
                 .items
                 .iter()
                 .map(|doc| UnitTestJson {
-                    doc,
+                    doc: doc.as_ref(),
                     id_key: IdKey::Id,
                 })
                 .collect(),
@@ -224,7 +224,7 @@ async fn search_unit_tests(
         .items
         .iter()
         .map(|doc| UnitTestJson {
-            doc,
+            doc: doc.as_ref(),
             id_key: IdKey::UnderscoreId,
         })
         .collect();

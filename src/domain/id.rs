@@ -71,15 +71,28 @@ impl fmt::Debug for ObjectIdHex {
 
 impl Serialize for ObjectIdHex {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.to_hex())
+        // On the stack: a list page writes hundreds of ids.
+        let mut hex = [0u8; 24];
+        hex::encode_to_slice(self.0, &mut hex).expect("24 digits for 12 bytes");
+        s.serialize_str(std::str::from_utf8(&hex).expect("hex digits are ASCII"))
     }
 }
 
 impl<'de> Deserialize<'de> for ObjectIdHex {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        Self::parse(&s)
-            .ok_or_else(|| serde::de::Error::custom(format!("{s:?} is not a 24-digit hex id")))
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = ObjectIdHex;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a 24-digit hex id")
+            }
+            // Borrowed when the input allows: no String per id read.
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<ObjectIdHex, E> {
+                ObjectIdHex::parse(s)
+                    .ok_or_else(|| E::custom(format!("{s:?} is not a 24-digit hex id")))
+            }
+        }
+        d.deserialize_str(Visitor)
     }
 }
 

@@ -4,6 +4,7 @@
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -205,7 +206,8 @@ impl FilterValuesBuilder {
 /// A page of unit tests as a store returns it.
 #[derive(Debug, Clone)]
 pub struct ListPage {
-    pub items: Vec<UnitTest>,
+    /// Shared: the embedded store hands out the documents it keeps decoded.
+    pub items: Vec<Arc<UnitTest>>,
     pub has_more: bool,
     pub filter_values: Option<FilterValues>,
 }

@@ -34,8 +34,8 @@ pub struct Catalog {
 /// What a list page is, before its documents are read.
 #[derive(Debug, PartialEq)]
 pub struct PagePlan {
-    /// The page's unit tests, in order.
-    pub ids: Vec<ObjectIdHex>,
+    /// The page's unit tests, in order, each with the version (`updated_at`) the plan saw.
+    pub ids: Vec<(ObjectIdHex, Timestamp)>,
     pub has_more: bool,
     pub filter_values: Option<FilterValues>,
 }
@@ -498,7 +498,10 @@ impl OrgIndex {
         PagePlan {
             ids: slots
                 .into_iter()
-                .map(|s| self.rows[s as usize].id)
+                .map(|s| {
+                    let row = &self.rows[s as usize];
+                    (row.id, row.updated_at)
+                })
                 .collect(),
             has_more,
             filter_values,
@@ -644,7 +647,10 @@ mod tests {
             .saturating_add(query.limit as usize)
             .min(matching.len());
         PagePlan {
-            ids: matching[start..end].iter().map(|d| d.id).collect(),
+            ids: matching[start..end]
+                .iter()
+                .map(|d| (d.id, d.updated_at))
+                .collect(),
             has_more: end < matching.len(),
             filter_values,
         }

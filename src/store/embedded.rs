@@ -19,6 +19,7 @@ use crate::domain::query::{ListPage, ListQuery};
 use crate::domain::{ObjectIdHex, UnitTest};
 
 type Id = [u8; 12];
+type DocCache = quick_cache::sync::Cache<ObjectIdHex, Arc<UnitTest>>;
 
 const ORGANIZATIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("organization");
 const USERS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("user");
@@ -42,8 +43,15 @@ const FILE_NAME: &str = "simtest.redb";
 /// reference tables, and the OS page cache does the rest.
 const CACHE_BYTES: usize = 32 * 1024 * 1024;
 
+/// How many decoded unit tests are kept (about 1 KiB each): the pages people keep asking for
+/// (the first ones, the newest) are then served without redb or JSON decoding.
+const DOC_CACHE_ENTRIES: usize = 16 * 1024;
+
 pub struct EmbeddedStore {
     db: Arc<Database>,
+    /// Recently read or written unit tests by id. An entry is used only when its org and version
+    /// are those the catalog planned, so a stale or overwritten entry is a miss, never an error.
+    docs: Arc<DocCache>,
     /// The unit tests' index; lists and searches are answered from it.
     catalog: Arc<RwLock<Catalog>>,
     /// Held from a unit test write's transaction to its catalog update, so the catalog sees the
@@ -94,13 +102,11 @@ impl EmbeddedStore {
         })?;
         let catalog = load_catalog(&db).map_err(|failure| OpenError::Corrupt {
             path: shown,
-            detail: match failure {
-                Failure::Redb(e) => e.to_string(),
-                Failure::Store(e) => e.to_string(),
-            },
+            detail: failure.into_store_error().to_string(),
         })?;
         Ok(Self {
             db: Arc::new(db),
+            docs: Arc::new(DocCache::new(DOC_CACHE_ENTRIES)),
             catalog: Arc::new(RwLock::new(catalog)),
             writer: Arc::default(),
         })
@@ -115,7 +121,8 @@ impl EmbeddedStore {
             + Send
             + 'static,
     {
-        let (catalog, writer) = (self.catalog.clone(), self.writer.clone());
+        let (catalog, writer, docs) =
+            (self.catalog.clone(), self.writer.clone(), self.docs.clone());
         self.run(move |db| {
             let _turn = writer.lock().unwrap_or_else(PoisonError::into_inner);
             let mut txn = db.begin_write()?;
@@ -130,6 +137,7 @@ impl EmbeddedStore {
                         .write()
                         .unwrap_or_else(PoisonError::into_inner)
                         .upsert(&doc);
+                    docs.insert(doc.id, Arc::new(doc));
                 }
                 None => txn.abort()?,
             }
@@ -138,7 +146,14 @@ impl EmbeddedStore {
         .await
     }
 
-    /// Runs blocking redb work off the async runtime.
+    /// Runs a redb read on the calling thread. Reads take microseconds (their pages come from
+    /// redb's cache or the OS page cache); a hop to the blocking pool for each cost more than the
+    /// read itself (two context switches: half the CPU of a list request under load, by `perf`).
+    fn read<T>(&self, work: impl FnOnce(&Database) -> Result<T, Failure>) -> StoreResult<T> {
+        work(&self.db).map_err(Failure::into_store_error)
+    }
+
+    /// Runs blocking redb work (a write: its commit waits for the disk) off the async runtime.
     async fn run<T, F>(&self, work: F) -> StoreResult<T>
     where
         T: Send + 'static,
@@ -146,9 +161,7 @@ impl EmbeddedStore {
     {
         let db = self.db.clone();
         match tokio::task::spawn_blocking(move || work(&db)).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(Failure::Store(e))) => Err(e),
-            Ok(Err(Failure::Redb(e))) => Err(StoreError::Internal(e.to_string())),
+            Ok(done) => done.map_err(Failure::into_store_error),
             Err(join) => Err(StoreError::Internal(format!("store task failed: {join}"))),
         }
     }
@@ -191,6 +204,15 @@ fn create_tables(db: &Database) -> Result<(), redb::Error> {
 enum Failure {
     Redb(redb::Error),
     Store(StoreError),
+}
+
+impl Failure {
+    fn into_store_error(self) -> StoreError {
+        match self {
+            Failure::Store(e) => e,
+            Failure::Redb(e) => StoreError::Internal(e.to_string()),
+        }
+    }
 }
 
 impl<E: Into<redb::Error>> From<E> for Failure {
@@ -250,48 +272,34 @@ fn scan_org<T: DeserializeOwned>(
 #[async_trait]
 impl Store for EmbeddedStore {
     async fn ping(&self) -> StoreResult<()> {
-        self.run(|db| {
+        self.read(|db| {
             db.begin_read()?;
             Ok(())
         })
-        .await
     }
 
     async fn organization(&self, org_id: &str) -> StoreResult<Option<Organization>> {
-        let org_id = org_id.to_owned();
-        self.run(move |db| {
+        self.read(|db| {
             let txn = db.begin_read()?;
             let table = txn.open_table(ORGANIZATIONS)?;
-            table
-                .get(org_id.as_str())?
-                .map(|v| decode(v.value()))
-                .transpose()
+            table.get(org_id)?.map(|v| decode(v.value())).transpose()
         })
-        .await
     }
 
     async fn user(&self, org_id: &str, user_id: &str) -> StoreResult<Option<User>> {
-        let (org_id, user_id) = (org_id.to_owned(), user_id.to_owned());
-        self.run(move |db| get_by_str(db, USERS, &org_id, &user_id))
-            .await
+        self.read(|db| get_by_str(db, USERS, org_id, user_id))
     }
 
     async fn role(&self, org_id: &str, name: &str) -> StoreResult<Option<Role>> {
-        let (org_id, name) = (org_id.to_owned(), name.to_owned());
-        self.run(move |db| get_by_str(db, ROLES, &org_id, &name))
-            .await
+        self.read(|db| get_by_str(db, ROLES, org_id, name))
     }
 
     async fn api_key(&self, org_id: &str, key_id: &str) -> StoreResult<Option<ApiKey>> {
-        let (org_id, key_id) = (org_id.to_owned(), key_id.to_owned());
-        self.run(move |db| get_by_str(db, API_KEYS, &org_id, &key_id))
-            .await
+        self.read(|db| get_by_str(db, API_KEYS, org_id, key_id))
     }
 
     async fn service(&self, org_id: &str, id: ObjectIdHex) -> StoreResult<Option<Service>> {
-        let org_id = org_id.to_owned();
-        self.run(move |db| get_by_id(db, SERVICES, &org_id, id))
-            .await
+        self.read(|db| get_by_id(db, SERVICES, org_id, id))
     }
 
     async fn named(
@@ -300,28 +308,25 @@ impl Store for EmbeddedStore {
         org_id: &str,
         id: ObjectIdHex,
     ) -> StoreResult<Option<NamedRecord>> {
-        let org_id = org_id.to_owned();
         let def = match kind {
             NamedKind::Persona => PERSONAS,
             NamedKind::Scenario => SCENARIOS,
         };
-        self.run(move |db| get_by_id(db, def, &org_id, id)).await
+        self.read(|db| get_by_id(db, def, org_id, id))
     }
 
     async fn metrics(&self, org_id: &str, ids: &[ObjectIdHex]) -> StoreResult<Vec<Metric>> {
-        let (org_id, ids) = (org_id.to_owned(), ids.to_vec());
-        self.run(move |db| {
+        self.read(|db| {
             let txn = db.begin_read()?;
             let table = txn.open_table(METRICS)?;
             let mut found = Vec::with_capacity(ids.len());
             for id in ids {
-                if let Some(v) = table.get((org_id.as_str(), id.bytes()))? {
+                if let Some(v) = table.get((org_id, id.bytes()))? {
                     found.push(decode(v.value())?);
                 }
             }
             Ok(found)
         })
-        .await
     }
 
     async fn unit_test_in_live_set(
@@ -329,12 +334,11 @@ impl Store for EmbeddedStore {
         org_id: &str,
         unit_test_id: ObjectIdHex,
     ) -> StoreResult<bool> {
-        let org_id = org_id.to_owned();
-        self.run(move |db| {
+        self.read(|db| {
             let txn = db.begin_read()?;
             let table = txn.open_table(UNIT_TEST_SETS)?;
             let mut listed = false;
-            scan_org(&table, &org_id, |set: UnitTestSet| {
+            scan_org(&table, org_id, |set: UnitTestSet| {
                 listed |= !set.is_deleted
                     && set
                         .unit_test_runs
@@ -344,7 +348,6 @@ impl Store for EmbeddedStore {
             })?;
             Ok(listed)
         })
-        .await
     }
 
     async fn insert_unit_test(&self, doc: &UnitTest) -> StoreResult<()> {
@@ -369,9 +372,7 @@ impl Store for EmbeddedStore {
     }
 
     async fn unit_test(&self, org_id: &str, id: ObjectIdHex) -> StoreResult<Option<UnitTest>> {
-        let org_id = org_id.to_owned();
-        self.run(move |db| get_by_id(db, UNIT_TESTS, &org_id, id))
-            .await
+        self.read(|db| get_by_id(db, UNIT_TESTS, org_id, id))
     }
 
     async fn replace_unit_test(&self, previous: &UnitTest, next: &UnitTest) -> StoreResult<bool> {
@@ -402,25 +403,32 @@ impl Store for EmbeddedStore {
     }
 
     async fn list_unit_tests(&self, query: &ListQuery) -> StoreResult<ListPage> {
-        let query = query.clone();
-        let catalog = self.catalog.clone();
-        self.run(move |db| {
+        self.read(|db| {
             // The snapshot is taken while the catalog cannot change, so it holds at least what the
             // plan saw; a write committed since may have changed a planned unit test, which is
             // then checked again below.
             let (plan, txn) = {
-                let catalog = catalog.read().unwrap_or_else(PoisonError::into_inner);
-                (catalog.plan(&query), db.begin_read()?)
+                let catalog = self.catalog.read().unwrap_or_else(PoisonError::into_inner);
+                (catalog.plan(query), db.begin_read()?)
             };
             let table = txn.open_table(UNIT_TESTS)?;
+            let org_id = query.filter.org_id.as_str();
             let mut items = Vec::with_capacity(plan.ids.len());
-            for id in plan.ids {
-                let key = (query.filter.org_id.as_str(), id.bytes());
-                if let Some(value) = table.get(key)? {
-                    let doc: UnitTest = decode(value.value())?;
-                    if query.filter.matches(&doc) {
-                        items.push(doc);
-                    }
+            for (id, version) in plan.ids {
+                let cached = self.docs.get(&id);
+                if let Some(doc) = cached.filter(|d| d.org_id == org_id && d.updated_at == version)
+                {
+                    items.push(doc);
+                    continue;
+                }
+                let Some(value) = table.get((org_id, id.bytes()))? else {
+                    continue;
+                };
+                let doc: Arc<UnitTest> = Arc::new(decode(value.value())?);
+                self.docs.insert(id, doc.clone());
+                // Changed by a write committed after the plan: keep it only if it still matches.
+                if doc.updated_at == version || query.filter.matches(&doc) {
+                    items.push(doc);
                 }
             }
             Ok(ListPage {
@@ -429,7 +437,6 @@ impl Store for EmbeddedStore {
                 filter_values: plan.filter_values,
             })
         })
-        .await
     }
 
     async fn upsert_records(&self, records: &Records) -> StoreResult<()> {

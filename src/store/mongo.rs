@@ -1037,7 +1037,7 @@ impl Store for MongoStore {
             let mut items = Vec::new();
             while cursor.advance().await.map_err(store_error)? {
                 let d = cursor.deserialize_current().map_err(store_error)?;
-                items.push(unit_test_from_doc(&d)?);
+                items.push(std::sync::Arc::new(unit_test_from_doc(&d)?));
             }
             let has_more = items.len() > query.limit as usize;
             items.truncate(query.limit as usize);
