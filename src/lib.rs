@@ -40,6 +40,8 @@ pub struct AppState {
     pub auth: Arc<Authenticator>,
     pub rate_limits: Arc<RateLimits>,
     pub maintenance: Maintenance,
+    /// Unit tests as list and search write them (see `api::render`).
+    pub renderings: Arc<api::render::Renderings>,
 }
 
 /// A built application: the router to serve and the state behind it.
@@ -154,6 +156,7 @@ pub async fn build_app_with_clusters(
         auth: Arc::new(Authenticator::new(keys)),
         rate_limits: Arc::new(RateLimits::new(config.rate_limits)),
         maintenance: Maintenance::new(config.maintenance_file.clone()),
+        renderings: Arc::default(),
     };
     let router = api::router(state.clone(), &config.http);
     Ok(App { router, state })

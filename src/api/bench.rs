@@ -55,7 +55,7 @@ async fn replay_list_page(
             let query = parse_list_query(&user.org_id, &QueryParams::parse(Some("limit=50")))
                 .map_err(Error::Invalid)?;
             let page = state.unit_tests.list(&user, &query).await?;
-            let body = ListResponse::new(&page, query.offset);
+            let body = ListResponse::new(&page, query.offset, &state.renderings)?;
             let bytes = serde_json::to_vec(&body)
                 .map_err(|e| Error::Internal(format!("cannot render the list page: {e}")))?;
             Ok::<_, Error>(Bytes::from(bytes))

@@ -6,6 +6,7 @@ mod extract;
 mod middleware;
 mod openapi;
 mod ops;
+pub mod render;
 mod unit_tests;
 mod users;
 

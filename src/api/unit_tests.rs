@@ -1,5 +1,7 @@
 //! `/v1/{organization}/simulation/unit_test/…`: create, list, search, update, delete.
 
+use std::sync::Arc;
+
 use axum::extract::{RawQuery, State};
 use axum::handler::Handler;
 use axum::http::StatusCode;
@@ -9,6 +11,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
 use serde_json::json;
+use serde_json::value::RawValue;
 
 use super::extract::{JsonBody, UnitTestIdParam};
 use super::openapi::schemas::{
@@ -17,6 +20,7 @@ use super::openapi::schemas::{
     OrganizationPath, SearchParams, SearchSimulationUnitTestsResponse,
     UpdateSimulationUnitTestRequest, ValidationErrorBody,
 };
+use super::render::Renderings;
 use super::{middleware, with_trailing_slash};
 use crate::AppState;
 use crate::auth::{CurrentUser, Permission};
@@ -24,7 +28,7 @@ use crate::domain::problems::Problems;
 use crate::domain::query::{
     FilterValues, ListPage, QueryParams, parse_list_query, parse_search_query,
 };
-use crate::domain::{IdKey, NewUnitTest, UnitTestJson, UnitTestPatch};
+use crate::domain::{IdKey, NewUnitTest, UnitTestPatch};
 use crate::error::{Error, Result};
 use crate::ratelimit::Limited;
 
@@ -103,7 +107,7 @@ async fn create_unit_test(
 
 #[derive(Serialize)]
 pub(super) struct ListResponse<'a> {
-    simulation_unit_tests: Vec<UnitTestJson<'a>>,
+    simulation_unit_tests: Vec<Arc<RawValue>>,
     has_more: bool,
     continuation_token: Option<u64>,
     filter_values: Option<&'a FilterValues>,
@@ -111,21 +115,14 @@ pub(super) struct ListResponse<'a> {
 
 impl<'a> ListResponse<'a> {
     /// The answer for `page`, which starts at `offset`.
-    pub(super) fn new(page: &'a ListPage, offset: u64) -> Self {
+    pub(super) fn new(page: &'a ListPage, offset: u64, renderings: &Renderings) -> Result<Self> {
         let next_offset = offset + page.items.len() as u64;
-        Self {
-            simulation_unit_tests: page
-                .items
-                .iter()
-                .map(|doc| UnitTestJson {
-                    doc: doc.as_ref(),
-                    id_key: IdKey::Id,
-                })
-                .collect(),
+        Ok(Self {
+            simulation_unit_tests: renderings.render_all(&page.items, IdKey::Id)?,
             has_more: page.has_more,
             continuation_token: page.has_more.then_some(next_offset),
             filter_values: page.filter_values.as_ref(),
-        }
+        })
     }
 }
 
@@ -173,12 +170,13 @@ async fn list_unit_tests(
     let query = parse_list_query(&user.org_id, &QueryParams::parse(raw.as_deref()))
         .map_err(Error::Invalid)?;
     let page = state.unit_tests.list(&user, &query).await?;
-    Ok(Json(ListResponse::new(&page, query.offset)).into_response())
+    let body = ListResponse::new(&page, query.offset, &state.renderings)?;
+    Ok(Json(body).into_response())
 }
 
 #[derive(Serialize)]
-struct SearchResponse<'a> {
-    simulation_unit_tests: Vec<UnitTestJson<'a>>,
+struct SearchResponse {
+    simulation_unit_tests: Vec<Arc<RawValue>>,
 }
 
 /// Search simulation unit tests
@@ -220,14 +218,9 @@ async fn search_unit_tests(
     let query = parse_search_query(&user.org_id, &QueryParams::parse(raw.as_deref()))
         .map_err(Error::Invalid)?;
     let page = state.unit_tests.list(&user, &query).await?;
-    let items = page
-        .items
-        .iter()
-        .map(|doc| UnitTestJson {
-            doc: doc.as_ref(),
-            id_key: IdKey::UnderscoreId,
-        })
-        .collect();
+    let items = state
+        .renderings
+        .render_all(&page.items, IdKey::UnderscoreId)?;
     Ok(Json(SearchResponse {
         simulation_unit_tests: items,
     })
