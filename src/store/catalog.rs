@@ -179,9 +179,6 @@ struct Row {
     is_deleted: bool,
 }
 
-/// Gives the value numbers of one field of a row.
-type ValuesOf = dyn Fn(&Row, &mut dyn FnMut(u32));
-
 /// The orders kept sorted: by id (the default) and by each sortable field, each ascending with
 /// ties broken by id.
 const ORDERS: [Option<SortField>; 4] = [
@@ -607,19 +604,17 @@ impl OrgIndex {
 
     /// The distinct values over `rows`, found by reading the rows (`scan`) or the postings.
     fn facets_by(&self, rows: Option<&RoaringBitmap>, scan: bool) -> FilterValues {
-        let few = rows.filter(|_| scan);
-        // The numbers of the values `of_row` gives for the matching rows (below `count`).
-        let seen = |postings: &Postings<u32>, count: usize, of_row: &ValuesOf| match few {
-            None => postings.present(rows).collect::<Vec<u32>>(),
-            Some(few) => {
-                let mut marked = vec![false; count];
-                for slot in few {
-                    of_row(&self.rows[slot as usize], &mut |n| {
-                        marked[n as usize] = true
-                    });
-                }
-                (0..count as u32).filter(|&n| marked[n as usize]).collect()
-            }
+        let fields = [
+            &self.by_creator,
+            &self.by_tag_key,
+            &self.by_service,
+            &self.by_persona,
+            &self.by_scenario,
+            &self.by_metric,
+        ];
+        let [creators, tags, services, personas, scenarios, metrics] = match rows {
+            Some(rows) if scan => self.values_in(rows),
+            _ => fields.map(|postings| postings.present(rows).collect()),
         };
         fn values_of<T: Ord + Clone + Hash>(numbers: Vec<u32>, names: &Interner<T>) -> Vec<T> {
             let mut values: Vec<T> = numbers
@@ -629,29 +624,46 @@ impl OrgIndex {
             values.sort_unstable();
             values
         }
-        let ids = |postings, of_row: &ValuesOf| {
-            values_of(seen(postings, self.refs.values.len(), of_row), &self.refs)
-        };
         FilterValues {
-            creators: values_of(
-                seen(&self.by_creator, self.creators.values.len(), &|r, f| {
-                    f(r.creator)
-                }),
-                &self.creators,
-            ),
-            tags: values_of(
-                seen(&self.by_tag_key, self.words.values.len(), &|r, f| {
-                    r.tags.iter().for_each(|t| f(t.0))
-                }),
-                &self.words,
-            ),
-            service_ids: ids(&self.by_service, &|r, f| f(r.service)),
-            persona_ids: ids(&self.by_persona, &|r, f| f(r.persona)),
-            scenario_ids: ids(&self.by_scenario, &|r, f| f(r.scenario)),
-            metric_ids: ids(&self.by_metric, &|r, f| {
-                r.metrics.iter().for_each(|&m| f(m))
-            }),
+            creators: values_of(creators, &self.creators),
+            tags: values_of(tags, &self.words),
+            service_ids: values_of(services, &self.refs),
+            persona_ids: values_of(personas, &self.refs),
+            scenario_ids: values_of(scenarios, &self.refs),
+            metric_ids: values_of(metrics, &self.refs),
         }
+    }
+
+    /// The value numbers of `rows`, in one pass: creators, tag keys, services, personas,
+    /// scenarios, metrics.
+    fn values_in(&self, rows: &RoaringBitmap) -> [Vec<u32>; 6] {
+        let refs = self.refs.values.len();
+        let mut marks = [
+            vec![false; self.creators.values.len()],
+            vec![false; self.words.values.len()],
+            vec![false; refs],
+            vec![false; refs],
+            vec![false; refs],
+            vec![false; refs],
+        ];
+        for slot in rows {
+            let row = &self.rows[slot as usize];
+            marks[0][row.creator as usize] = true;
+            for &(key, _) in &row.tags {
+                marks[1][key as usize] = true;
+            }
+            marks[2][row.service as usize] = true;
+            marks[3][row.persona as usize] = true;
+            marks[4][row.scenario as usize] = true;
+            for &metric in &row.metrics {
+                marks[5][metric as usize] = true;
+            }
+        }
+        marks.map(|marked| {
+            (0..marked.len() as u32)
+                .filter(|&n| marked[n as usize])
+                .collect()
+        })
     }
 }
 
