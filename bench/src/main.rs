@@ -87,7 +87,7 @@ struct RunArgs {
     #[arg(long, default_value_t = 32)]
     seed_clients: usize,
     /// The release `simtest` binary.
-    #[arg(long, default_value = "/work/target-bench/release/simtest")]
+    #[arg(long, default_value = "target/release/simtest")]
     simtest: PathBuf,
     /// Where data, logs and the ids file go (a fresh temporary dir by default).
     #[arg(long)]

@@ -42,19 +42,27 @@ pub struct PagePlan {
 
 impl Catalog {
     /// The index of `docs` (any order).
+    #[cfg(test)]
     pub fn build(docs: impl IntoIterator<Item = UnitTest>) -> Self {
         let mut catalog = Self::default();
         for doc in docs {
-            catalog
-                .orgs
-                .entry(doc.org_id.clone())
-                .or_default()
-                .push(&doc);
+            catalog.load(&doc);
         }
-        for org in catalog.orgs.values_mut() {
+        catalog.loaded();
+        catalog
+    }
+
+    /// Adds `doc` while loading: cheaper than [`Catalog::upsert`], but the orders are not kept
+    /// until [`Catalog::loaded`].
+    pub fn load(&mut self, doc: &UnitTest) {
+        self.orgs.entry(doc.org_id.clone()).or_default().push(doc);
+    }
+
+    /// Sorts the orders once every unit test is loaded.
+    pub fn loaded(&mut self) {
+        for org in self.orgs.values_mut() {
             org.sort_orders();
         }
-        catalog
     }
 
     /// Records a committed insert or replace of `doc`.
@@ -467,8 +475,14 @@ impl OrgIndex {
                             self.walk(field, descending, offset).take(limit).collect();
                         (page, offset.saturating_add(limit) < self.rows.len())
                     }
-                    // Few rows: sorting them is cheaper than walking an order to find them.
-                    Some(m) if m.saturating_mul(16) < self.rows.len() => {
+                    // Few rows, deep page: sorting the rows is cheaper than walking the order
+                    // to find them. A walk takes about N / M steps per row of the page, each a
+                    // bit test in order; a sort reads every matching row, each a cache miss
+                    // (~20 steps), and then sorts them.
+                    Some(m)
+                        if offset.saturating_add(limit).saturating_mul(self.rows.len())
+                            > m.saturating_mul(m).saturating_mul(20) =>
+                    {
                         self.sorted_page(candidates.iter().flatten(), &query.sort, offset, limit)
                     }
                     _ => {
@@ -589,8 +603,9 @@ impl OrgIndex {
 
     /// The distinct values over `rows` (every row when `None`).
     fn facets(&self, rows: Option<&RoaringBitmap>) -> FilterValues {
-        // Asking each value's posting list whether it meets `rows` costs about a container walk
-        // per value; reading the matching rows costs a dozen lookups per row. Few rows: read them.
+        // Asking each value's posting list whether it meets `rows` costs at most one pass over
+        // `rows` (or over a container) per value, a few ns per element; reading the matching rows
+        // costs a cache miss or so per row, ~64 times more. Many values, few rows: read them.
         let values = self.by_service.0.len()
             + self.by_persona.0.len()
             + self.by_scenario.0.len()
@@ -598,7 +613,10 @@ impl OrgIndex {
             + self.by_creator.0.len()
             + self.by_tag_key.0.len();
         let containers = (self.rows.len() >> 16) + 1;
-        let scan = rows.is_some_and(|r| (r.len() as usize) < values * containers * 128);
+        let scan = rows.is_some_and(|r| {
+            let m = r.len() as usize;
+            m.saturating_mul(64) < values.saturating_mul(m.min(containers * 1024))
+        });
         self.facets_by(rows, scan)
     }
 

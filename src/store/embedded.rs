@@ -171,12 +171,14 @@ impl EmbeddedStore {
 fn load_catalog(db: &Database) -> Result<Catalog, Failure> {
     let txn = db.begin_read()?;
     let table = txn.open_table(UNIT_TESTS)?;
-    let mut docs = Vec::new();
+    let mut catalog = Catalog::default();
+    // One document at a time: decoding them all first would double the memory at start.
     for entry in table.iter()? {
         let (_, value) = entry?;
-        docs.push(decode::<UnitTest>(value.value())?);
+        catalog.load(&decode::<UnitTest>(value.value())?);
     }
-    Ok(Catalog::build(docs))
+    catalog.loaded();
+    Ok(catalog)
 }
 
 fn create_tables(db: &Database) -> Result<(), redb::Error> {
