@@ -11,7 +11,7 @@ use crate::domain::{IdKey, ObjectIdHex, Timestamp, UnitTest, UnitTestJson};
 use crate::error::{Error, Result};
 
 /// How many renderings are kept (about 1 KiB each).
-const ENTRIES: usize = 16 * 1024;
+const ENTRIES: usize = 8 * 1024;
 
 #[derive(Clone, PartialEq, Eq, Hash)]
 struct Version {

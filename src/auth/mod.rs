@@ -52,6 +52,9 @@ pub struct ClusterStore(pub Arc<dyn Store>);
 pub struct Identity {
     pub org_id: String,
     pub user_id: String,
+    /// The user's role in the token's org, as `identify` read it: acting in that org (nearly
+    /// every request) needs no second lookup of the same record.
+    pub role: String,
 }
 
 /// An authenticated caller acting in the path's org, with the permissions their role there grants.
@@ -116,12 +119,13 @@ impl Authenticator {
             return Err(Error::Unauthorized("X-ORG-ID differs from the token's org"));
         }
         let user = store.user(&claims.org_id, &claims.sub).await?;
-        if user.is_none_or(|u| u.is_deleted) {
+        let Some(user) = user.filter(|u| !u.is_deleted) else {
             return Err(Error::Unauthorized("token user unknown or deleted"));
-        }
+        };
         Ok(Identity {
             org_id: claims.org_id,
             user_id: claims.sub,
+            role: user.role,
         })
     }
 
@@ -136,9 +140,13 @@ impl Authenticator {
         if store.organization(path_org).await?.is_none() {
             return Err(Error::OrganizationNotFound(path_org.to_owned()));
         }
-        let role = match store.user(path_org, &identity.user_id).await? {
-            Some(u) if !u.is_deleted => Some(u.role),
-            _ => None,
+        let role = if path_org == identity.org_id {
+            Some(identity.role)
+        } else {
+            match store.user(path_org, &identity.user_id).await? {
+                Some(u) if !u.is_deleted => Some(u.role),
+                _ => None,
+            }
         };
         let permissions = match role {
             Some(role) => role_permissions(store.as_ref(), path_org, &role).await?,

@@ -159,12 +159,23 @@ impl<K: Hash + Eq + Copy> Postings<K> {
         rows
     }
 
-    /// The values held by at least one of `rows` (every row when `None`).
-    fn present<'a>(&'a self, rows: Option<&'a RoaringBitmap>) -> impl Iterator<Item = K> + 'a {
-        self.0
-            .iter()
-            .filter(move |(_, with)| rows.is_none_or(|rows| !with.is_disjoint(rows)))
-            .map(|(key, _)| *key)
+    /// The values held by at least one of `rows` (every row when `None`), among `only` when
+    /// given.
+    fn present(&self, rows: Option<&RoaringBitmap>, only: Option<&[K]>) -> Vec<K> {
+        let held = |with: &RoaringBitmap| rows.is_none_or(|rows| !with.is_disjoint(rows));
+        match only {
+            Some(keys) => keys
+                .iter()
+                .filter(|key| self.0.get(key).is_some_and(held))
+                .copied()
+                .collect(),
+            None => self
+                .0
+                .iter()
+                .filter(|(_, with)| held(with))
+                .map(|(key, _)| *key)
+                .collect(),
+        }
     }
 }
 
@@ -454,7 +465,9 @@ impl OrgIndex {
             candidates = Some(all.iter().filter(|&s| self.has_terms(s, terms)).collect());
             terms_left = false;
         }
-        let filter_values = query.with_facets.then(|| self.facets(candidates.as_ref()));
+        let filter_values = query
+            .with_facets
+            .then(|| self.facets(candidates.as_ref(), &query.filter));
         let offset = usize::try_from(query.offset).unwrap_or(usize::MAX);
         let limit = query.limit as usize;
         let keep = |s: Slot| {
@@ -602,7 +615,7 @@ impl OrgIndex {
     }
 
     /// The distinct values over `rows` (every row when `None`).
-    fn facets(&self, rows: Option<&RoaringBitmap>) -> FilterValues {
+    fn facets(&self, rows: Option<&RoaringBitmap>, filter: &UnitTestFilter) -> FilterValues {
         // Asking each value's posting list whether it meets `rows` costs at most one pass over
         // `rows` (or over a container) per value, a few ns per element; reading the matching rows
         // costs a cache miss or so per row, ~64 times more. Many values, few rows: read them.
@@ -617,22 +630,45 @@ impl OrgIndex {
             let m = r.len() as usize;
             m.saturating_mul(64) < values.saturating_mul(m.min(containers * 1024))
         });
-        self.facets_by(rows, scan)
+        self.facets_by(rows, scan, filter)
     }
 
     /// The distinct values over `rows`, found by reading the rows (`scan`) or the postings.
-    fn facets_by(&self, rows: Option<&RoaringBitmap>, scan: bool) -> FilterValues {
+    fn facets_by(
+        &self,
+        rows: Option<&RoaringBitmap>,
+        scan: bool,
+        filter: &UnitTestFilter,
+    ) -> FilterValues {
+        // A unit test has one creator, service, persona and scenario: where the filter names
+        // some, no other can be among the rows, and only those need asking.
+        fn only(numbers: impl Iterator<Item = Option<u32>>, wanted: bool) -> Option<Vec<u32>> {
+            wanted.then(|| {
+                let mut numbers: Vec<u32> = numbers.flatten().collect();
+                numbers.sort_unstable();
+                numbers.dedup();
+                numbers
+            })
+        }
+        let refs =
+            |ids: &[ObjectIdHex]| only(ids.iter().map(|id| self.refs.number(id)), !ids.is_empty());
         let fields = [
-            &self.by_creator,
-            &self.by_tag_key,
-            &self.by_service,
-            &self.by_persona,
-            &self.by_scenario,
-            &self.by_metric,
+            (
+                &self.by_creator,
+                only(
+                    filter.creators.iter().map(|c| self.creators.number(c)),
+                    !filter.creators.is_empty(),
+                ),
+            ),
+            (&self.by_tag_key, None),
+            (&self.by_service, refs(&filter.service_ids)),
+            (&self.by_persona, refs(&filter.persona_ids)),
+            (&self.by_scenario, refs(&filter.scenario_ids)),
+            (&self.by_metric, None),
         ];
         let [creators, tags, services, personas, scenarios, metrics] = match rows {
             Some(rows) if scan => self.values_in(rows),
-            _ => fields.map(|postings| postings.present(rows).collect()),
+            _ => fields.map(|(postings, only)| postings.present(rows, only.as_deref())),
         };
         fn values_of<T: Ord + Clone + Hash>(numbers: Vec<u32>, names: &Interner<T>) -> Vec<T> {
             let mut values: Vec<T> = numbers
@@ -760,8 +796,8 @@ mod tests {
             if let Some(org) = catalog.orgs.get(&query.filter.org_id) {
                 let rows = org.candidates(&query.filter);
                 assert_eq!(
-                    org.facets_by(rows.as_ref(), true),
-                    org.facets_by(rows.as_ref(), false),
+                    org.facets_by(rows.as_ref(), true, &query.filter),
+                    org.facets_by(rows.as_ref(), false, &query.filter),
                     "round {round}: facets by rows and by postings differ for {query:?}"
                 );
             }

@@ -41,11 +41,11 @@ const FILE_NAME: &str = "simtest.redb";
 /// redb's page cache. Its default (1 GiB) would hold the whole file after a few deep pages; the
 /// queries run on the catalog, so the cache only serves the documents of a page and the small
 /// reference tables, and the OS page cache does the rest.
-const CACHE_BYTES: usize = 32 * 1024 * 1024;
+const CACHE_BYTES: usize = 16 * 1024 * 1024;
 
 /// How many decoded unit tests are kept (about 1 KiB each): the pages people keep asking for
 /// (the first ones, the newest) are then served without redb or JSON decoding.
-const DOC_CACHE_ENTRIES: usize = 16 * 1024;
+const DOC_CACHE_ENTRIES: usize = 8 * 1024;
 
 pub struct EmbeddedStore {
     db: Arc<Database>,
