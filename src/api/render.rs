@@ -13,15 +13,16 @@ use crate::error::{Error, Result};
 /// How many renderings are kept (about 1 KiB each).
 const ENTRIES: usize = 8 * 1024;
 
-#[derive(Clone, PartialEq, Eq, Hash)]
+/// Which rendering: the org is checked on a hit rather than hashed into the key, so a lookup
+/// allocates nothing.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 struct Version {
-    org_id: String,
     id: ObjectIdHex,
     updated_at: Timestamp,
     underscore_id: bool,
 }
 
-pub struct Renderings(quick_cache::sync::Cache<Version, Arc<RawValue>>);
+pub struct Renderings(quick_cache::sync::Cache<Version, (Arc<str>, Arc<RawValue>)>);
 
 impl Default for Renderings {
     fn default() -> Self {
@@ -33,19 +34,21 @@ impl Renderings {
     /// `doc` as [`UnitTestJson`] writes it.
     pub fn render(&self, doc: &UnitTest, id_key: IdKey) -> Result<Arc<RawValue>> {
         let version = Version {
-            org_id: doc.org_id.clone(),
             id: doc.id,
             updated_at: doc.updated_at,
             underscore_id: matches!(id_key, IdKey::UnderscoreId),
         };
-        if let Some(json) = self.0.get(&version) {
+        if let Some((org_id, json)) = self.0.get(&version)
+            && *org_id == *doc.org_id
+        {
             return Ok(json);
         }
         let failed =
             |e: serde_json::Error| Error::Internal(format!("cannot write a unit test: {e}"));
         let json = serde_json::to_string(&UnitTestJson { doc, id_key }).map_err(failed)?;
         let json: Arc<RawValue> = Arc::from(RawValue::from_string(json).map_err(failed)?);
-        self.0.insert(version, json.clone());
+        self.0
+            .insert(version, (Arc::from(doc.org_id.as_str()), json.clone()));
         Ok(json)
     }
 
