@@ -89,6 +89,13 @@ struct RunArgs {
     /// The release `simtest` binary.
     #[arg(long, default_value = "target/release/simtest")]
     simtest: PathBuf,
+    /// Stop once the N unit tests are seeded (to measure later with `--reuse`).
+    #[arg(long)]
+    seed_only: bool,
+    /// Measure on the data a `--seed-only` run left in `--work-dir` (embedded store only) instead
+    /// of seeding: a 1M seed takes a quarter of an hour.
+    #[arg(long, requires = "work_dir", conflicts_with = "mongodb_uri")]
+    reuse: bool,
     /// Where data, logs and the ids file go (a fresh temporary dir by default).
     #[arg(long)]
     work_dir: Option<PathBuf>,
@@ -150,7 +157,11 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         binary: args.simtest.clone(),
         data_dir: work_dir.join("data"),
         mongodb: mongodb.clone(),
-        jwt_secret: format!("bench-secret-{}", uuid::Uuid::new_v4().simple()),
+        jwt_secret: if args.reuse {
+            std::fs::read_to_string(work_dir.join("jwt-secret"))?
+        } else {
+            format!("bench-secret-{}", uuid::Uuid::new_v4().simple())
+        },
     };
     let backend = match &mongodb {
         Some((_, db)) => format!("MongoDB database {db}"),
@@ -161,9 +172,12 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         args.n,
         work_dir.display()
     );
-    let seed_file = work_dir.join("seed.json");
-    std::fs::write(&seed_file, fixtures::seed_file().to_string())?;
-    target.seed(&seed_file)?;
+    if !args.reuse {
+        std::fs::write(work_dir.join("jwt-secret"), &target.jwt_secret)?;
+        let seed_file = work_dir.join("seed.json");
+        std::fs::write(&seed_file, fixtures::seed_file().to_string())?;
+        target.seed(&seed_file)?;
+    }
     let tokens = fixtures::USERS
         .iter()
         .map(|u| target.token(fixtures::ORG, u))
@@ -172,24 +186,33 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         .pool_max_idle_per_host(256)
         .build()?;
 
-    // Seed through the API, as a client would.
-    let server = target.start(&work_dir.join("seed.log")).await?;
-    let seeding = Instant::now();
-    let ids = seed_over_http(&client, &server.base, &tokens, args.n, args.seed_clients).await?;
-    let seed_secs = seeding.elapsed().as_secs_f64();
-    eprintln!(
-        "seeded {} unit tests in {seed_secs:.1} s ({:.0}/s, {} clients)",
-        ids.len(),
-        ids.len() as f64 / seed_secs,
-        args.seed_clients
-    );
-    std::fs::write(work_dir.join("ids.txt"), ids.join("\n"))?;
-    server.stop()?;
-    // The store ceiling runs on this copy, so it sees the N seeded unit tests and nothing the HTTP
-    // writes add.
+    // The store ceiling runs on a copy of the seeded data, so it sees the N seeded unit tests and
+    // nothing the HTTP writes add.
     let ceiling_dir = work_dir.join("store-ceiling-data");
-    if mongodb.is_none() {
-        copy_dir(&target.data_dir, &ceiling_dir)?;
+    let (ids, seed_secs) = if args.reuse {
+        let ids = std::fs::read_to_string(work_dir.join("ids.txt"))?;
+        (ids.lines().map(str::to_owned).collect::<Vec<_>>(), f64::NAN)
+    } else {
+        // Seed through the API, as a client would.
+        let server = target.start(&work_dir.join("seed.log")).await?;
+        let seeding = Instant::now();
+        let ids = seed_over_http(&client, &server.base, &tokens, args.n, args.seed_clients).await?;
+        let seed_secs = seeding.elapsed().as_secs_f64();
+        eprintln!(
+            "seeded {} unit tests in {seed_secs:.1} s ({:.0}/s, {} clients)",
+            ids.len(),
+            ids.len() as f64 / seed_secs,
+            args.seed_clients
+        );
+        std::fs::write(work_dir.join("ids.txt"), ids.join("\n"))?;
+        server.stop()?;
+        if mongodb.is_none() {
+            copy_dir(&target.data_dir, &ceiling_dir)?;
+        }
+        (ids, seed_secs)
+    };
+    if args.seed_only {
+        return Ok(());
     }
 
     // A fresh start on the seeded data: time to ready, memory, then the scenarios.
