@@ -252,10 +252,17 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         common.duration().as_secs_f64()
     );
     println!();
+    let seeded = if args.reuse {
+        "seeded earlier (--reuse)".to_owned()
+    } else {
+        format!(
+            "seed {:.0} unit tests/s over HTTP ({} clients)",
+            args.n as f64 / seed_secs,
+            args.seed_clients
+        )
+    };
     println!(
-        "seed {:.0} unit tests/s over HTTP ({} clients) · ready {:.0} ms after start · RSS {} MiB when ready, peak {} MiB",
-        args.n as f64 / seed_secs,
-        args.seed_clients,
+        "{seeded} · ready {:.0} ms after start · RSS {} MiB when ready, peak {} MiB",
         ready.as_secs_f64() * 1000.0,
         fmt_opt(rss_ready),
         fmt_opt(peak_rss)
