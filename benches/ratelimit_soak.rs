@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use simtest::ratelimit::{Budgets, Limited, RateLimits};
+use simtest::ratelimit::{Budgets, LimitKey, Limited, RateLimits};
 
 fn rss_mib() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -24,8 +24,8 @@ fn main() {
         .find_map(|a| a.parse().ok())
         .unwrap_or(1_000_000);
     let limits = RateLimits::new(Budgets::default());
-    let keys: Vec<String> = (0..users)
-        .map(|i| format!("org-{}\u{0}user-{i}", i % 1000))
+    let keys: Vec<LimitKey> = (0..users)
+        .map(|i| LimitKey::of(&[&format!("org-{}", i % 1000), &format!("user-{i}")]))
         .collect();
     let base = rss_mib();
 
@@ -39,7 +39,7 @@ fn main() {
             Limited::SearchUnitTests,
         ] {
             if limits
-                .check(action, key)
+                .check(action, *key)
                 .and_then(|d| d.retry_after_secs)
                 .is_some()
             {

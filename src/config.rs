@@ -60,6 +60,11 @@ pub struct CommonArgs {
     #[arg(long, env = "SIMTEST_TOKEN_TTL_SECONDS", default_value_t = 3600, global = true,
           value_parser = clap::value_parser!(i64).range(60..=31_536_000))]
     pub token_ttl_seconds: i64,
+    /// Longest lifetime (`exp - iat`, seconds) of any token accepted, whoever signed it; at least
+    /// the TTL.
+    #[arg(long, env = "SIMTEST_TOKEN_MAX_LIFETIME_SECONDS", default_value_t = DEFAULT_TOKEN_MAX_LIFETIME_SECONDS, global = true,
+          value_parser = clap::value_parser!(i64).range(60..=31_536_000))]
+    pub token_max_lifetime_seconds: i64,
     /// Log line format.
     #[arg(long, env = "SIMTEST_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json, global = true)]
     pub log_format: LogFormat,
@@ -120,6 +125,10 @@ pub enum Command {
     Seed {
         /// The seed file (see examples/seed.json).
         file: PathBuf,
+        /// Leave out the file's `api_keys` (e.g. the demo keys, whose secrets are public); create
+        /// real keys with `simtest api-key create`.
+        #[arg(long, env = "SIMTEST_SEED_WITHOUT_API_KEYS")]
+        without_api_keys: bool,
     },
     /// Apply the MongoDB migrations (collections, indexes); recorded, so running it again is a no-op.
     Migrate,
@@ -180,8 +189,33 @@ pub struct ServeArgs {
     /// BENCHMARKS.md). Off by default; never needed in production.
     #[arg(long, env = "SIMTEST_BENCH_ROUTES")]
     pub bench_routes: bool,
+    /// API key verifications (Argon2, ~19 MiB and tens of ms each) running at once; default: the
+    /// number of cores.
+    #[arg(long, env = "SIMTEST_SIGN_IN_MAX_CONCURRENT", value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub sign_in_max_concurrent: Option<u64>,
+    /// How long a sign-in waits for a verification slot before it gets 503 with `Retry-After`.
+    #[arg(long, env = "SIMTEST_SIGN_IN_MAX_WAIT_MS", default_value_t = 5_000,
+          value_parser = clap::value_parser!(u64).range(0..=60_000))]
+    pub sign_in_max_wait_ms: u64,
     #[command(flatten)]
     pub rate_limits: RateLimitArgs,
+}
+
+/// How sign-in spends its CPU and memory: Argon2 verifications go through a bounded pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SignInSettings {
+    pub max_concurrent_verifications: usize,
+    pub max_wait: Duration,
+}
+
+impl Default for SignInSettings {
+    fn default() -> Self {
+        Self {
+            max_concurrent_verifications: std::thread::available_parallelism()
+                .map_or(1, std::num::NonZeroUsize::get),
+            max_wait: Duration::from_secs(5),
+        }
+    }
 }
 
 /// Requests per minute per user (per API key for sign-in); 0 turns one limit off.
@@ -202,6 +236,9 @@ pub struct RateLimitArgs {
     pub rate_limit_delete: u32,
     #[arg(long, env = "SIMTEST_RATE_LIMIT_SIGN_IN", default_value_t = Limited::SignIn.default_per_minute())]
     pub rate_limit_sign_in: u32,
+    /// Sign-ins per minute from one client address, over every org and key.
+    #[arg(long, env = "SIMTEST_RATE_LIMIT_SIGN_IN_PER_ADDRESS", default_value_t = Limited::SignInPerAddress.default_per_minute())]
+    pub rate_limit_sign_in_per_address: u32,
 }
 
 impl RateLimitArgs {
@@ -216,6 +253,7 @@ impl RateLimitArgs {
             self.rate_limit_update,
             self.rate_limit_delete,
             self.rate_limit_sign_in,
+            self.rate_limit_sign_in_per_address,
         ])
     }
 }
@@ -238,6 +276,9 @@ pub struct Config {
     pub jwt_secret: Option<String>,
     pub jwt_issuer: String,
     pub token_ttl_seconds: i64,
+    /// Tokens whose `exp - iat` exceeds this (plus the leeway) are refused, whoever signed them.
+    pub token_max_lifetime_seconds: i64,
+    pub sign_in: SignInSettings,
     /// Body cap, timeout and CORS of the HTTP layer.
     pub http: HttpSettings,
     pub rate_limits: Budgets,
@@ -299,6 +340,12 @@ impl Config {
             bench_routes: args.bench_routes,
         };
         self.rate_limits = args.rate_limits.budgets();
+        self.sign_in = SignInSettings {
+            max_concurrent_verifications: args
+                .sign_in_max_concurrent
+                .map_or(self.sign_in.max_concurrent_verifications, |n| n as usize),
+            max_wait: Duration::from_millis(args.sign_in_max_wait_ms),
+        };
         if let Some(file) = &args.maintenance_file {
             self.maintenance_file = file.clone();
         }
@@ -320,6 +367,8 @@ impl Config {
             jwt_secret: common.jwt_secret.clone(),
             jwt_issuer: common.jwt_issuer.clone(),
             token_ttl_seconds: common.token_ttl_seconds,
+            token_max_lifetime_seconds: common.token_max_lifetime_seconds,
+            sign_in: SignInSettings::default(),
             http: HttpSettings::default(),
             rate_limits: Budgets::default(),
             maintenance_file: common.data_dir.join("maintenance"),
@@ -347,6 +396,8 @@ impl Config {
             jwt_secret: None,
             jwt_issuer: "simtest".into(),
             token_ttl_seconds: 3600,
+            token_max_lifetime_seconds: DEFAULT_TOKEN_MAX_LIFETIME_SECONDS,
+            sign_in: SignInSettings::default(),
             http: HttpSettings::default(),
             rate_limits: Budgets::default(),
             maintenance_file: data_dir.join("maintenance"),
@@ -362,6 +413,7 @@ impl Config {
                 secret.len() >= MIN_SECRET_BYTES,
                 "SIMTEST_JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes long"
             );
+            refuse_placeholder(secret)?;
             return Ok(secret.as_bytes().to_vec());
         }
         let path = self.data_dir.join("jwt-secret");
@@ -379,6 +431,35 @@ impl Config {
             Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
         }
     }
+}
+
+/// A day: tokens simtest issues live an hour by default.
+pub const DEFAULT_TOKEN_MAX_LIFETIME_SECONDS: i64 = 86_400;
+
+/// Words that mark a secret copied from an example ("change-me-to-a-long-random-secret..."): such a
+/// secret is public, so anyone could sign tokens with it.
+const PLACEHOLDER_MARKERS: [&str; 7] = [
+    "change-me",
+    "changeme",
+    "change_me",
+    "placeholder",
+    "replace-me",
+    "replaceme",
+    "your-secret",
+];
+
+fn refuse_placeholder(secret: &str) -> anyhow::Result<()> {
+    let lower = secret.to_ascii_lowercase();
+    let marker = PLACEHOLDER_MARKERS.iter().find(|m| lower.contains(*m));
+    let one_char = secret.chars().all(|c| secret.starts_with(c));
+    anyhow::ensure!(
+        marker.is_none() && !one_char,
+        "SIMTEST_JWT_SECRET looks like a placeholder{}; set a random one (e.g. `openssl rand -hex 32`) or leave it unset to have one generated",
+        marker
+            .map(|m| format!(" (it contains {m:?})"))
+            .unwrap_or_default()
+    );
+    Ok(())
 }
 
 /// A fresh random token secret (32 bytes, hex).

@@ -78,6 +78,8 @@ pub enum Error {
     Maintenance,
     #[error("the request timed out")]
     Timeout { after_secs: u64 },
+    #[error("too many sign-ins are being verified")]
+    SignInBusy,
     #[error("the store is unavailable")]
     Unavailable(String),
     #[error("internal error")]
@@ -110,7 +112,7 @@ impl Error {
             Self::NameTaken(_) => StatusCode::CONFLICT,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Maintenance | Self::Timeout { .. } | Self::Unavailable(_) => {
+            Self::Maintenance | Self::Timeout { .. } | Self::Unavailable(_) | Self::SignInBusy => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -135,13 +137,14 @@ impl Error {
             Self::Maintenance => "maintenance",
             Self::Timeout { .. } => "request_timeout",
             Self::Unavailable(_) => "service_unavailable",
+            Self::SignInBusy => "sign_in_busy",
             Self::Internal(_) => "internal_error",
         }
     }
 
     fn detail(&self) -> serde_json::Value {
         match self {
-            Self::Invalid(problems) => json!(problems),
+            Self::Invalid(problems) => json!(crate::domain::problems::capped(problems)),
             Self::Unauthorized(_) => json!("Invalid authorization credentials."),
             Self::Forbidden(permission) => {
                 json!(format!("Missing required permission {permission}."))
@@ -158,6 +161,9 @@ impl Error {
                 ))
             }
             Self::Unavailable(_) => json!("The service is temporarily unavailable; retry shortly."),
+            Self::SignInBusy => {
+                json!("Too many sign-ins are being verified at once; retry shortly.")
+            }
             Self::Internal(_) => json!("An internal error occurred."),
             other => json!(format!("{}.", capitalize(&other.to_string()))),
         }
@@ -196,6 +202,9 @@ impl IntoResponse for Error {
             }
             Self::Timeout { .. } | Self::Unavailable(_) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            }
+            Self::SignInBusy => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             _ => {}
         }

@@ -112,6 +112,7 @@ pub async fn token_keys(config: &Config, store: &dyn Store) -> anyhow::Result<To
         None => config.token_secret()?,
     };
     TokenKeys::new(&secret, &config.jwt_issuer, config.token_ttl_seconds)
+        .and_then(|keys| keys.with_max_lifetime(config.token_max_lifetime_seconds))
         .context("invalid token configuration")
 }
 
@@ -129,6 +130,7 @@ pub async fn token_keys_for_cli(config: &Config) -> anyhow::Result<TokenKeys> {
             &config.jwt_issuer,
             config.token_ttl_seconds,
         )
+        .and_then(|keys| keys.with_max_lifetime(config.token_max_lifetime_seconds))
         .context("invalid token configuration"),
     }
 }
@@ -153,13 +155,28 @@ pub async fn build_app_with_clusters(
         store: store.clone(),
         clusters: Arc::new(Clusters::new(store, named)),
         unit_tests: UnitTestService,
-        auth: Arc::new(Authenticator::new(keys)),
+        auth: Arc::new(Authenticator::new(keys, config.sign_in)),
         rate_limits: Arc::new(RateLimits::new(config.rate_limits)),
         maintenance: Maintenance::new(config.maintenance_file.clone()),
         renderings: Arc::default(),
     };
     let router = api::router(state.clone(), &config.http);
     Ok(App { router, state })
+}
+
+/// Serves `router` on `listener` until `shutdown` completes, with each connection's peer address
+/// known to the handlers (the per-address sign-in budget needs it).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
 
 /// Housekeeping a serving process runs beside the requests; stopped when dropped.

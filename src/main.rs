@@ -59,9 +59,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             config.apply_serve_args(&args);
             serve(&config, &args).await
         }
-        Command::Seed { file } => {
-            let json = std::fs::read_to_string(&file)
+        Command::Seed {
+            file,
+            without_api_keys,
+        } => {
+            let mut json = std::fs::read_to_string(&file)
                 .with_context(|| format!("cannot read {}", file.display()))?;
+            if without_api_keys {
+                json = seed::without_api_keys(&json)
+                    .with_context(|| format!("invalid seed file {}", file.display()))?;
+            }
             let store = simtest::open_store(&config).await?;
             let count = seed::seed(store.as_ref(), &json)
                 .await
@@ -105,7 +112,7 @@ async fn serve(config: &Config, args: &ServeArgs) -> anyhow::Result<()> {
     let _background = simtest::start_background_tasks(&app.state);
     tracing::info!(%addr, store = %config.store_description(), "simtest listening");
     let stopping = Arc::new(tokio::sync::Notify::new());
-    let server = axum::serve(listener, app.router).with_graceful_shutdown({
+    let server = simtest::serve(listener, app.router, {
         let stopping = stopping.clone();
         async move {
             shutdown_signal().await;

@@ -1,5 +1,6 @@
 //! Per-user, per-endpoint budgets (SPEC §5): one keyed GCRA limiter (governor) per limited action.
-//! Idle keys are dropped periodically, so memory stays bounded however many users pass through.
+//! Keys are fixed-size digests, so a key costs the same memory whatever value it is made of, and
+//! idle keys are dropped periodically, so memory stays bounded however many callers pass through.
 
 use std::num::NonZeroU32;
 use std::time::Duration;
@@ -16,18 +17,22 @@ pub enum Limited {
     SearchUnitTests,
     UpdateUnitTest,
     DeleteUnitTest,
-    /// Keyed by API key, not by user: this is what throttles guessing of a key's secret.
+    /// Keyed by (org, API key id), not by user: this is what throttles guessing of a key's secret.
     SignIn,
+    /// Sign-ins per client address, over every org and key id: guessing spread over many key ids
+    /// (each with a fresh [`Limited::SignIn`] budget) is throttled here, before any key is kept.
+    SignInPerAddress,
 }
 
 impl Limited {
-    pub const ALL: [Limited; 6] = [
+    pub const ALL: [Limited; 7] = [
         Self::CreateUnitTest,
         Self::ListUnitTests,
         Self::SearchUnitTests,
         Self::UpdateUnitTest,
         Self::DeleteUnitTest,
         Self::SignIn,
+        Self::SignInPerAddress,
     ];
 
     pub fn default_per_minute(self) -> u32 {
@@ -36,6 +41,8 @@ impl Limited {
             Self::ListUnitTests => 200,
             Self::SearchUnitTests => 50,
             Self::SignIn => 5,
+            // Generous: a CI fleet behind one NAT address signs in often, a guesser far more.
+            Self::SignInPerAddress => 120,
         }
     }
 
@@ -48,6 +55,7 @@ impl Limited {
             Self::UpdateUnitTest => "update",
             Self::DeleteUnitTest => "delete",
             Self::SignIn => "sign_in",
+            Self::SignInPerAddress => "sign_in_per_address",
         }
     }
 
@@ -58,7 +66,7 @@ impl Limited {
 
 /// Budgets per minute, by [`Limited::ALL`] order; 0 turns a limit off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Budgets(pub [u32; 6]);
+pub struct Budgets(pub [u32; Limited::ALL.len()]);
 
 impl Default for Budgets {
     fn default() -> Self {
@@ -68,7 +76,7 @@ impl Default for Budgets {
 
 impl Budgets {
     pub fn off() -> Self {
-        Self([0; 6])
+        Self([0; Limited::ALL.len()])
     }
 
     pub fn get(&self, action: Limited) -> u32 {
@@ -91,9 +99,30 @@ pub struct Decision {
     pub retry_after_secs: Option<u64>,
 }
 
+/// A limiter key: a digest of the parts that identify the caller (user, API key, address), so every
+/// key takes 16 bytes whatever the parts' length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LimitKey([u8; 16]);
+
+impl LimitKey {
+    pub fn of(parts: &[&str]) -> Self {
+        use sha2::{Digest, Sha256};
+        let mut hash = Sha256::new();
+        for part in parts {
+            // Length-prefixed, so ("ab", "c") and ("a", "bc") differ.
+            hash.update((part.len() as u64).to_le_bytes());
+            hash.update(part.as_bytes());
+        }
+        let digest = hash.finalize();
+        let mut key = [0u8; 16];
+        key.copy_from_slice(&digest[..16]);
+        Self(key)
+    }
+}
+
 struct Limiter {
     per_minute: u32,
-    inner: DefaultKeyedRateLimiter<String, StateInformationMiddleware>,
+    inner: DefaultKeyedRateLimiter<LimitKey, StateInformationMiddleware>,
 }
 
 pub struct RateLimits {
@@ -120,14 +149,14 @@ impl RateLimits {
     }
 
     /// Takes one request from `key`'s budget for `action`; `None` when that action is not limited.
-    pub fn check(&self, action: Limited, key: &str) -> Option<Decision> {
+    pub fn check(&self, action: Limited, key: LimitKey) -> Option<Decision> {
         let limiter = self.limiters[action.index()].as_ref()?;
         let limit = limiter.per_minute;
         // GCRA replenishes one request every `interval`.
         let interval = Duration::from_secs(60) / limit;
         let now_unix = chrono::Utc::now().timestamp_millis();
         let at = |wait: Duration| (now_unix + wait.as_millis() as i64 + 999) / 1000;
-        Some(match limiter.inner.check_key(&key.to_owned()) {
+        Some(match limiter.inner.check_key(&key) {
             Ok(snapshot) => {
                 let remaining = snapshot.remaining_burst_capacity();
                 Decision {
@@ -157,6 +186,11 @@ impl RateLimits {
         }
     }
 
+    /// Whether `action` is limited at all.
+    pub fn is_on(&self, action: Limited) -> bool {
+        self.limiters[action.index()].is_some()
+    }
+
     /// Keys currently remembered, over all actions.
     pub fn tracked_keys(&self) -> usize {
         self.limiters.iter().flatten().map(|l| l.inner.len()).sum()
@@ -173,10 +207,15 @@ mod tests {
         budgets.set(Limited::SignIn, 3);
         let limits = RateLimits::new(budgets);
         let remaining: Vec<u32> = (0..3)
-            .map(|_| limits.check(Limited::SignIn, "k").unwrap().remaining)
+            .map(|_| {
+                limits
+                    .check(Limited::SignIn, LimitKey::of(&["k"]))
+                    .unwrap()
+                    .remaining
+            })
             .collect();
         assert_eq!(remaining, [2, 1, 0]);
-        let refused = limits.check(Limited::SignIn, "k").unwrap();
+        let refused = limits.check(Limited::SignIn, LimitKey::of(&["k"])).unwrap();
         assert_eq!(refused.remaining, 0);
         let retry = refused.retry_after_secs.expect("refused");
         assert!(
@@ -193,21 +232,21 @@ mod tests {
         let limits = RateLimits::new(budgets);
         assert!(
             limits
-                .check(Limited::SignIn, "a")
+                .check(Limited::SignIn, LimitKey::of(&["a"]))
                 .unwrap()
                 .retry_after_secs
                 .is_none()
         );
         assert!(
             limits
-                .check(Limited::SignIn, "a")
+                .check(Limited::SignIn, LimitKey::of(&["a"]))
                 .unwrap()
                 .retry_after_secs
                 .is_some()
         );
         assert!(
             limits
-                .check(Limited::SignIn, "b")
+                .check(Limited::SignIn, LimitKey::of(&["b"]))
                 .unwrap()
                 .retry_after_secs
                 .is_none(),
@@ -215,14 +254,16 @@ mod tests {
         );
         assert!(
             limits
-                .check(Limited::SearchUnitTests, "a")
+                .check(Limited::SearchUnitTests, LimitKey::of(&["a"]))
                 .unwrap()
                 .retry_after_secs
                 .is_none(),
             "another action"
         );
         assert!(
-            limits.check(Limited::ListUnitTests, "a").is_none(),
+            limits
+                .check(Limited::ListUnitTests, LimitKey::of(&["a"]))
+                .is_none(),
             "0 means off"
         );
     }
@@ -231,7 +272,10 @@ mod tests {
     fn idle_keys_are_forgotten() {
         let limits = RateLimits::new(Budgets::default());
         for i in 0..1000 {
-            limits.check(Limited::ListUnitTests, &format!("user-{i}"));
+            limits.check(
+                Limited::ListUnitTests,
+                LimitKey::of(&[&format!("user-{i}")]),
+            );
         }
         assert_eq!(limits.tracked_keys(), 1000);
         // Nothing has replenished yet: spent keys are kept.

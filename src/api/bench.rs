@@ -4,9 +4,11 @@
 //! `GET /bench/{organization}/list-page` answers the bytes of the org's first list page (`limit=50`,
 //! no filter, with `filter_values`) through the same layers as the list route — request id, CORS,
 //! compression, timeout, logging, maintenance, rate limit, authentication and authorization — but
-//! without the list's store work: the page is read once, at the first call, and replayed after.
+//! without the list's store work: each org's page is read once, at its first call, and replayed
+//! after (only to callers who may read that org).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -18,7 +20,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio::sync::OnceCell;
 
-use super::middleware;
+use super::pipeline;
 use super::unit_tests::ListResponse;
 use crate::AppState;
 use crate::auth::{CurrentUser, Permission};
@@ -26,22 +28,24 @@ use crate::domain::query::{QueryParams, parse_list_query};
 use crate::error::{Error, Result};
 use crate::ratelimit::Limited;
 
-/// The first list page, rendered once.
-type Captured = Arc<OnceCell<Bytes>>;
+/// Each org's first list page, rendered once (orgs a caller may read only, so bounded by the data).
+type Captured = Arc<Mutex<HashMap<String, Arc<OnceCell<Bytes>>>>>;
 
 pub fn router(state: &AppState) -> Router<AppState> {
     let captured = Captured::default();
     let limited = from_fn_with_state(
         (state.clone(), Limited::ListUnitTests),
-        middleware::rate_limit,
+        pipeline::rate_limit,
     );
     let handler = move |state: State<AppState>, user: CurrentUser| {
         replay_list_page(state, user, captured.clone())
     };
-    Router::new().route(
-        "/bench/{organization}/list-page",
-        get(handler.layer(limited)),
-    )
+    Router::new()
+        .route(
+            "/bench/{organization}/list-page",
+            get(handler.layer(limited)),
+        )
+        .route_layer(from_fn_with_state(state.clone(), pipeline::authenticate))
 }
 
 async fn replay_list_page(
@@ -50,7 +54,13 @@ async fn replay_list_page(
     captured: Captured,
 ) -> Result<Response> {
     user.require(Permission::Get)?;
-    let body = captured
+    let cell = captured
+        .lock()
+        .map_err(|_| Error::Internal("bench capture lock poisoned".into()))?
+        .entry(user.org_id.clone())
+        .or_default()
+        .clone();
+    let body = cell
         .get_or_try_init(|| async {
             let query = parse_list_query(&user.org_id, &QueryParams::parse(Some("limit=50")))
                 .map_err(Error::Invalid)?;

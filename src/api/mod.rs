@@ -3,9 +3,9 @@
 
 mod bench;
 mod extract;
-mod middleware;
 mod openapi;
 mod ops;
+mod pipeline;
 pub mod render;
 mod unit_tests;
 mod users;
@@ -70,7 +70,9 @@ pub fn router(state: AppState, settings: &HttpSettings) -> Router {
         } else {
             Router::new()
         })
-        .route_layer(from_fn_with_state(state.clone(), middleware::maintenance));
+        // Route layers run outermost-last: maintenance, then the org, then each router's own steps.
+        .route_layer(from_fn_with_state(state.clone(), pipeline::org))
+        .route_layer(from_fn_with_state(state.clone(), pipeline::maintenance));
     Router::new()
         .merge(v1)
         .merge(ops::router())
@@ -87,7 +89,7 @@ pub fn router(state: AppState, settings: &HttpSettings) -> Router {
                 }))
                 .layer(TimeoutLayer::new(settings.request_timeout)),
         )
-        .layer(from_fn(middleware::observe))
+        .layer(from_fn(pipeline::observe))
         .layer(
             CompressionLayer::new().compress_when(
                 SizeAbove::new(COMPRESS_ABOVE_BYTES)
@@ -97,6 +99,7 @@ pub fn router(state: AppState, settings: &HttpSettings) -> Router {
         .layer(cors(&settings.cors_origins))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .layer(from_fn(pipeline::bound_request_id))
         .with_state(state)
 }
 

@@ -21,7 +21,7 @@ use super::openapi::schemas::{
     UpdateSimulationUnitTestRequest, ValidationErrorBody,
 };
 use super::render::Renderings;
-use super::{middleware, with_trailing_slash};
+use super::{pipeline, with_trailing_slash};
 use crate::AppState;
 use crate::auth::{CurrentUser, Permission};
 use crate::domain::problems::Problems;
@@ -33,7 +33,7 @@ use crate::error::{Error, Result};
 use crate::ratelimit::Limited;
 
 pub fn router(state: &AppState) -> Router<AppState> {
-    let limited = |action| from_fn_with_state((state.clone(), action), middleware::rate_limit);
+    let limited = |action| from_fn_with_state((state.clone(), action), pipeline::rate_limit);
     let mut router = Router::new();
     for path in with_trailing_slash("/v1/{organization}/simulation/unit_test") {
         router = router.route(
@@ -57,7 +57,8 @@ pub fn router(state: &AppState) -> Router<AppState> {
                 .delete(delete_unit_test.layer(limited(Limited::DeleteUnitTest))),
         );
     }
-    router
+    // The caller step, before each route's rate limit.
+    router.route_layer(from_fn_with_state(state.clone(), pipeline::authenticate))
 }
 
 /// Create a simulation unit test

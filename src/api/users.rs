@@ -1,29 +1,90 @@
 //! `POST /v1/{organization}/user/signin_with_api_key`: an org API key buys a user token.
 
-use axum::extract::{RawPathParams, State};
+use axum::extract::State;
 use axum::handler::Handler;
 use axum::http::HeaderMap;
 use axum::middleware::from_fn_with_state;
 use axum::routing::post;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde_json::{Value, json};
 
 use super::openapi::schemas::{
     CommonHeaders, ErrorBody, OrganizationPath, SignInWithApiKeyResponse, ValidationErrorBody,
 };
-use super::{middleware, with_trailing_slash};
+use super::{pipeline, with_trailing_slash};
 use crate::AppState;
+use crate::auth::RequestOrg;
 use crate::domain::problems::{Loc, Problems};
 use crate::error::{Error, Result};
-use crate::ratelimit::Limited;
 
 pub fn router(state: &AppState) -> Router<AppState> {
-    let limited = from_fn_with_state((state.clone(), Limited::SignIn), middleware::rate_limit);
+    let limited = from_fn_with_state(state.clone(), pipeline::sign_in_rate_limit);
     let mut router = Router::new();
     for path in with_trailing_slash("/v1/{organization}/user/signin_with_api_key") {
         router = router.route(&path, post(sign_in_with_api_key.layer(limited.clone())));
     }
     router
+}
+
+/// Longest value of a sign-in header (key ids and user ids are short; generated secrets are 64).
+pub const MAX_SIGN_IN_HEADER_CHARS: usize = 256;
+
+/// The three sign-in headers, judged before any limiter or store sees them.
+#[derive(Clone)]
+pub struct SignInHeaders {
+    pub secret: String,
+    pub key_id: String,
+    pub user_id: String,
+}
+
+/// Never shows the secret.
+impl std::fmt::Debug for SignInHeaders {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignInHeaders")
+            .field("key_id", &self.key_id)
+            .field("user_id", &self.user_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SignInHeaders {
+    /// Each header present, 1 to [`MAX_SIGN_IN_HEADER_CHARS`] visible ASCII characters; every
+    /// problem in one 422, none of them echoing a value.
+    pub fn parse(headers: &HeaderMap) -> Result<Self> {
+        let mut p = Problems::default();
+        let mut header = |name: &str| {
+            let loc = Loc::root("header").key(name);
+            let value = headers.get(name).map(|v| v.as_bytes());
+            match value {
+                None => p.push(&loc, "missing", "Field required"),
+                Some(v) if v.len() > MAX_SIGN_IN_HEADER_CHARS => p.push(
+                    &loc,
+                    "string_too_long",
+                    format!("String should have at most {MAX_SIGN_IN_HEADER_CHARS} characters"),
+                ),
+                Some(v) if v.is_empty() || !v.iter().all(|c| (0x21..=0x7e).contains(c)) => p.push(
+                    &loc,
+                    "string_pattern_mismatch",
+                    "Header must be a non-empty visible ASCII string",
+                ),
+                Some(v) => return Some(String::from_utf8_lossy(v).into_owned()),
+            }
+            None
+        };
+        let (secret, key_id, user_id) = (
+            header("x-api-key"),
+            header("x-api-key-id"),
+            header("x-user-id"),
+        );
+        match (secret, key_id, user_id) {
+            (Some(secret), Some(key_id), Some(user_id)) => Ok(Self {
+                secret,
+                key_id,
+                user_id,
+            }),
+            _ => Err(Error::Invalid(p.into_vec())),
+        }
+    }
 }
 
 /// Sign in with API key
@@ -37,9 +98,9 @@ pub fn router(state: &AppState) -> Router<AppState> {
     tag = "User",
     params(
         OrganizationPath,
-        ("x-api-key" = String, Header, pattern = "^[\\x21-\\x7e]+$", description = "The value of the API key."),
-        ("x-api-key-id" = String, Header, pattern = "^[\\x21-\\x7e]+$", description = "The ID of the API key."),
-        ("x-user-id" = String, Header, pattern = "^[\\x21-\\x7e]+$", description = "The ID of the user to sign in as."),
+        ("x-api-key" = String, Header, pattern = "^[\\x21-\\x7e]{1,256}$", description = "The value of the API key."),
+        ("x-api-key-id" = String, Header, pattern = "^[\\x21-\\x7e]{1,256}$", description = "The ID of the API key."),
+        ("x-user-id" = String, Header, pattern = "^[\\x21-\\x7e]{1,256}$", description = "The ID of the user to sign in as."),
         CommonHeaders,
     ),
     responses(
@@ -56,43 +117,19 @@ pub fn router(state: &AppState) -> Router<AppState> {
 )]
 async fn sign_in_with_api_key(
     State(state): State<AppState>,
-    params: RawPathParams,
-    headers: HeaderMap,
+    Extension(org): Extension<RequestOrg>,
+    Extension(headers): Extension<SignInHeaders>,
 ) -> Result<Json<Value>> {
-    let org = params
-        .iter()
-        .find(|(k, _)| *k == "organization")
-        .map(|(_, v)| v.to_owned())
-        .unwrap_or_default();
-    let mut p = Problems::default();
-    let mut header = |name: &str| match headers.get(name).map(|v| v.to_str()) {
-        Some(Ok(v)) if !v.is_empty() => Some(v.to_owned()),
-        Some(_) => {
-            p.push(
-                &Loc::root("header").key(name),
-                "string_type",
-                "Header must be a non-empty visible ASCII string",
-            );
-            None
-        }
-        None => {
-            p.push(&Loc::root("header").key(name), "missing", "Field required");
-            None
-        }
-    };
-    let (secret, key_id, user_id) = (
-        header("x-api-key"),
-        header("x-api-key-id"),
-        header("x-user-id"),
-    );
-    let (Some(secret), Some(key_id), Some(user_id)) = (secret, key_id, user_id) else {
-        return Err(Error::Invalid(p.into_vec()));
-    };
-    let store = state.clusters.resolve(&org, &headers).await?;
     let (token, expires_at) = state
         .auth
-        .sign_in_with_api_key(store.as_ref(), &org, &key_id, &secret, &user_id)
+        .sign_in_with_api_key(
+            org.store.as_ref(),
+            &org.org,
+            &headers.key_id,
+            &headers.secret,
+            &headers.user_id,
+        )
         .await?;
-    tracing::info!(org = %org, user = %user_id, key_id = %key_id, "signed in with API key");
+    tracing::info!(org = %org.org, user = %headers.user_id, key_id = %headers.key_id, "signed in with API key");
     Ok(Json(json!({ "id_token": token, "expires_at": expires_at })))
 }

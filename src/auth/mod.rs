@@ -5,16 +5,21 @@ pub mod token;
 
 use std::sync::Arc;
 
-use axum::extract::{FromRequestParts, RawPathParams};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
+use tokio::sync::Semaphore;
+
 use crate::AppState;
-use crate::domain::{Timestamp, UserInfo};
+use crate::config::SignInSettings;
+use crate::domain::{OrgId, Timestamp, UserInfo};
 use crate::error::Error;
-use crate::store::Store;
+use crate::store::{Store, User};
 pub use token::{Claims, TokenKeys};
 
 /// The permissions this API checks, named as in the contract.
@@ -43,9 +48,14 @@ impl Permission {
     }
 }
 
-/// The store a request's org lives in, once resolved (see [`crate::clusters`]).
+/// The request's org, decoded and validated once, and the store its data lives in (its cluster,
+/// see [`crate::clusters`]). Set by the first step of every `/v1` request; everything after reads
+/// the org from here.
 #[derive(Clone)]
-pub struct ClusterStore(pub Arc<dyn Store>);
+pub struct RequestOrg {
+    pub org: OrgId,
+    pub store: Arc<dyn Store>,
+}
 
 /// Who a valid token says the caller is (before any org or permission is looked at).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,11 +105,24 @@ impl CurrentUser {
 /// Checks credentials against the signing keys and the store of the request's cluster.
 pub struct Authenticator {
     keys: TokenKeys,
+    sign_in: SignInSettings,
+    /// One permit per Argon2 verification allowed to run at once.
+    verification_slots: Arc<Semaphore>,
+    /// Checked instead of a stored hash when the key is unknown, deleted or expired.
+    dummy_hash: String,
+    verifications: AtomicU64,
 }
 
 impl Authenticator {
-    pub fn new(keys: TokenKeys) -> Self {
-        Self { keys }
+    pub fn new(keys: TokenKeys, sign_in: SignInSettings) -> Self {
+        Self {
+            keys,
+            sign_in,
+            verification_slots: Arc::new(Semaphore::new(sign_in.max_concurrent_verifications)),
+            dummy_hash: api_key::hash_secret(&api_key::generate_secret())
+                .expect("hashing a generated secret"),
+            verifications: AtomicU64::new(0),
+        }
     }
 
     pub fn keys(&self) -> &TokenKeys {
@@ -119,8 +142,11 @@ impl Authenticator {
             return Err(Error::Unauthorized("X-ORG-ID differs from the token's org"));
         }
         let user = store.user(&claims.org_id, &claims.sub).await?;
-        let Some(user) = user.filter(|u| !u.is_deleted) else {
-            return Err(Error::Unauthorized("token user unknown or deleted"));
+        // A grant record is another org's user: it cannot be the subject of this org's token.
+        let Some(user) = user.filter(User::is_member) else {
+            return Err(Error::Unauthorized(
+                "token user unknown, deleted or a grant",
+            ));
         };
         Ok(Identity {
             org_id: claims.org_id,
@@ -130,23 +156,27 @@ impl Authenticator {
     }
 
     /// Steps 4 and the role part of 5: the path's org exists (404), and what the caller's role
-    /// there allows. In another org than the token's, the same user id needs a record there.
+    /// there allows. In another org than the token's, only an explicit grant counts: a record in
+    /// the path's org naming the token's org as the user's home (SPEC §4). A same-named user of
+    /// the path's org is someone else and grants nothing.
     pub async fn authorize(
         &self,
         store: Arc<dyn Store>,
         identity: Identity,
-        path_org: &str,
+        path_org: &OrgId,
     ) -> Result<CurrentUser, Error> {
+        let path_org = path_org.as_str();
         if store.organization(path_org).await?.is_none() {
             return Err(Error::OrganizationNotFound(path_org.to_owned()));
         }
         let role = if path_org == identity.org_id {
             Some(identity.role)
         } else {
-            match store.user(path_org, &identity.user_id).await? {
-                Some(u) if !u.is_deleted => Some(u.role),
-                _ => None,
-            }
+            store
+                .user(path_org, &identity.user_id)
+                .await?
+                .filter(|u| u.grants(&identity.org_id))
+                .map(|u| u.role)
         };
         let permissions = match role {
             Some(role) => role_permissions(store.as_ref(), path_org, &role).await?,
@@ -194,41 +224,74 @@ impl Authenticator {
         Ok(claims)
     }
 
+    /// How many API key secrets have been checked against a hash (real or dummy): every sign-in
+    /// that reaches the check costs exactly one, whether or not its key exists.
+    pub fn verifications(&self) -> u64 {
+        self.verifications.load(Ordering::Relaxed)
+    }
+
     /// Exchanges an org API key for a token of one of the org's users.
+    ///
+    /// Unknown, deleted and expired keys are checked against a dummy hash, so they take the path
+    /// and the time of a real key with a wrong secret: timing does not tell which key ids exist.
+    /// Verifications run through a pool no wider than the configured limit (Argon2 takes ~19 MiB
+    /// and tens of milliseconds each); a sign-in that waits too long for a slot gets 503.
     pub async fn sign_in_with_api_key(
         &self,
         store: &dyn Store,
-        org_id: &str,
+        org: &OrgId,
         key_id: &str,
         secret: &str,
         user_id: &str,
     ) -> Result<(String, Timestamp), Error> {
+        let org_id = org.as_str();
         if store.organization(org_id).await?.is_none() {
             return Err(Error::OrganizationNotFound(org_id.to_owned()));
         }
         let key = store.api_key(org_id, key_id).await?;
         let usable =
             key.filter(|k| !k.is_deleted && k.expires_at.is_none_or(|at| at > Timestamp::now()));
-        let Some(key) = usable else {
-            return Err(Error::Unauthorized("API key unknown, deleted or expired"));
+        let stored_hash = match &usable {
+            Some(key) => key.secret_hash.clone(),
+            None => self.dummy_hash.clone(),
         };
-        let stored_hash = key.secret_hash.clone();
-        let secret = secret.to_owned();
-        // Argon2 takes tens of milliseconds of CPU on purpose: keep it off the async workers.
-        let matches =
-            tokio::task::spawn_blocking(move || api_key::verify_secret(&secret, &stored_hash))
-                .await
-                .map_err(|e| Error::Internal(format!("hash task failed: {e}")))?;
-        if !matches {
-            return Err(Error::Unauthorized("API key secret mismatch"));
-        }
-        match store.user(org_id, user_id).await? {
-            Some(u) if !u.is_deleted => {}
-            _ => return Err(Error::Unauthorized("sign-in user unknown or deleted")),
+        let matches = self.verify(secret, stored_hash).await?;
+        let refused = match (usable, matches) {
+            (None, _) => Some("API key unknown, deleted or expired"),
+            (Some(_), false) => Some("API key secret mismatch"),
+            (Some(_), true) => match store.user(org_id, user_id).await? {
+                Some(u) if u.is_member() => None,
+                _ => Some("sign-in user unknown, deleted or a grant"),
+            },
+        };
+        if let Some(reason) = refused {
+            // For operators watching for guessing: who was tried, never with what.
+            tracing::warn!(org = %org, key_id, user = user_id, reason, "sign-in refused");
+            return Err(Error::Unauthorized(reason));
         }
         self.keys
             .issue(org_id, user_id)
             .map_err(|e| Error::Internal(e.to_string()))
+    }
+
+    /// One Argon2 check in the blocking pool, once a verification slot is free.
+    async fn verify(&self, secret: &str, stored_hash: String) -> Result<bool, Error> {
+        let slot = tokio::time::timeout(
+            self.sign_in.max_wait,
+            self.verification_slots.clone().acquire_owned(),
+        )
+        .await;
+        let Ok(Ok(slot)) = slot else {
+            return Err(Error::SignInBusy);
+        };
+        self.verifications.fetch_add(1, Ordering::Relaxed);
+        let secret = secret.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            api_key::verify_secret(&secret, &stored_hash)
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("hash task failed: {e}")))
     }
 }
 
@@ -251,35 +314,25 @@ async fn role_permissions(
     })
 }
 
-/// The path's `{organization}` segment.
-pub async fn path_org(parts: &mut Parts, state: &AppState) -> Result<String, Error> {
-    let params = RawPathParams::from_request_parts(parts, state)
-        .await
-        .map_err(|_| Error::RouteNotFound)?;
-    params
-        .iter()
-        .find(|(name, _)| *name == "organization")
-        .map(|(_, value)| value.to_owned())
-        .ok_or(Error::RouteNotFound)
-}
-
 impl FromRequestParts<AppState> for CurrentUser {
     type Rejection = Error;
 
+    /// The permissions step: the org and the caller were settled by the layers before it
+    /// (`api::pipeline`); this only looks up what the caller may do there.
     async fn from_request_parts(
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let org = path_org(parts, state).await?;
-        // The rate-limit layer has usually resolved the cluster and identified the caller already.
-        let store = match parts.extensions.get::<ClusterStore>() {
-            Some(ClusterStore(store)) => store.clone(),
-            None => state.clusters.resolve(&org, &parts.headers).await?,
-        };
-        let identity = match parts.extensions.get::<Identity>() {
-            Some(identity) => identity.clone(),
-            None => state.auth.identify(store.as_ref(), &parts.headers).await?,
-        };
-        state.auth.authorize(store, identity, &org).await
+        let org = parts
+            .extensions
+            .get::<RequestOrg>()
+            .cloned()
+            .ok_or_else(|| Error::Internal("route without the org step".into()))?;
+        let identity = parts
+            .extensions
+            .get::<Identity>()
+            .cloned()
+            .ok_or_else(|| Error::Internal("route without the authentication step".into()))?;
+        state.auth.authorize(org.store, identity, &org.org).await
     }
 }

@@ -27,6 +27,8 @@ pub struct TokenKeys {
     validation: Validation,
     issuer: String,
     ttl_seconds: i64,
+    /// Longest `exp - iat` accepted (see [`TokenKeys::with_max_lifetime`]).
+    max_lifetime_seconds: i64,
 }
 
 /// Allowed clock difference between the issuer and us, in seconds.
@@ -49,7 +51,21 @@ impl TokenKeys {
             validation,
             issuer: issuer.to_owned(),
             ttl_seconds,
+            max_lifetime_seconds: ttl_seconds
+                .max(crate::config::DEFAULT_TOKEN_MAX_LIFETIME_SECONDS),
         })
+    }
+
+    /// Refuses tokens living longer than `seconds` (plus the leeway): a leaked token signed for a
+    /// century, or by a tool that forgot `exp`'s unit, is not a key for life. At least the TTL.
+    pub fn with_max_lifetime(mut self, seconds: i64) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            seconds >= self.ttl_seconds,
+            "the token maximum lifetime ({seconds} s) is shorter than the token TTL ({} s)",
+            self.ttl_seconds
+        );
+        self.max_lifetime_seconds = seconds;
+        Ok(self)
     }
 
     /// A token for `user_id` of `org_id`, and when it expires.
@@ -81,6 +97,10 @@ impl TokenKeys {
             .claims;
         if claims.iat > chrono::Utc::now().timestamp() + LEEWAY_SECONDS as i64 {
             return Err("token issued in the future");
+        }
+        if claims.exp.saturating_sub(claims.iat) > self.max_lifetime_seconds + LEEWAY_SECONDS as i64
+        {
+            return Err("token lifetime beyond the maximum");
         }
         if claims.sub.is_empty() || claims.org_id.is_empty() {
             return Err("token without subject or org");
@@ -149,6 +169,22 @@ mod tests {
             .unwrap()
             .0;
         assert!(keys().verify(&foreign).is_err(), "issuer");
+    }
+
+    #[test]
+    fn tokens_living_past_the_maximum_are_refused() {
+        let long = TokenKeys::new(&[7u8; 32], "simtest", 86_400 * 365)
+            .unwrap()
+            .issue("acme", "alice")
+            .unwrap()
+            .0;
+        let keys = keys().with_max_lifetime(7200).unwrap();
+        assert_eq!(
+            keys.verify(&long).unwrap_err(),
+            "token lifetime beyond the maximum"
+        );
+        assert!(keys.verify(&keys.issue("acme", "alice").unwrap().0).is_ok());
+        assert!(self::keys().with_max_lifetime(60).is_err(), "below the TTL");
     }
 
     #[test]

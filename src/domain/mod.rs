@@ -3,12 +3,14 @@
 mod id;
 pub mod json;
 pub mod limits;
+mod org;
 pub mod problems;
 pub mod query;
 mod requests;
 mod unit_test;
 
 pub use id::ObjectIdHex;
+pub use org::OrgId;
 pub use problems::FieldProblem;
 pub use requests::{NewUnitTest, UnitTestPatch};
 pub use unit_test::{

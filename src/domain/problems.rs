@@ -21,12 +21,13 @@ pub struct Loc(Vec<LocPart>);
 
 impl Loc {
     pub fn root(part: &str) -> Self {
-        Self(vec![LocPart::Key(part.to_owned())])
+        Self(vec![LocPart::Key(shown(part, MAX_LOC_KEY_CHARS))])
     }
 
+    /// A field name; one the client made up is echoed only up to [`MAX_LOC_KEY_CHARS`].
     pub fn key(&self, k: &str) -> Self {
         let mut next = self.clone();
-        next.0.push(LocPart::Key(k.to_owned()));
+        next.0.push(LocPart::Key(shown(k, MAX_LOC_KEY_CHARS)));
         next
     }
 
@@ -50,11 +51,46 @@ pub struct FieldProblem {
 #[derive(Debug, Default)]
 pub struct Problems(Vec<FieldProblem>);
 
+/// Longest field name echoed in a `loc` (a made-up name may be as long as the body).
+pub const MAX_LOC_KEY_CHARS: usize = 64;
+/// Longest message (messages may quote what the client sent).
+pub const MAX_MSG_CHARS: usize = 300;
+/// Problems listed in one 422; the rest are counted in one last problem (see [`capped`]).
+pub const MAX_PROBLEMS: usize = 100;
+
+/// `text`, cut to `max` characters with an ellipsis: what a client sent is echoed only so far.
+pub fn shown(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        None => text.to_owned(),
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+    }
+}
+
+/// At most [`MAX_PROBLEMS`] problems, plus one saying how many more were found: a body of many
+/// thousand bad fields gets an answer of bounded size.
+pub fn capped(problems: &[FieldProblem]) -> Vec<FieldProblem> {
+    let mut shown = problems[..problems.len().min(MAX_PROBLEMS)].to_vec();
+    if problems.len() > MAX_PROBLEMS {
+        let more = problems.len() - MAX_PROBLEMS;
+        shown.push(FieldProblem {
+            loc: Loc::default(),
+            msg: format!("{more} more problems were found and are not listed"),
+            kind: "too_many_problems",
+        });
+    }
+    shown
+}
+
 impl Problems {
     pub fn push(&mut self, loc: &Loc, kind: &'static str, msg: impl Into<String>) {
+        let msg = msg.into();
         self.0.push(FieldProblem {
             loc: loc.clone(),
-            msg: msg.into(),
+            msg: if msg.chars().count() > MAX_MSG_CHARS {
+                shown(&msg, MAX_MSG_CHARS)
+            } else {
+                msg
+            },
             kind,
         });
     }

@@ -460,6 +460,13 @@ pub fn parse_search_query(org_id: &str, q: &QueryParams) -> Result<ListQuery, Ve
                 limits::SEARCH_QUERY_CHARS
             ),
         ),
+        // NUL and other control characters (white space aside) are no text anyone searches for,
+        // and MongoDB's `$regex` refuses some of them: a clean 422 on both stores.
+        Some(text) if text.chars().any(|c| c.is_control() && !c.is_whitespace()) => p.push(
+            &loc,
+            "string_pattern_mismatch",
+            "Search terms may not contain control characters",
+        ),
         Some(text) => {
             let mut terms: Vec<String> = Vec::new();
             for term in text.split_whitespace().map(fold_case) {

@@ -74,6 +74,15 @@ pub fn parse(json: &str) -> anyhow::Result<Records> {
     })
 }
 
+/// `json` without its `api_keys` (for `simtest seed --without-api-keys`).
+pub fn without_api_keys(json: &str) -> anyhow::Result<String> {
+    let mut file: serde_json::Value = serde_json::from_str(json)?;
+    if let Some(object) = file.as_object_mut() {
+        object.remove("api_keys");
+    }
+    Ok(file.to_string())
+}
+
 /// Parses `json` and upserts it into `store`; returns how many records were written.
 pub async fn seed(store: &dyn Store, json: &str) -> anyhow::Result<usize> {
     let records = tokio::task::spawn_blocking({

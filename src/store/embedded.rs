@@ -79,13 +79,37 @@ impl EmbeddedStore {
     /// Opens (creating if needed) the store in `data_dir`.
     pub fn open(data_dir: &Path) -> Result<Self, OpenError> {
         let shown = data_dir.display().to_string();
-        std::fs::create_dir_all(data_dir).map_err(|source| OpenError::CreateDir {
+        std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+            .create(data_dir)
+            .map_err(|source| OpenError::CreateDir {
+                path: shown.clone(),
+                source,
+            })?;
+        // The store holds API key hashes: the dir is the owner's alone (so the file is never
+        // reachable by others, even in the moment before its own mode is set), and so is the file.
+        make_private(data_dir, 0o700).map_err(|source| OpenError::CreateDir {
             path: shown.clone(),
             source,
         })?;
+        // A new store file is created owner-only; redb then initialises the empty file.
+        let file = data_dir.join(FILE_NAME);
+        let created = std::os::unix::fs::OpenOptionsExt::mode(
+            std::fs::OpenOptions::new().write(true).create_new(true),
+            0o600,
+        )
+        .open(&file);
+        if let Err(source) = created.as_ref().map(|_| ())
+            && source.kind() != std::io::ErrorKind::AlreadyExists
+        {
+            return Err(OpenError::Open {
+                path: shown,
+                source: std::io::Error::new(source.kind(), source.to_string()).into(),
+            });
+        }
+        drop(created);
         let db = match Database::builder()
             .set_cache_size(CACHE_BYTES)
-            .create(data_dir.join(FILE_NAME))
+            .create(&file)
         {
             Ok(db) => db,
             Err(redb::DatabaseError::DatabaseAlreadyOpen) => return Err(OpenError::InUse(shown)),
@@ -96,6 +120,10 @@ impl EmbeddedStore {
                 });
             }
         };
+        make_private(&file, 0o600).map_err(|source| OpenError::Open {
+            path: shown.clone(),
+            source: source.into(),
+        })?;
         create_tables(&db).map_err(|source| OpenError::Open {
             path: shown.clone(),
             source,
@@ -231,6 +259,17 @@ fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, Failure> {
 fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Failure> {
     serde_json::from_slice(bytes)
         .map_err(|e| Failure::Store(StoreError::Internal(format!("corrupt record: {e}"))))
+}
+
+/// Takes away group and other permissions from `path` if it has any, saying so in the log.
+fn make_private(path: &Path, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let current = std::fs::metadata(path)?.permissions().mode() & 0o777;
+    if current & 0o077 != 0 {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+        tracing::warn!(path = %path.display(), from = format!("{current:o}"), to = format!("{mode:o}"), "tightened permissions");
+    }
+    Ok(())
 }
 
 fn get_by_str<T: DeserializeOwned>(

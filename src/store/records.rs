@@ -19,8 +19,29 @@ pub struct User {
     pub org_id: String,
     pub user_id: String,
     pub role: String,
+    /// Set on a grant (SPEC §4): this record lets `home_org_id`'s user `user_id` act in `org_id`
+    /// with `role`. A grant is not a user of `org_id`: `org_id` cannot sign it in, and a token of
+    /// `org_id` naming it is refused. Absent (or `org_id` itself) on the org's own users.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub home_org_id: Option<String>,
     #[serde(default)]
     pub is_deleted: bool,
+}
+
+impl User {
+    /// A live user of `org_id` itself (not a grant to another org's user).
+    pub fn is_member(&self) -> bool {
+        !self.is_deleted
+            && self
+                .home_org_id
+                .as_deref()
+                .is_none_or(|home| home == self.org_id)
+    }
+
+    /// A live grant of this org to `home_org`'s user of the same id.
+    pub fn grants(&self, home_org: &str) -> bool {
+        !self.is_deleted && home_org != self.org_id && self.home_org_id.as_deref() == Some(home_org)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

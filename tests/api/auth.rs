@@ -219,7 +219,8 @@ async fn a_token_on_another_orgs_path_acts_with_its_role_there(app: TestApp) {
         .await;
     assert_eq!(created.status(), StatusCode::CREATED);
 
-    // alice of acme is a viewer in globex: reads there, may not write there.
+    // globex grants acme's alice the viewer role (a record naming acme as her home org): she reads
+    // there and may not write there.
     let alice = app.admin_token();
     let response = app
         .client

@@ -150,12 +150,11 @@ async fn start(backend: Backend, dir: Arc<TempDir>, config: Config) -> TestApp {
     let (stop, stopped) = oneshot::channel::<()>();
     let router = app.router;
     let server = tokio::spawn(async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async {
-                let _ = stopped.await;
-            })
-            .await
-            .expect("server");
+        simtest::serve(listener, router, async {
+            let _ = stopped.await;
+        })
+        .await
+        .expect("server");
     });
     TestApp {
         addr,

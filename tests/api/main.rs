@@ -17,5 +17,6 @@ mod parity;
 mod persistence;
 mod routes;
 mod search;
+mod security;
 mod signin;
 mod update;
