@@ -87,10 +87,15 @@ pub async fn authenticate(
 ) -> Response {
     let identity = match request_org(&request) {
         Ok(org) => {
-            state
+            let identity = state
                 .auth
                 .identify(org.store.as_ref(), request.headers())
-                .await
+                .await;
+            if let Err(Error::Unauthorized(reason)) = &identity {
+                // Never the token: the org tried and why it failed, so guessing shows.
+                tracing::warn!(org = %org.org, reason, "authentication failed");
+            }
+            identity
         }
         Err(e) => Err(e),
     };

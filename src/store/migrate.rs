@@ -6,10 +6,16 @@
 use serde::Deserialize;
 
 /// The migrations, in the order they apply. A new file gets a new line here; applied ones never change.
-pub const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_initial",
-    include_str!("../../migrations/0001_initial.json"),
-)];
+pub const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_initial",
+        include_str!("../../migrations/0001_initial.json"),
+    ),
+    (
+        "0002_user_grants",
+        include_str!("../../migrations/0002_user_grants.json"),
+    ),
+];
 
 /// One migration file.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
