@@ -218,43 +218,59 @@ impl Default for SignInSettings {
     }
 }
 
-/// Requests per minute per user (per API key for sign-in); 0 turns one limit off.
-#[derive(Debug, Clone, Args)]
+/// The rate-limit settings: `--rate-limits-off`, and one `--rate-limit-…` flag (with its
+/// `SIMTEST_RATE_LIMIT_…` twin) per [`Limited`] action, generated from the enum so a new action
+/// needs no new field here.
+#[derive(Debug, Clone, Default)]
 pub struct RateLimitArgs {
-    /// Turn every rate limit off (benchmarks).
-    #[arg(long, env = "SIMTEST_RATE_LIMITS_OFF")]
-    pub rate_limits_off: bool,
-    #[arg(long, env = "SIMTEST_RATE_LIMIT_CREATE", default_value_t = Limited::CreateUnitTest.default_per_minute())]
-    pub rate_limit_create: u32,
-    #[arg(long, env = "SIMTEST_RATE_LIMIT_LIST", default_value_t = Limited::ListUnitTests.default_per_minute())]
-    pub rate_limit_list: u32,
-    #[arg(long, env = "SIMTEST_RATE_LIMIT_SEARCH", default_value_t = Limited::SearchUnitTests.default_per_minute())]
-    pub rate_limit_search: u32,
-    #[arg(long, env = "SIMTEST_RATE_LIMIT_UPDATE", default_value_t = Limited::UpdateUnitTest.default_per_minute())]
-    pub rate_limit_update: u32,
-    #[arg(long, env = "SIMTEST_RATE_LIMIT_DELETE", default_value_t = Limited::DeleteUnitTest.default_per_minute())]
-    pub rate_limit_delete: u32,
-    #[arg(long, env = "SIMTEST_RATE_LIMIT_SIGN_IN", default_value_t = Limited::SignIn.default_per_minute())]
-    pub rate_limit_sign_in: u32,
-    /// Sign-ins per minute from one client address, over every org and key.
-    #[arg(long, env = "SIMTEST_RATE_LIMIT_SIGN_IN_PER_ADDRESS", default_value_t = Limited::SignInPerAddress.default_per_minute())]
-    pub rate_limit_sign_in_per_address: u32,
+    pub budgets: Budgets,
 }
 
-impl RateLimitArgs {
-    pub fn budgets(&self) -> Budgets {
-        if self.rate_limits_off {
-            return Budgets::off();
+const RATE_LIMITS_OFF: &str = "rate-limits-off";
+
+impl clap::Args for RateLimitArgs {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        let off = clap::Arg::new(RATE_LIMITS_OFF)
+            .long(RATE_LIMITS_OFF)
+            .env("SIMTEST_RATE_LIMITS_OFF")
+            .action(clap::ArgAction::SetTrue)
+            .help("Turn every rate limit off (benchmarks)");
+        Limited::ALL.into_iter().fold(cmd.arg(off), |cmd, action| {
+            cmd.arg(
+                clap::Arg::new(action.flag())
+                    .long(action.flag())
+                    .env(action.env())
+                    .value_name("PER_MINUTE")
+                    .value_parser(clap::value_parser!(u32))
+                    .help(format!(
+                        "{} [default: {}]",
+                        action.help(),
+                        action.default_per_minute()
+                    )),
+            )
+        })
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
+    }
+}
+
+impl clap::FromArgMatches for RateLimitArgs {
+    fn from_arg_matches(matches: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        let mut budgets = Budgets::off();
+        if !matches.get_flag(RATE_LIMITS_OFF) {
+            for action in Limited::ALL {
+                let per_minute = matches.get_one::<u32>(action.flag()).copied();
+                budgets.set(action, per_minute.unwrap_or(action.default_per_minute()));
+            }
         }
-        Budgets([
-            self.rate_limit_create,
-            self.rate_limit_list,
-            self.rate_limit_search,
-            self.rate_limit_update,
-            self.rate_limit_delete,
-            self.rate_limit_sign_in,
-            self.rate_limit_sign_in_per_address,
-        ])
+        Ok(Self { budgets })
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &clap::ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(matches)?;
+        Ok(())
     }
 }
 
@@ -339,7 +355,7 @@ impl Config {
             cors_origins: args.cors_origins.clone(),
             bench_routes: args.bench_routes,
         };
-        self.rate_limits = args.rate_limits.budgets();
+        self.rate_limits = args.rate_limits.budgets;
         self.sign_in = SignInSettings {
             max_concurrent_verifications: args
                 .sign_in_max_concurrent

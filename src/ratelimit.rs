@@ -9,7 +9,8 @@ use governor::clock::{Clock, DefaultClock};
 use governor::middleware::StateInformationMiddleware;
 use governor::{DefaultKeyedRateLimiter, Quota};
 
-/// Each rate-limited endpoint, with its default budget per minute.
+/// Each rate-limited action, with its default budget per minute and the setting that changes it
+/// (`--rate-limit-…` / `SIMTEST_RATE_LIMIT_…`; see [`crate::config::RateLimitArgs`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Limited {
     CreateUnitTest,
@@ -59,14 +60,55 @@ impl Limited {
         }
     }
 
+    /// The command-line flag setting this budget (without `--`).
+    pub fn flag(self) -> &'static str {
+        match self {
+            Self::CreateUnitTest => "rate-limit-create",
+            Self::ListUnitTests => "rate-limit-list",
+            Self::SearchUnitTests => "rate-limit-search",
+            Self::UpdateUnitTest => "rate-limit-update",
+            Self::DeleteUnitTest => "rate-limit-delete",
+            Self::SignIn => "rate-limit-sign-in",
+            Self::SignInPerAddress => "rate-limit-sign-in-per-address",
+        }
+    }
+
+    /// The environment variable setting this budget.
+    pub fn env(self) -> &'static str {
+        match self {
+            Self::CreateUnitTest => "SIMTEST_RATE_LIMIT_CREATE",
+            Self::ListUnitTests => "SIMTEST_RATE_LIMIT_LIST",
+            Self::SearchUnitTests => "SIMTEST_RATE_LIMIT_SEARCH",
+            Self::UpdateUnitTest => "SIMTEST_RATE_LIMIT_UPDATE",
+            Self::DeleteUnitTest => "SIMTEST_RATE_LIMIT_DELETE",
+            Self::SignIn => "SIMTEST_RATE_LIMIT_SIGN_IN",
+            Self::SignInPerAddress => "SIMTEST_RATE_LIMIT_SIGN_IN_PER_ADDRESS",
+        }
+    }
+
+    /// What the budget counts, for `--help`.
+    pub fn help(self) -> &'static str {
+        match self {
+            Self::CreateUnitTest => "Creates per user per minute (0 = unlimited)",
+            Self::ListUnitTests => "Lists per user per minute (0 = unlimited)",
+            Self::SearchUnitTests => "Searches per user per minute (0 = unlimited)",
+            Self::UpdateUnitTest => "Updates per user per minute (0 = unlimited)",
+            Self::DeleteUnitTest => "Deletes per user per minute (0 = unlimited)",
+            Self::SignIn => "Sign-ins per (org, API key id) per minute (0 = unlimited)",
+            Self::SignInPerAddress => {
+                "Sign-ins per client address per minute, over every org and key (0 = unlimited)"
+            }
+        }
+    }
+
     fn index(self) -> usize {
-        Self::ALL.iter().position(|l| *l == self).expect("listed")
+        self as usize
     }
 }
 
-/// Budgets per minute, by [`Limited::ALL`] order; 0 turns a limit off.
+/// A budget per minute for each [`Limited`] action, set and read by action only; 0 turns a limit off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Budgets(pub [u32; Limited::ALL.len()]);
+pub struct Budgets([u32; Limited::ALL.len()]);
 
 impl Default for Budgets {
     fn default() -> Self {
@@ -266,6 +308,17 @@ mod tests {
                 .is_none(),
             "0 means off"
         );
+    }
+
+    #[test]
+    fn every_action_has_its_own_slot_flag_and_env() {
+        for (i, action) in Limited::ALL.into_iter().enumerate() {
+            assert_eq!(action.index(), i, "ALL is in declaration order");
+            assert_eq!(
+                action.env(),
+                format!("SIMTEST_{}", action.flag().replace('-', "_").to_uppercase())
+            );
+        }
     }
 
     #[test]
