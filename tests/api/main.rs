@@ -7,6 +7,7 @@ mod cli;
 mod crash;
 mod create;
 mod delete;
+mod docs_browser;
 mod edges;
 mod ferretdb;
 mod hostile;
