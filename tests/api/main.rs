@@ -9,6 +9,7 @@ mod create;
 mod delete;
 mod docs_browser;
 mod edges;
+mod error_bodies;
 mod ferretdb;
 mod hostile;
 mod list;
