@@ -1,5 +1,6 @@
 //! `/docs` in a real headless browser (Debian's chromium, driven by `tests/browser/docs.mjs`): the
-//! operations render, "Authorize" + "Try it out" on list answers 200, and no request leaves the server.
+//! operations render, "Authorize" + "Try it out" on list answers 200, and no request leaves the
+//! server.
 
 use std::path::{Path, PathBuf};
 

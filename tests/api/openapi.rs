@@ -1,6 +1,7 @@
 //! `/openapi.json` against the public extract of the Amigo classic API (paths, operations,
-//! parameters, bounds, required fields, status codes), against what the server really writes, and
-//! `/docs` as a page that needs nothing from outside.
+//! parameters, bounds, required fields, status codes), against what the server really writes and
+//! the limits it is configured with; and `/docs` as Swagger UI whose assets all come from this
+//! server.
 //!
 //! The extract is read from the repository's copy (`docs/reference/`); when the shared checkout
 //! sits beside this one (as in CI), the copy must equal it.
