@@ -160,7 +160,7 @@ pub async fn build_app_with_clusters(
         maintenance: Maintenance::new(config.maintenance_file.clone()),
         renderings: Arc::default(),
     };
-    let router = api::router(state.clone(), &config.http);
+    let router = api::router(state.clone(), &config.http, config.rate_limits);
     Ok(App { router, state })
 }
 

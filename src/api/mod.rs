@@ -26,6 +26,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 
 use crate::AppState;
 use crate::error::Error;
+use crate::ratelimit::Budgets;
 
 /// Settings of the HTTP layers.
 #[derive(Debug, Clone)]
@@ -59,7 +60,19 @@ fn with_trailing_slash(path: &str) -> [String; 2] {
 /// Responses smaller than this are sent as they are: compressing them costs more than it saves.
 const COMPRESS_ABOVE_BYTES: u64 = 1024;
 
-pub fn router(state: AppState, settings: &HttpSettings) -> Router {
+/// The application's routes and layers; `budgets` are the rate limits `state` enforces, which the
+/// OpenAPI document states.
+pub fn router(state: AppState, settings: &HttpSettings, budgets: Budgets) -> Router {
+    let served = openapi::Served {
+        cluster_names: state
+            .clusters
+            .all()
+            .filter_map(|(name, _)| name)
+            .map(str::to_owned)
+            .collect(),
+        budgets,
+        max_body_bytes: settings.max_body_bytes,
+    };
     let request_id = HeaderName::from_static("x-request-id");
     let timeout_secs = settings.request_timeout.as_secs();
     let v1 = Router::new()
@@ -76,7 +89,7 @@ pub fn router(state: AppState, settings: &HttpSettings) -> Router {
     Router::new()
         .merge(v1)
         .merge(ops::router())
-        .merge(openapi::router())
+        .merge(openapi::router(&served))
         .fallback(|| async { Error::RouteNotFound })
         .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))

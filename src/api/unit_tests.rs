@@ -83,9 +83,9 @@ pub fn router(state: &AppState) -> Router<AppState> {
         (status = 403, description = "Missing required permissions.", body = ErrorBody),
         (status = 404, description = "The specified organization, service, persona, scenario, metric, or service version set was not found.", body = ErrorBody),
         (status = 409, description = "A unit test with this name already exists.", body = ErrorBody),
-        (status = 413, description = "The request body is larger than the configured limit.", body = ErrorBody),
+        (status = 413, description = "The request body is larger than {MAX_BODY}.", body = ErrorBody),
         (status = 422, description = "Invalid request path parameter or request body failed validation.", body = ValidationErrorBody),
-        (status = 429, description = "The user has exceeded the rate limit of 500 requests per minute for this endpoint.", body = ErrorBody,
+        (status = 429, description = "The user has exceeded {RATE_LIMIT}.", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait before retrying."))),
         (status = 503, description = "The service is going through temporary maintenance, or the store is unreachable.", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait before retrying."))),
@@ -147,7 +147,7 @@ impl<'a> ListResponse<'a> {
         (status = 403, description = "Missing required permissions.", body = ErrorBody),
         (status = 404, description = "Specified organization is not found.", body = ErrorBody),
         (status = 422, description = "Invalid request path parameter or request query parameter failed validation.", body = ValidationErrorBody),
-        (status = 429, description = "The user has exceeded the rate limit of 200 requests per minute for this endpoint.", body = ErrorBody,
+        (status = 429, description = "The user has exceeded {RATE_LIMIT}.", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait before retrying."))),
         (status = 503, description = "The service is going through temporary maintenance, or the store is unreachable.", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait before retrying."))),
@@ -183,7 +183,7 @@ struct SearchResponse {
 /// Search simulation unit tests
 ///
 /// Search for active simulation unit tests that match the given filters and whose name or
-/// description contains every term of the query; most recently updated first, at most 100.
+/// description contains every term of the query; most recently updated first, at most {SEARCH_LIMIT}.
 ///
 /// #### Permissions
 /// * Without `Simulation:GetSimulationUnitTest` the answer is an empty list, not 403.
@@ -199,7 +199,7 @@ struct SearchResponse {
         (status = 403, description = "Missing required permissions.", body = ErrorBody),
         (status = 404, description = "Specified organization is not found.", body = ErrorBody),
         (status = 422, description = "Invalid request path parameter or request query parameter failed validation.", body = ValidationErrorBody),
-        (status = 429, description = "The user has exceeded the rate limit of 50 requests per minute for this endpoint.", body = ErrorBody,
+        (status = 429, description = "The user has exceeded {RATE_LIMIT}.", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait before retrying."))),
         (status = 503, description = "The service is going through temporary maintenance, or the store is unreachable.", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait before retrying."))),
@@ -253,9 +253,9 @@ async fn search_unit_tests(
         (status = 401, description = "Invalid authorization credentials.", body = ErrorBody),
         (status = 403, description = "Missing required permissions.", body = ErrorBody),
         (status = 404, description = "The specified organization, simulation unit test, service, persona, scenario, metric, or service version set was not found.", body = ErrorBody),
-        (status = 413, description = "The request body is larger than the configured limit.", body = ErrorBody),
+        (status = 413, description = "The request body is larger than {MAX_BODY}.", body = ErrorBody),
         (status = 422, description = "Invalid request path parameter or request body failed validation.", body = ValidationErrorBody),
-        (status = 429, description = "The user has exceeded the rate limit of 500 requests per minute for this endpoint.", body = ErrorBody,
+        (status = 429, description = "The user has exceeded {RATE_LIMIT}.", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait before retrying."))),
         (status = 503, description = "The service is going through temporary maintenance, or the store is unreachable.", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait before retrying."))),
@@ -308,7 +308,7 @@ async fn update_unit_test(
         (status = 403, description = "Missing required permissions.", body = ErrorBody),
         (status = 404, description = "The specified organization or simulation unit test was not found or is inactive.", body = ErrorBody),
         (status = 422, description = "Invalid request path parameter failed validation.", body = ValidationErrorBody),
-        (status = 429, description = "The user has exceeded the rate limit of 500 requests per minute for this endpoint.", body = ErrorBody,
+        (status = 429, description = "The user has exceeded {RATE_LIMIT}.", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait before retrying."))),
         (status = 503, description = "The service is going through temporary maintenance, or the store is unreachable.", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait before retrying."))),

@@ -108,7 +108,7 @@ impl SignInHeaders {
         (status = 401, description = "API key not found, is incorrect, or the requested user is not found.", body = ErrorBody),
         (status = 404, description = "Specified organization is not found.", body = ErrorBody),
         (status = 422, description = "Invalid request path parameter or a missing header failed validation.", body = ValidationErrorBody),
-        (status = 429, description = "The API key has exceeded the rate limit of 5 requests per minute for this endpoint.", body = ErrorBody,
+        (status = 429, description = "The API key has exceeded {RATE_LIMIT}.", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait before retrying."))),
         (status = 503, description = "The service is going through temporary maintenance, or the store is unreachable.", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait before retrying."))),

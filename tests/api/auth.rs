@@ -1,3 +1,7 @@
+//! Who may call (SPEC §4): 401 for missing, malformed, foreign-signed or stale credentials and
+//! unknown or deleted users; Basic and X-ORG-ID rules; another org's path acts with the role there;
+//! an unknown org is 404 only after authentication.
+
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use reqwest::StatusCode;

@@ -1,3 +1,7 @@
+//! `POST .../unit_test/`: 201 stores every field; 403, 422 (every problem at once), 404 references,
+//! 400 criterion type and 409 name refusals each change nothing; concurrent creates of one name
+//! give exactly one 201.
+
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

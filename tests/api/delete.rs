@@ -1,3 +1,6 @@
+//! `DELETE .../unit_test/{id}/`: soft delete recording who; 403, 404 (unknown, deleted, other
+//! org's) and 400 while a live unit test set lists it.
+
 use reqwest::StatusCode;
 use serde_json::json;
 

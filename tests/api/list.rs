@@ -1,3 +1,6 @@
+//! `GET .../unit_test/`: filters (OR within, AND across), tag rules, sorts with `_id` ties, offset
+//! paging that never repeats, facets over every match on the first page, 422s, org isolation.
+
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

@@ -1,6 +1,7 @@
 //! `/openapi.json` against the public extract of the Amigo classic API (paths, operations,
-//! parameters, bounds, required fields, status codes), against what the server really writes, and
-//! `/docs` as a page that needs nothing from outside.
+//! parameters, bounds, required fields, status codes), against what the server really writes and
+//! the limits it is configured with; and `/docs` as Swagger UI whose assets all come from this
+//! server.
 //!
 //! The extract is read from the repository's copy (`docs/reference/`); when the shared checkout
 //! sits beside this one (as in CI), the copy must equal it.
@@ -9,6 +10,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use reqwest::StatusCode;
 use serde_json::{Map, Value, json};
+
+use simtest::domain::{limits, query};
+use simtest::ratelimit::Limited;
 
 use crate::helpers::*;
 
@@ -662,22 +666,114 @@ async fn the_server_writes_what_the_document_describes() {
 }
 
 #[tokio::test]
-async fn the_docs_page_renders_the_document_without_fetching_anything_else() {
+async fn the_docs_page_is_swagger_ui_on_the_document_with_assets_from_this_server() {
     let app = spawn_app(Backend::Embedded).await;
     let response = app.client.get(app.url("/docs")).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.url().path(), "/docs/", "/docs leads to the page");
     let content_type = response.headers()["content-type"]
         .to_str()
         .unwrap()
         .to_owned();
     assert!(content_type.starts_with("text/html"), "{content_type}");
     let page = response.text().await.unwrap();
+    assert!(page.contains("swagger-ui-bundle.js"), "{page}");
+    // Every asset the page names is relative, and this server serves it.
+    let assets: Vec<&str> = ["src=\"", "href=\""]
+        .iter()
+        .flat_map(|attr| page.split(attr).skip(1))
+        .map(|rest| &rest[..rest.find('"').unwrap()])
+        .collect();
+    assert!(assets.len() >= 5, "{assets:?}");
+    for asset in &assets {
+        assert!(
+            !asset.contains("//") && !asset.starts_with('/'),
+            "the page must load its assets from beside itself: {asset}"
+        );
+        let url = app.url(&format!("/docs/{}", asset.trim_start_matches("./")));
+        let r = app.client.get(&url).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{url}");
+    }
+    let init = app
+        .client
+        .get(app.url("/docs/swagger-initializer.js"))
+        .send()
+        .await
+        .unwrap();
+    let init = init.text().await.unwrap();
+    assert!(init.contains(r#""url": "/openapi.json""#), "{init}");
+    // Swagger UI's default asks validator.swagger.io about the document.
+    assert!(init.contains(r#""validatorUrl": "none""#), "{init}");
     assert!(
-        page.contains("/openapi.json"),
-        "the page must load /openapi.json"
+        !init.contains("://"),
+        "no absolute URL in the configuration: {init}"
     );
+    let missing = app
+        .client
+        .get(app.url("/docs/no-such-file.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_error(missing, StatusCode::NOT_FOUND, "not_found").await;
+}
+
+#[tokio::test]
+async fn the_document_states_this_servers_limits() {
+    let app = spawn_app_with(Backend::Embedded, |config| {
+        config.rate_limits.set(Limited::CreateUnitTest, 7);
+        config.rate_limits.set(Limited::SearchUnitTests, 0);
+        config.http.max_body_bytes = 3000;
+    })
+    .await;
+    let doc = generated_document(&app).await;
+    let text = doc.to_string();
+    // `{NAME}` is how the derives' texts name a limit the server fills in.
+    let unfilled = text.split('{').skip(1).find(|rest| {
+        let name = rest.split('}').next().unwrap_or_default();
+        rest.contains('}')
+            && !name.is_empty()
+            && name.chars().all(|c| c.is_ascii_uppercase() || c == '_')
+    });
     assert!(
-        !page.contains("://"),
-        "the page must not reference anything outside the server (found an absolute URL)"
+        unfilled.is_none(),
+        "a limit was left unfilled: {unfilled:?}"
     );
+    let response = |path: &str, method: &str, status: &str| {
+        doc["paths"][path][method]["responses"][status]["description"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{method} {path} {status}"))
+            .to_owned()
+    };
+    let collection = "/v1/{organization}/simulation/unit_test/";
+    let one = "/v1/{organization}/simulation/unit_test/{simulation_unit_test_id}/";
+    let search = "/v1/{organization}/simulation/unit_test/search/";
+    let sign_in = "/v1/{organization}/user/signin_with_api_key";
+    let per_minute =
+        |n: u32| format!("the rate limit of {n} requests per minute for this endpoint");
+    assert!(response(collection, "post", "429").contains(&per_minute(7)));
+    assert!(response(collection, "get", "429").contains(&per_minute(200)));
+    assert!(response(one, "post", "429").contains(&per_minute(500)));
+    assert!(response(sign_in, "post", "429").contains(&per_minute(5)));
+    assert!(
+        response(search, "get", "429").contains("none is configured for this endpoint"),
+        "{}",
+        response(search, "get", "429")
+    );
+    for (path, method) in [(collection, "post"), (one, "post")] {
+        assert_eq!(
+            response(path, method, "413"),
+            "The request body is larger than this server's limit of 3000 bytes."
+        );
+    }
+    let search_op = doc["paths"][search]["get"]["description"].as_str().unwrap();
+    assert!(
+        search_op.contains(&format!("at most {}.", query::SEARCH_LIMIT)),
+        "{search_op}"
+    );
+    let schemas = &doc["components"]["schemas"];
+    let short = schemas["StrippedNonemptyString"]["description"]
+        .as_str()
+        .unwrap();
+    let chars = format!("{} characters", limits::SHORT_STRING_CHARS);
+    assert!(short.contains(&chars), "{short}");
 }

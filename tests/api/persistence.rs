@@ -1,3 +1,5 @@
+//! Everything acknowledged survives a restart of the server on the same store.
+
 use reqwest::StatusCode;
 use serde_json::json;
 

@@ -1,3 +1,6 @@
+//! Routing: every contract path with and without its trailing slash, JSON 404/405 for unknown
+//! routes and methods, health and readiness.
+
 use reqwest::StatusCode;
 use serde_json::json;
 

@@ -1,3 +1,7 @@
+//! `GET .../unit_test/search/`: every term in name or description (case-insensitive, regex
+//! characters literal), filters, `_id` keys, latest update first, at most 100, deleted excluded,
+//! 422 without a query.
+
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

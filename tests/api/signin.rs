@@ -1,3 +1,6 @@
+//! `POST .../user/signin_with_api_key`: a valid org API key buys a working token; bad, expired or
+//! revoked keys, unknown users and missing headers are refused.
+
 use reqwest::StatusCode;
 
 use crate::backend_tests;

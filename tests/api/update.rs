@@ -1,3 +1,7 @@
+//! `POST .../unit_test/{id}/`: only given fields change (and `updated_at`/`updated_by`), references
+//! rechecked, bad values and `name` refused with nothing changed, 403/404, concurrent updates
+//! consistent.
+
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

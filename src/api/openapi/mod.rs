@@ -1,26 +1,28 @@
 //! The OpenAPI document, generated from the handlers' `#[utoipa::path]` attributes and the schema
-//! mirrors in `schemas`, served at `GET /openapi.json`; and `GET /docs`, a page of our own that
-//! renders it without fetching anything but the document (the machines reach no CDN).
+//! mirrors in `schemas`, completed with what this server is configured to allow, served at
+//! `GET /openapi.json`; and `GET /docs`, Swagger UI on that document, its assets compiled into the
+//! binary (the machines reach no CDN).
 
 pub mod schemas;
 
 use std::sync::OnceLock;
 
 use axum::Router;
-use axum::extract::State;
-use axum::http::header;
-use axum::response::{Html, IntoResponse};
+use axum::body::{Body, Bytes};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
+use utoipa_swagger_ui::SwaggerUi;
 
 use super::{unit_tests, users};
 use crate::AppState;
 use crate::clusters::CLUSTER_HEADER;
-
-/// The page behind `/docs`: plain HTML and JavaScript that fetches `/openapi.json`.
-const DOCS_PAGE: &str = include_str!("docs.html");
+use crate::domain::{limits, query};
+use crate::error::Error;
+use crate::ratelimit::{Budgets, Limited};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -137,18 +139,62 @@ fn base_document() -> &'static Value {
     })
 }
 
-/// The document for a server whose named MongoDB clusters are `cluster_names`: the one thing the
-/// code cannot know is which values `x-mongo-cluster-name` may take (any other is 422), so they
-/// are filled in here as its `enum`. With no named cluster no value is valid, which the schema
-/// says with `not: {}`: the header must be left out.
-pub fn document(cluster_names: &[&str]) -> Value {
+/// Limits of `domain` the texts name as `{NAME}`: the derives take string literals only, so the
+/// figures are filled in here, once, from the constants the server enforces.
+fn fixed_limits() -> [(&'static str, String); 5] {
+    [
+        (
+            "{SHORT_STRING_CHARS}",
+            limits::SHORT_STRING_CHARS.to_string(),
+        ),
+        ("{DESCRIPTION_CHARS}", limits::DESCRIPTION_CHARS.to_string()),
+        ("{TAGS}", limits::TAGS.to_string()),
+        ("{SEARCH_TERMS}", limits::SEARCH_TERMS.to_string()),
+        ("{SEARCH_LIMIT}", query::SEARCH_LIMIT.to_string()),
+    ]
+}
+
+/// The rate-limited action behind each operation that answers 429.
+const LIMITED_OPERATIONS: [(&str, Limited); 6] = [
+    ("create-simulation-unit-test", Limited::CreateUnitTest),
+    ("get-simulation-unit-tests", Limited::ListUnitTests),
+    ("search-simulation-unit-tests", Limited::SearchUnitTests),
+    ("update-simulation-unit-test", Limited::UpdateUnitTest),
+    ("delete-simulation-unit-test", Limited::DeleteUnitTest),
+    ("sign-in-with-api-key", Limited::SignIn),
+];
+
+/// What the document says that depends on how this server is configured.
+#[derive(Debug, Clone, Default)]
+pub struct Served {
+    /// The named MongoDB clusters (`x-mongo-cluster-name` values).
+    pub cluster_names: Vec<String>,
+    /// Requests per minute of each rate-limited action; 0 is off.
+    pub budgets: Budgets,
+    /// Larger request bodies get 413.
+    pub max_body_bytes: usize,
+}
+
+/// The document for a server configured as `served`: the limits the texts name (`{NAME}` in the
+/// derives) and the values `x-mongo-cluster-name` may take (any other is 422). With no named
+/// cluster no value is valid, which the schema says with `not: {}`: the header must be left out.
+pub fn document(served: &Served) -> Value {
     let mut doc = base_document().clone();
-    let allowed = if cluster_names.is_empty() {
+    let fixed = fixed_limits();
+    for_each_string(&mut doc, &mut |text| {
+        for (name, value) in &fixed {
+            if text.contains(name) {
+                *text = text.replace(name, value);
+            }
+        }
+    });
+    let max_body = format!("this server's limit of {}", bytes(served.max_body_bytes));
+    let allowed = if served.cluster_names.is_empty() {
         "No named cluster is configured on this server: leave the header out.".to_owned()
     } else {
         format!(
             "Clusters configured on this server: {}.",
-            cluster_names.join(", ")
+            served.cluster_names.join(", ")
         )
     };
     let paths = doc["paths"]
@@ -160,35 +206,94 @@ pub fn document(cluster_names: &[&str]) -> Value {
             .into_iter()
             .flat_map(|o| o.values_mut())
     });
-    let parameters = operations
-        .filter_map(|op| op.get_mut("parameters").and_then(Value::as_array_mut))
-        .flatten();
-    for param in parameters.filter(|p| p["name"] == CLUSTER_HEADER && p["in"] == "header") {
-        param["schema"] = if cluster_names.is_empty() {
-            json!({ "not": {} })
-        } else {
-            json!({ "type": "string", "enum": cluster_names })
+    for op in operations {
+        let budget = LIMITED_OPERATIONS
+            .iter()
+            .find(|(id, _)| op["operationId"] == *id)
+            .map(|(_, action)| served.budgets.get(*action));
+        let rate_limit = match budget {
+            Some(0) => "a rate limit (none is configured for this endpoint on this server, so 429 \
+                        is not sent)"
+                .to_owned(),
+            Some(n) => format!("the rate limit of {n} requests per minute for this endpoint"),
+            None => String::new(),
         };
-        let described = param["description"].as_str().unwrap_or_default();
-        param["description"] = json!(format!("{described} {allowed}"));
+        for_each_string(&mut op["responses"], &mut |text| {
+            *text = text
+                .replace("{RATE_LIMIT}", &rate_limit)
+                .replace("{MAX_BODY}", &max_body);
+        });
+        let parameters = op
+            .get_mut("parameters")
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten();
+        for param in parameters.filter(|p| p["name"] == CLUSTER_HEADER && p["in"] == "header") {
+            param["schema"] = if served.cluster_names.is_empty() {
+                json!({ "not": {} })
+            } else {
+                json!({ "type": "string", "enum": served.cluster_names })
+            };
+            let described = param["description"].as_str().unwrap_or_default();
+            param["description"] = json!(format!("{described} {allowed}"));
+        }
     }
     doc
 }
 
-pub fn router() -> Router<AppState> {
+/// Calls `f` on every string value in `value`, however deep.
+fn for_each_string(value: &mut Value, f: &mut impl FnMut(&mut String)) {
+    match value {
+        Value::String(s) => f(s),
+        Value::Array(items) => items.iter_mut().for_each(|v| for_each_string(v, f)),
+        Value::Object(map) => map.values_mut().for_each(|v| for_each_string(v, f)),
+        _ => {}
+    }
+}
+
+/// `1048576` → `1 MiB (1048576 bytes)`; sizes that are not whole KiB or MiB in bytes only.
+fn bytes(n: usize) -> String {
+    const KIB: usize = 1024;
+    const MIB: usize = 1024 * KIB;
+    match n {
+        n if n >= MIB && n % MIB == 0 => format!("{} MiB ({n} bytes)", n / MIB),
+        n if n >= KIB && n % KIB == 0 => format!("{} KiB ({n} bytes)", n / KIB),
+        n => format!("{n} bytes"),
+    }
+}
+
+/// `/openapi.json` and `/docs`, the document built once for this server's configuration.
+pub fn router(served: &Served) -> Router<AppState> {
+    let body =
+        Bytes::from(serde_json::to_string_pretty(&document(served)).expect("JSON serializes"));
+    let swagger: Router<AppState> = SwaggerUi::new("/docs")
+        .config(
+            utoipa_swagger_ui::Config::new(["/openapi.json"])
+                // Keeps the token across reloads, in this browser's local storage only.
+                .persist_authorization(true)
+                .display_operation_id(true)
+                .display_request_duration(true)
+                // The default asks validator.swagger.io about the document: no other host.
+                .validator_url("none"),
+        )
+        .into();
     Router::new()
-        .route("/openapi.json", get(openapi_json))
-        .route("/docs", get(docs))
+        .route(
+            "/openapi.json",
+            get(move || {
+                let body = body.clone();
+                async move { ([(header::CONTENT_TYPE, "application/json")], body) }
+            }),
+        )
+        .merge(swagger.layer(axum::middleware::map_response(problem_for_missing_asset)))
 }
 
-async fn openapi_json(State(state): State<AppState>) -> impl IntoResponse {
-    let names: Vec<&str> = state.clusters.all().filter_map(|(name, _)| name).collect();
-    let body = serde_json::to_string_pretty(&document(&names)).expect("JSON serializes");
-    ([(header::CONTENT_TYPE, "application/json")], body)
-}
-
-async fn docs() -> Html<&'static str> {
-    Html(DOCS_PAGE)
+/// Swagger UI answers an unknown file under `/docs/` with an empty 404; clients get our error body.
+async fn problem_for_missing_asset(response: Response<Body>) -> Response<Body> {
+    if response.status() == StatusCode::NOT_FOUND {
+        return Error::RouteNotFound.into_response();
+    }
+    response
 }
 
 #[cfg(test)]
@@ -211,10 +316,82 @@ mod tests {
 
     #[test]
     fn the_cluster_header_allows_exactly_the_configured_clusters() {
-        let named = cluster_header_schemas(&document(&["eu", "us"]));
+        let served = |names: &[&str]| Served {
+            cluster_names: names.iter().map(|n| n.to_string()).collect(),
+            ..Served::default()
+        };
+        let named = cluster_header_schemas(&document(&served(&["eu", "us"])));
         assert_eq!(named.len(), 6, "one per operation");
         assert!(named.iter().all(|s| s["enum"] == json!(["eu", "us"])));
-        let none = cluster_header_schemas(&document(&[]));
+        let none = cluster_header_schemas(&document(&served(&[])));
         assert!(none.iter().all(|s| *s == json!({ "not": {} })));
+    }
+
+    /// The derives take numbers as literals only (utoipa-gen parses a literal); this holds each
+    /// bound they state to the constant the server enforces.
+    #[test]
+    fn bounds_in_the_derives_are_the_server_limits() {
+        let doc = document(&Served::default());
+        let mut query_arrays = 0;
+        for item in doc["paths"].as_object().unwrap().values() {
+            for op in item.as_object().unwrap().values() {
+                for p in op["parameters"].as_array().unwrap() {
+                    if p["in"] == "query" && p["schema"]["type"] == "array" {
+                        query_arrays += 1;
+                        assert_eq!(p["schema"]["maxItems"], limits::QUERY_VALUES, "{p}");
+                    }
+                    if p["in"] == "query" && p["name"] == "limit" {
+                        assert_eq!(p["schema"]["maximum"], query::MAX_LIMIT, "{p}");
+                        assert_eq!(p["schema"]["default"], query::DEFAULT_LIMIT, "{p}");
+                    }
+                }
+            }
+        }
+        assert!(query_arrays >= 14, "{query_arrays}");
+        let schemas = &doc["components"]["schemas"];
+        for body in [
+            "CreateSimulationUnitTestRequest",
+            "UpdateSimulationUnitTestRequest",
+        ] {
+            let criteria = &schemas[body]["properties"]["success_criterions"];
+            assert_eq!(criteria["maxItems"], limits::CRITERIA, "{body}");
+        }
+        let expected = &schemas["CategoricalMetricSuccessCriterionInput"]["properties"];
+        assert_eq!(
+            expected["expected_values"]["maxItems"],
+            limits::EXPECTED_VALUES
+        );
+    }
+
+    #[test]
+    fn texts_name_the_configured_budgets_and_body_limit() {
+        let mut budgets = Budgets::default();
+        budgets.set(Limited::ListUnitTests, 9);
+        budgets.set(Limited::SignIn, 0);
+        let doc = document(&Served {
+            budgets,
+            max_body_bytes: 2 * 1024 * 1024,
+            ..Served::default()
+        });
+        let text = |path: &str, method: &str, status: &str| {
+            doc["paths"][path][method]["responses"][status]["description"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        };
+        let list = text("/v1/{organization}/simulation/unit_test/", "get", "429");
+        assert_eq!(
+            list,
+            "The user has exceeded the rate limit of 9 requests per minute for this endpoint."
+        );
+        let sign_in = text("/v1/{organization}/user/signin_with_api_key", "post", "429");
+        assert!(sign_in.contains("429 is not sent"), "{sign_in}");
+        let create = text("/v1/{organization}/simulation/unit_test/", "post", "413");
+        assert_eq!(
+            create,
+            "The request body is larger than this server's limit of 2 MiB (2097152 bytes)."
+        );
+        assert_eq!(bytes(1536), "1536 bytes");
+        assert_eq!(bytes(2048), "2 KiB (2048 bytes)");
     }
 }

@@ -14,6 +14,8 @@ use serde::Serialize;
 use utoipa::openapi::schema::{Object, ObjectBuilder, SchemaType, Type};
 use utoipa::{IntoParams, ToSchema};
 
+use crate::domain::limits;
+
 /// "Contains a character that is not white space": what survives the server's trimming. Spelled
 /// out (Unicode `White_Space`, which `str::trim` uses) because `\S` means different things to
 /// different regex dialects. The derives below repeat it as a literal; a test holds them equal.
@@ -25,8 +27,8 @@ pub const NON_BLANK: &str =
 #[schema(pattern = "^[a-f0-9]{24}$")]
 pub struct ObjectId(String);
 
-/// A string that is trimmed on input and must not be empty afterwards; at most 1000 characters,
-/// no NUL.
+/// A string that is trimmed on input and must not be empty afterwards; at most
+/// {SHORT_STRING_CHARS} characters, no NUL.
 #[derive(Serialize, ToSchema)]
 #[schema(
     min_length = 1,
@@ -35,8 +37,8 @@ pub struct ObjectId(String);
 )]
 pub struct StrippedNonemptyString(String);
 
-/// A unit test description: trimmed on input, not empty afterwards; at most 20000 characters, no
-/// NUL.
+/// A unit test description: trimmed on input, not empty afterwards; at most {DESCRIPTION_CHARS}
+/// characters, no NUL.
 #[derive(Serialize, ToSchema)]
 #[schema(
     min_length = 1,
@@ -78,8 +80,8 @@ pub enum SortKey {
     NameDescending,
 }
 
-/// Tags as sent: key (not blank) to value or `null`; at most 100, each key and value at most 1000
-/// characters.
+/// Tags as sent: key (not blank) to value or `null`; at most `TAGS`, each key and value at most
+/// `SHORT_STRING_CHARS` characters.
 fn tags_schema(nullable: bool) -> Object {
     let kind = if nullable {
         SchemaType::from_iter([Type::Object, Type::Null])
@@ -89,21 +91,22 @@ fn tags_schema(nullable: bool) -> Object {
     ObjectBuilder::new()
         .schema_type(kind)
         .description(Some(
-            "The tags of the unit test: key to value, or to `null` for a key without a value.",
+            "The tags of the unit test: key to value, or to `null` for a key without a value; at most \
+            {TAGS} tags.",
         ))
         .property_names(Some(
             ObjectBuilder::new()
                 .schema_type(Type::String)
                 .min_length(Some(1))
-                .max_length(Some(1000))
+                .max_length(Some(limits::SHORT_STRING_CHARS))
                 .pattern(Some(NON_BLANK)),
         ))
         .additional_properties(Some(
             ObjectBuilder::new()
                 .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
-                .max_length(Some(1000)),
+                .max_length(Some(limits::SHORT_STRING_CHARS)),
         ))
-        .max_properties(Some(100))
+        .max_properties(Some(limits::TAGS))
         .build()
 }
 
@@ -194,7 +197,7 @@ pub struct ListParams {
 #[derive(IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct SearchParams {
-    /// The query to search for: split on white space (at most 32 distinct terms), a unit test
+    /// The query to search for: split on white space (at most {SEARCH_TERMS} distinct terms), a unit test
     /// matches when every term occurs (case-insensitively) in its name or description.
     #[param(value_type = StrippedNonemptyString)]
     query: String,
@@ -491,7 +494,7 @@ pub struct GetSimulationUnitTestsResponse {
 /// Answer of `search-simulation-unit-tests`.
 #[derive(Serialize, ToSchema)]
 pub struct SearchSimulationUnitTestsResponse {
-    /// The retrieved simulation unit tests, most recently updated first, at most 100.
+    /// The retrieved simulation unit tests, most recently updated first, at most {SEARCH_LIMIT}.
     simulation_unit_tests: Vec<SimulationUnitTest>,
 }
 
@@ -545,7 +548,6 @@ mod tests {
     use utoipa::PartialSchema;
 
     use super::*;
-    use crate::domain::limits;
 
     /// The white space `NON_BLANK` excludes, as ranges.
     const WHITE_SPACE: [(char, char); 11] = [
