@@ -11,7 +11,6 @@ use rand::RngCore;
 
 use axum::http::HeaderValue;
 
-use crate::api::HttpSettings;
 use crate::auth::token::MIN_SECRET_BYTES;
 use crate::ratelimit::{Budgets, Limited};
 use crate::store::mongo::MongoWriteConcern;
@@ -282,6 +281,30 @@ fn parse_origin(raw: &str) -> Result<HeaderValue, String> {
         _ => Err(format!(
             "{raw:?} is not an origin like https://app.example.com"
         )),
+    }
+}
+
+/// Settings of the HTTP layers.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// Larger bodies get 413.
+    pub max_body_bytes: usize,
+    /// Requests still running after this get 503.
+    pub request_timeout: Duration,
+    /// Browser origins allowed to call the API (CORS); none by default.
+    pub cors_origins: Vec<HeaderValue>,
+    /// Serve the benchmark-only routes (`--bench-routes`; see `api::bench`).
+    pub bench_routes: bool,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 1024 * 1024,
+            request_timeout: Duration::from_secs(30),
+            cors_origins: Vec::new(),
+            bench_routes: false,
+        }
     }
 }
 

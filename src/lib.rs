@@ -11,6 +11,7 @@ pub mod error;
 pub mod maintenance;
 pub mod ratelimit;
 pub mod service;
+mod state;
 pub mod store;
 pub mod telemetry;
 
@@ -26,23 +27,10 @@ pub use config::{Config, MongoConfig};
 use maintenance::Maintenance;
 use ratelimit::RateLimits;
 use service::UnitTestService;
+pub use state::AppState;
 use store::Store;
 use store::embedded::EmbeddedStore;
 use store::mongo::MongoStore;
-
-/// What handlers share.
-#[derive(Clone)]
-pub struct AppState {
-    /// The default cluster's store (the only one unless named clusters are configured).
-    pub store: Arc<dyn Store>,
-    pub clusters: Arc<Clusters>,
-    pub unit_tests: UnitTestService,
-    pub auth: Arc<Authenticator>,
-    pub rate_limits: Arc<RateLimits>,
-    pub maintenance: Maintenance,
-    /// Unit tests as list and search write them (see `api::render`).
-    pub renderings: Arc<api::render::Renderings>,
-}
 
 /// A built application: the router to serve and the state behind it.
 pub struct App {

@@ -25,32 +25,9 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
 use crate::AppState;
+pub use crate::config::HttpSettings;
 use crate::error::Error;
 use crate::ratelimit::Budgets;
-
-/// Settings of the HTTP layers.
-#[derive(Debug, Clone)]
-pub struct HttpSettings {
-    /// Larger bodies get 413.
-    pub max_body_bytes: usize,
-    /// Requests still running after this get 503.
-    pub request_timeout: Duration,
-    /// Browser origins allowed to call the API (CORS); none by default.
-    pub cors_origins: Vec<HeaderValue>,
-    /// Serve the benchmark-only routes (`--bench-routes`; see `api::bench`).
-    pub bench_routes: bool,
-}
-
-impl Default for HttpSettings {
-    fn default() -> Self {
-        Self {
-            max_body_bytes: 1024 * 1024,
-            request_timeout: Duration::from_secs(30),
-            cors_origins: Vec::new(),
-            bench_routes: false,
-        }
-    }
-}
 
 /// Every contract path is served with and without its trailing slash.
 fn with_trailing_slash(path: &str) -> [String; 2] {

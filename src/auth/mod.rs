@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use base64::Engine;
@@ -15,7 +15,6 @@ use base64::engine::general_purpose::STANDARD;
 
 use tokio::sync::Semaphore;
 
-use crate::AppState;
 use crate::config::SignInSettings;
 use crate::domain::{OrgId, Timestamp, UserInfo};
 use crate::error::Error;
@@ -314,15 +313,16 @@ async fn role_permissions(
     })
 }
 
-impl FromRequestParts<AppState> for CurrentUser {
+impl<S> FromRequestParts<S> for CurrentUser
+where
+    Arc<Authenticator>: FromRef<S>,
+    S: Send + Sync,
+{
     type Rejection = Error;
 
     /// The permissions step: the org and the caller were settled by the layers before it
     /// (`api::pipeline`); this only looks up what the caller may do there.
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let org = parts
             .extensions
             .get::<RequestOrg>()
@@ -333,6 +333,7 @@ impl FromRequestParts<AppState> for CurrentUser {
             .get::<Identity>()
             .cloned()
             .ok_or_else(|| Error::Internal("route without the authentication step".into()))?;
-        state.auth.authorize(org.store, identity, &org.org).await
+        let auth = Arc::<Authenticator>::from_ref(state);
+        auth.authorize(org.store, identity, &org.org).await
     }
 }

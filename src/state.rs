@@ -1,0 +1,35 @@
+//! What every handler shares: the stores, the services, authentication, rate limits, maintenance.
+//! Built once by `build_app`; cloning it clones handles, not data.
+
+use std::sync::Arc;
+
+use axum::extract::FromRef;
+
+use crate::api::render::Renderings;
+use crate::auth::Authenticator;
+use crate::clusters::Clusters;
+use crate::maintenance::Maintenance;
+use crate::ratelimit::RateLimits;
+use crate::service::UnitTestService;
+use crate::store::Store;
+
+/// What handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    /// The default cluster's store (the only one unless named clusters are configured).
+    pub store: Arc<dyn Store>,
+    pub clusters: Arc<Clusters>,
+    pub unit_tests: UnitTestService,
+    pub auth: Arc<Authenticator>,
+    pub rate_limits: Arc<RateLimits>,
+    pub maintenance: Maintenance,
+    /// Unit tests as list and search write them (see `api::render`).
+    pub renderings: Arc<Renderings>,
+}
+
+/// The permissions step (`auth::CurrentUser`) needs only the authenticator.
+impl FromRef<AppState> for Arc<Authenticator> {
+    fn from_ref(state: &AppState) -> Self {
+        state.auth.clone()
+    }
+}
