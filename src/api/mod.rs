@@ -7,18 +7,16 @@ mod middleware;
 mod openapi;
 mod ops;
 pub mod render;
+mod timeout;
 mod unit_tests;
 mod users;
 
 use std::time::Duration;
 
 use axum::Router;
-use axum::error_handling::HandleErrorLayer;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::middleware::{from_fn, from_fn_with_state};
-use tower::timeout::TimeoutLayer;
-use tower::{BoxError, ServiceBuilder};
 use tower_http::compression::CompressionLayer;
 use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove};
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -32,7 +30,8 @@ use crate::error::Error;
 pub struct HttpSettings {
     /// Larger bodies get 413.
     pub max_body_bytes: usize,
-    /// Requests still running after this get 503.
+    /// Requests still running after this get 503, unless a write of theirs is committing (then
+    /// they get its outcome; see `timeout`).
     pub request_timeout: Duration,
     /// Browser origins allowed to call the API (CORS); none by default.
     pub cors_origins: Vec<HeaderValue>,
@@ -61,7 +60,6 @@ const COMPRESS_ABOVE_BYTES: u64 = 1024;
 
 pub fn router(state: AppState, settings: &HttpSettings) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
-    let timeout_secs = settings.request_timeout.as_secs();
     let v1 = Router::new()
         .merge(unit_tests::router(&state))
         .merge(users::router(&state))
@@ -78,15 +76,10 @@ pub fn router(state: AppState, settings: &HttpSettings) -> Router {
         .fallback(|| async { Error::RouteNotFound })
         .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))
-        .layer(
-            ServiceBuilder::new()
-                .layer(HandleErrorLayer::new(move |_: BoxError| async move {
-                    Error::Timeout {
-                        after_secs: timeout_secs,
-                    }
-                }))
-                .layer(TimeoutLayer::new(settings.request_timeout)),
-        )
+        .layer(from_fn_with_state(
+            settings.request_timeout,
+            timeout::request_timeout,
+        ))
         .layer(from_fn(middleware::observe))
         .layer(
             CompressionLayer::new().compress_when(
