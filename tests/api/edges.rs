@@ -1,4 +1,6 @@
 //! Production edges: rate limits, maintenance, body and time limits, CORS, compression, metrics.
+//! Embedded store only: these edges are HTTP layers in front of the store (the store-dependent
+//! timeout case runs on both stores in `tests/failpoints.rs`).
 
 use std::time::Duration;
 

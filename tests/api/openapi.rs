@@ -4,6 +4,7 @@
 //!
 //! The extract is read from the repository's copy (`docs/reference/`); when the shared checkout
 //! sits beside this one (as in CI), the copy must equal it.
+//! Embedded store only: the document describes the HTTP surface, which is the same on both stores.
 
 use std::collections::{BTreeMap, BTreeSet};
 
