@@ -290,6 +290,22 @@ fn store_syncs(log: &std::path::Path) -> usize {
         .count()
 }
 
+/// Sends a write; asserts its answer and that a sync of the store file completed before it.
+async fn synced(
+    log: &std::path::Path,
+    request: reqwest::RequestBuilder,
+    status: StatusCode,
+) -> Value {
+    let before = store_syncs(log);
+    let (actual, body) = status_and_json(request.send().await.unwrap()).await;
+    assert_eq!(actual, status, "{body}");
+    assert!(
+        store_syncs(log) > before,
+        "no sync of the store file before the {status} answer"
+    );
+    body
+}
+
 /// Between sending each write and receiving its 201/204, at least one sync of the store file
 /// completed: the answer waited for the disk, not only for the page cache.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -330,52 +346,19 @@ async fn every_acknowledged_embedded_write_was_synced_to_disk_first() {
     let base = format!("{}/v1/acme/simulation/unit_test/", server.url);
     let mut ids = Vec::new();
     for i in 0..5 {
-        let before = store_syncs(&log);
-        let r = client
+        let create = client
             .post(&base)
-            .bearer_auth(&token)
-            .json(&unit_test_body(&format!("synced {i}")))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::CREATED);
-        assert!(
-            store_syncs(&log) > before,
-            "create {i}: no sync before the 201"
-        );
-        ids.push(
-            r.json::<Value>().await.unwrap()["simulation_unit_test_id"]
-                .as_str()
-                .unwrap()
-                .to_owned(),
-        );
+            .json(&unit_test_body(&format!("synced {i}")));
+        let r = synced(&log, create.bearer_auth(&token), StatusCode::CREATED).await;
+        ids.push(r["simulation_unit_test_id"].as_str().unwrap().to_owned());
     }
     for (i, id) in ids.iter().enumerate() {
-        let before = store_syncs(&log);
-        let r = client
+        let update = client
             .post(format!("{base}{id}/"))
-            .bearer_auth(&token)
-            .json(&json!({"run_count": i + 7}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::NO_CONTENT);
-        assert!(
-            store_syncs(&log) > before,
-            "update {i}: no sync before the 204"
-        );
-        let before = store_syncs(&log);
-        let r = client
-            .delete(format!("{base}{id}/"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::NO_CONTENT);
-        assert!(
-            store_syncs(&log) > before,
-            "delete {i}: no sync before the 204"
-        );
+            .json(&json!({"run_count": i + 7}));
+        synced(&log, update.bearer_auth(&token), StatusCode::NO_CONTENT).await;
+        let delete = client.delete(format!("{base}{id}/"));
+        synced(&log, delete.bearer_auth(&token), StatusCode::NO_CONTENT).await;
     }
     // The control: a read syncs nothing, so the counts above come from the writes.
     let before = store_syncs(&log);
