@@ -2,7 +2,7 @@
 # Fuzzes request-body and query-string parsing for a bounded time: .ci/fuzz.sh [SECONDS_PER_TARGET]
 # (default 60). Needs rustup with a nightly toolchain and a C++ compiler (libFuzzer is C++); installs
 # cargo-fuzz when missing. Builds every target once, runs each for the given time on one core,
-# and exits non-zero when any target crashed or broke an invariant, naming the reproducer.
+# and exits non-zero when any target crashed, broke an invariant (naming the reproducer), or ran no input.
 # What libFuzzer discovers goes to a temporary directory; the committed seeds in fuzz/corpus/ stay put.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,7 +45,14 @@ for target in "${targets[@]}"; do
   log="$work/$target.log"
   if "${fuzz[@]}" run -a "$target" "$work/$target" "fuzz/corpus/$target" -- \
     -max_total_time="$seconds" -timeout=10 -print_final_stats=1 "${dict[@]}" >"$log" 2>&1; then
+    # A target that exits 0 without running an input proved nothing: libFuzzer's final stats must
+    # show at least one executed unit.
+    runs=$(sed -nE 's/^stat::number_of_executed_units: *([0-9]+).*/\1/p' "$log" | tail -n 1)
     grep -E '^Done [0-9]+ runs' "$log" || tail -n 3 "$log"
+    if [ "${runs:-0}" -lt 1 ]; then
+      echo "FAIL: $target ran no input (executed units: ${runs:-none reported})"
+      failed+=("$target")
+    fi
   else
     tail -n 40 "$log"
     failed+=("$target")
@@ -60,7 +67,7 @@ done
 
 echo "== fuzzing took $(($(date +%s) - start)) s in all"
 if [ "${#failed[@]}" -gt 0 ]; then
-  echo "FAIL: crashes in ${failed[*]}" >&2
+  echo "FAIL: crashes, or no input run, in ${failed[*]}" >&2
   exit 1
 fi
 echo "no crashes"

@@ -289,7 +289,8 @@ fn parse_origin(raw: &str) -> Result<HeaderValue, String> {
 pub struct HttpSettings {
     /// Larger bodies get 413.
     pub max_body_bytes: usize,
-    /// Requests still running after this get 503.
+    /// Requests still running after this get 503, unless a write of theirs is committing (then
+    /// they get its outcome; see `api::timeout`).
     pub request_timeout: Duration,
     /// Browser origins allowed to call the API (CORS); none by default.
     pub cors_origins: Vec<HeaderValue>,

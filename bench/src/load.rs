@@ -11,17 +11,21 @@ use hdrhistogram::Histogram;
 #[derive(Debug, Clone)]
 pub struct Stats {
     pub ok: u64,
+    /// Failed operations other than timeouts.
     pub errors: u64,
+    /// Operations that timed out (503 `request_timeout`, or no answer within the client's limit).
+    pub timeouts: u64,
     pub elapsed: Duration,
-    /// Latencies of successful operations, in microseconds.
+    /// Latencies of every answered operation, failed ones included, in microseconds.
     pub latency: Histogram<u64>,
     /// The first error seen, to say what went wrong.
     pub first_error: Option<String>,
 }
 
 impl Stats {
+    /// Every operation that got an answer, failed ones included (their count is shown beside).
     pub fn per_second(&self) -> f64 {
-        self.ok as f64 / self.elapsed.as_secs_f64()
+        (self.ok + self.errors + self.timeouts) as f64 / self.elapsed.as_secs_f64()
     }
 
     pub fn ms(&self, quantile: f64) -> f64 {
@@ -50,38 +54,46 @@ where
             let sequence = sequence.clone();
             tokio::spawn(async move {
                 let mut latency = new_histogram();
-                let (mut ok, mut errors, mut first_error) = (0u64, 0u64, None);
+                let mut counts = [0u64; 3];
+                let mut first_error = None;
                 while Instant::now() < deadline {
                     let n = sequence.fetch_add(1, Ordering::Relaxed);
                     let began = Instant::now();
-                    match op(n).await {
-                        Outcome::Ok => {
-                            ok += 1;
-                            let micros = began.elapsed().as_micros() as u64;
-                            latency.saturating_record(micros.max(1));
-                        }
+                    let outcome = op(n).await;
+                    let slot = match outcome {
+                        Outcome::Ok => 0,
                         Outcome::Error(e) => {
-                            errors += 1;
                             first_error.get_or_insert(e);
+                            1
+                        }
+                        Outcome::Timeout(e) => {
+                            first_error.get_or_insert(e);
+                            2
                         }
                         Outcome::Stop => break,
-                    }
+                    };
+                    counts[slot] += 1;
+                    let micros = began.elapsed().as_micros() as u64;
+                    latency.saturating_record(micros.max(1));
                 }
-                (ok, errors, first_error, latency)
+                (counts, first_error, latency)
             })
         })
         .collect();
     let mut stats = Stats {
         ok: 0,
         errors: 0,
+        timeouts: 0,
         elapsed: Duration::ZERO,
         latency: new_histogram(),
         first_error: None,
     };
     for task in tasks {
-        let (ok, errors, first_error, latency) = task.await.expect("client task panicked");
+        let ([ok, errors, timeouts], first_error, latency) =
+            task.await.expect("client task panicked");
         stats.ok += ok;
         stats.errors += errors;
+        stats.timeouts += timeouts;
         stats.first_error = stats.first_error.take().or(first_error);
         stats.latency.add(&latency).expect("same histogram bounds");
     }
@@ -93,6 +105,8 @@ where
 pub enum Outcome {
     Ok,
     Error(String),
+    /// No answer in time: the server's 503 `request_timeout`, or the client gave up.
+    Timeout(String),
     /// Nothing left to do (e.g. no more unit tests to delete).
     Stop,
 }

@@ -74,6 +74,11 @@ impl Common {
     fn duration(&self) -> Duration {
         Duration::from_secs_f64(if self.quick { 2.0 } else { self.seconds })
     }
+
+    /// Before each measurement: a fifth of it, at most a second.
+    fn warm_up(&self) -> Duration {
+        (self.duration() / 5).min(Duration::from_secs(1))
+    }
 }
 
 #[derive(Args)]
@@ -121,11 +126,12 @@ fn main() -> anyhow::Result<()> {
                         .await?;
                 for (scenario, clients, stats) in rows {
                     println!(
-                        "{:<16} {clients:>3} clients {:>9.0}/s p50 {:.2} ms p99 {:.2} ms",
+                        "{:<16} {clients:>3} clients {:>9.0}/s p50 {:.2} ms p99 {:.2} ms, {} errors",
                         scenario.name(),
                         stats.per_second(),
                         stats.ms(0.5),
-                        stats.ms(0.99)
+                        stats.ms(0.99),
+                        stats.errors + stats.timeouts
                     );
                 }
                 Ok(())
@@ -182,8 +188,10 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         .iter()
         .map(|u| target.token(fixtures::ORG, u))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    // Past the server's own 30 s limit: a request still unanswered then counts as a timeout.
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(256)
+        .timeout(Duration::from_secs(40))
         .build()?;
 
     // The store ceiling runs on a copy of the seeded data, so it sees the N seeded unit tests and
@@ -228,6 +236,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         n: args.n,
         run: format!("bench-{} ", uuid::Uuid::new_v4().simple()),
         created: Default::default(),
+        updates: Default::default(),
         victims: Default::default(),
     });
     check_ceiling_bytes(&http).await?;
@@ -319,12 +328,13 @@ fn fmt_opt(v: Option<f64>) -> String {
 
 fn report_progress(side: &str, scenario: Scenario, clients: usize, stats: &Stats) {
     eprintln!(
-        "{side:<5} {:<16} {clients:>3} clients: {:>8.0}/s p50 {:>8.2} ms p99 {:>8.2} ms ({} errors{})",
+        "{side:<5} {:<16} {clients:>3} clients: {:>8.0}/s p50 {:>8.2} ms p99 {:>8.2} ms ({} errors, {} timeouts{})",
         scenario.name(),
         stats.per_second(),
         stats.ms(0.5),
         stats.ms(0.99),
         stats.errors,
+        stats.timeouts,
         stats
             .first_error
             .as_deref()
@@ -373,6 +383,16 @@ async fn store_ceiling(
 ) -> anyhow::Result<Rows> {
     let mut config = simtest::Config::for_data_dir(data_dir);
     config.mongodb = mongodb.map(|(uri, db)| simtest::MongoConfig::new(uri, db));
+    // The write concern the server was given (it reads the same variable), e.g. 1 on a standalone
+    // mongod, where majority needs a replica set.
+    if let (Some(mongo), Ok(w)) = (
+        config.mongodb.as_mut(),
+        std::env::var("SIMTEST_MONGODB_WRITE_CONCERN"),
+    ) {
+        mongo.write_concern = w
+            .parse()
+            .map_err(|e| anyhow::anyhow!("SIMTEST_MONGODB_WRITE_CONCERN: {e}"))?;
+    }
     let store = simtest::open_store(&config).await?;
     let first = simtest::domain::query::parse_list_query(
         fixtures::ORG,
@@ -393,6 +413,7 @@ async fn store_ceiling(
         n,
         run: format!("bench-{} ", uuid::Uuid::new_v4().simple()),
         created: Default::default(),
+        updates: Default::default(),
         victims: Default::default(),
     });
     let scenarios: Vec<Scenario> = Scenario::ALL
@@ -424,6 +445,12 @@ where
     let mut rows = Vec::new();
     for &scenario in scenarios.iter().filter(|s| common.wanted(s)) {
         for &clients in &common.clients {
+            // A short warm-up, not measured: connections opened, caches and pages warm.
+            let warm = target.clone();
+            drive(clients, common.warm_up(), move |seq| {
+                call(warm.clone(), scenario, seq)
+            })
+            .await;
             let target = target.clone();
             let stats = drive(clients, common.duration(), move |seq| {
                 call(target.clone(), scenario, seq)
@@ -445,9 +472,9 @@ fn print_table(http: &Rows, store: &Rows) {
             .map(|(_, _, st)| st.per_second())
     };
     println!(
-        "| scenario | clients | req/s | p50 ms | p99 ms | max ms | errors | % of HTTP ceiling | store ops/s | % of store ceiling |"
+        "| scenario | clients | req/s | p50 ms | p99 ms | max ms | errors | timeouts | % of HTTP ceiling | store ops/s | store errors | % of store ceiling |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (scenario, clients, st) in http {
         let rate = st.per_second();
         let of_http =
@@ -455,18 +482,23 @@ fn print_table(http: &Rows, store: &Rows) {
         let direct = store
             .iter()
             .find(|(s, c, _)| s == scenario && c == clients)
-            .map(|(_, _, st)| st.per_second());
-        let (direct_rate, of_store) = match direct {
-            Some(d) => (format!("{d:.0}"), format!("{:.0}%", 100.0 * rate / d)),
-            None => ("–".into(), "–".into()),
+            .map(|(_, _, st)| st);
+        let (direct_rate, direct_errors, of_store) = match direct {
+            Some(d) => (
+                format!("{:.0}", d.per_second()),
+                (d.errors + d.timeouts).to_string(),
+                format!("{:.0}%", 100.0 * rate / d.per_second()),
+            ),
+            None => ("–".into(), "–".into(), "–".into()),
         };
         println!(
-            "| {} | {clients} | {rate:.0} | {:.2} | {:.2} | {:.2} | {} | {of_http} | {direct_rate} | {of_store} |",
+            "| {} | {clients} | {rate:.0} | {:.2} | {:.2} | {:.2} | {} | {} | {of_http} | {direct_rate} | {direct_errors} | {of_store} |",
             scenario.name(),
             st.ms(0.5),
             st.ms(0.99),
             st.max_ms(),
             st.errors,
+            st.timeouts,
         );
     }
 }

@@ -124,7 +124,35 @@ pub struct Http {
     pub run: String,
     /// Numbers the creates across every client count, so names never repeat.
     pub created: AtomicU64,
+    /// The `run_count` values updates write (see [`UpdateValues`]).
+    pub updates: UpdateValues,
     pub victims: Victims,
+}
+
+/// The `run_count` an update writes: a new value for every update of a run and of any later run,
+/// so no update is a no-op (the service answers an update that changes nothing 204 without
+/// writing, which would measure nothing). Microseconds since 1970 at the start of the run, plus
+/// one per update: a later run starts above all an earlier one wrote unless it made more than one
+/// update per microsecond.
+pub struct UpdateValues {
+    next: AtomicU64,
+}
+
+impl Default for UpdateValues {
+    fn default() -> Self {
+        let micros = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as u64);
+        Self {
+            next: AtomicU64::new(micros),
+        }
+    }
+}
+
+impl UpdateValues {
+    fn next(&self) -> u64 {
+        self.next.fetch_add(1, Ordering::Relaxed)
+    }
 }
 
 impl Http {
@@ -148,7 +176,7 @@ impl Http {
             Scenario::Update => self
                 .client
                 .post(self.url(&format!("{}/", self.ids.for_update(seq))))
-                .json(&serde_json::json!({"run_count": seq + 2})),
+                .json(&serde_json::json!({"run_count": self.updates.next()})),
             Scenario::Delete => match self.victims.take() {
                 Some(id) => self.client.delete(self.url(&format!("{id}/"))),
                 None => return Outcome::Stop,
@@ -178,8 +206,14 @@ impl Http {
             Ok(response) => {
                 let status = response.status();
                 let body = response.text().await.unwrap_or_default();
-                Outcome::Error(format!("{status}: {body:.200}"))
+                let message = format!("{status}: {body:.200}");
+                if body.contains("\"request_timeout\"") {
+                    Outcome::Timeout(message)
+                } else {
+                    Outcome::Error(message)
+                }
             }
+            Err(e) if e.is_timeout() => Outcome::Timeout(e.to_string()),
             Err(e) => Outcome::Error(e.to_string()),
         }
     }
@@ -193,6 +227,7 @@ pub struct Direct {
     pub n: usize,
     pub run: String,
     pub created: AtomicU64,
+    pub updates: UpdateValues,
     pub victims: Victims,
 }
 
@@ -262,7 +297,7 @@ impl Direct {
                     s.unit_test_in_live_set(ORG, id).await.map_err(err)?;
                     next.is_deleted = true;
                 } else {
-                    next.run_count = seq + 1_000_000;
+                    next.run_count = self.updates.next();
                 }
                 next.updated_by = user;
                 next.updated_at = Timestamp::after(current.updated_at);

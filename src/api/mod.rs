@@ -7,18 +7,16 @@ mod openapi;
 mod ops;
 mod pipeline;
 pub mod render;
+mod timeout;
 mod unit_tests;
 mod users;
 
 use std::time::Duration;
 
 use axum::Router;
-use axum::error_handling::HandleErrorLayer;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::middleware::{from_fn, from_fn_with_state};
-use tower::timeout::TimeoutLayer;
-use tower::{BoxError, ServiceBuilder};
 use tower_http::compression::CompressionLayer;
 use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove};
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -51,7 +49,6 @@ pub fn router(state: AppState, settings: &HttpSettings, budgets: Budgets) -> Rou
         max_body_bytes: settings.max_body_bytes,
     };
     let request_id = HeaderName::from_static("x-request-id");
-    let timeout_secs = settings.request_timeout.as_secs();
     let v1 = Router::new()
         .merge(unit_tests::router(&state))
         .merge(users::router(&state))
@@ -70,15 +67,10 @@ pub fn router(state: AppState, settings: &HttpSettings, budgets: Budgets) -> Rou
         .fallback(|| async { Error::RouteNotFound })
         .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))
-        .layer(
-            ServiceBuilder::new()
-                .layer(HandleErrorLayer::new(move |_: BoxError| async move {
-                    Error::Timeout {
-                        after_secs: timeout_secs,
-                    }
-                }))
-                .layer(TimeoutLayer::new(settings.request_timeout)),
-        )
+        .layer(from_fn_with_state(
+            settings.request_timeout,
+            timeout::request_timeout,
+        ))
         .layer(from_fn(pipeline::observe))
         .layer(
             CompressionLayer::new().compress_when(

@@ -11,6 +11,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::catalog::Catalog;
+use super::deadline::Deadline;
 use super::{
     ApiKey, Metric, NamedKind, NamedRecord, Organization, Records, Role, Service, Store,
     StoreError, StoreResult, UnitTestSet, User,
@@ -151,6 +152,8 @@ impl EmbeddedStore {
     {
         let (catalog, writer, docs) =
             (self.catalog.clone(), self.writer.clone(), self.docs.clone());
+        // The request's deadline, taken along to the blocking pool (see `store::deadline`).
+        let deadline = Deadline::current();
         self.run(move |db| {
             let _turn = writer.lock().unwrap_or_else(PoisonError::into_inner);
             let mut txn = db.begin_write()?;
@@ -160,6 +163,16 @@ impl EmbeddedStore {
             let (answer, written) = work(&txn)?;
             match written {
                 Some(doc) => {
+                    // Tests slow the write down here: the time can run out before the commit.
+                    fail::fail_point!("embedded::before_commit");
+                    if deadline.as_ref().is_some_and(|d| d.begin_commit().is_err()) {
+                        txn.abort()?;
+                        return Err(Failure::Store(StoreError::Unavailable(
+                            "the request's time ran out before the write".into(),
+                        )));
+                    }
+                    // ...or here: the commit itself is slow, and its outcome must still be sent.
+                    fail::fail_point!("embedded::commit");
                     txn.commit()?;
                     catalog
                         .write()

@@ -7,6 +7,7 @@ use crate::domain::query::{ListPage, ListQuery};
 use crate::domain::{ObjectIdHex, UnitTest};
 
 pub mod catalog;
+pub mod deadline;
 pub mod embedded;
 pub mod migrate;
 pub mod mongo;

@@ -25,6 +25,7 @@ use mongodb::{Client, Collection, Database, IndexModel};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::deadline::Deadline;
 use super::migrate::{MIGRATIONS, Migration};
 use super::{
     ApiKey, Metric, NamedKind, NamedRecord, Organization, Records, Role, Service, Store,
@@ -130,6 +131,8 @@ pub struct MongoStore {
     db: Database,
     /// Writes to one unit test go one at a time within this process (see `replace_unit_test`).
     write_stripes: Vec<tokio::sync::Mutex<()>>,
+    /// Unit test writes are sent as commands (see `write_unit_test_command`), which name it.
+    write_concern: MongoWriteConcern,
 }
 
 /// Lock stripes for unit test writes: enough that unrelated unit tests rarely wait for each other.
@@ -163,6 +166,7 @@ impl MongoStore {
             client,
             db,
             write_stripes,
+            write_concern,
         })
     }
 
@@ -289,6 +293,23 @@ impl MongoStore {
 
     fn collection(&self, name: &str) -> Collection<Document> {
         self.db.collection(name)
+    }
+
+    /// Sends a unit test write (an `insert` or `update` command). Within a request it is sent only
+    /// if the request's time is not up, and with that time left as its limit (`maxTimeMS`, and
+    /// `wtimeout` for the write concern): MongoDB then either applies it before the request's
+    /// deadline or answers an error, and the request waits for that answer (see `store::deadline`).
+    /// The driver's `insert_one` and `update_one` take no time limit, hence commands.
+    async fn write_unit_test_command(&self, command: Document) -> StoreResult<Document> {
+        // Tests slow the write down here: the time can run out before it is sent.
+        fail::fail_point!("mongo::before_write");
+        let deadline = Deadline::current();
+        let command = bounded_write(command, self.write_concern, deadline.as_deref())?;
+        // ...or here: the server is slow, and its answer must still be sent.
+        fail::fail_point!("mongo::write");
+        let reply = self.db.run_command(command).await.map_err(store_error)?;
+        command_write_outcome(&reply)?;
+        Ok(reply)
     }
 
     async fn find_record<T: DeserializeOwned>(
@@ -444,6 +465,95 @@ fn check_database_name(name: &str) -> Result<(), ConnectError> {
 }
 
 // ---- errors ------------------------------------------------------------------------------------
+
+/// A write command made ready to send: with the write concern, and, within a request whose time
+/// is not up, bounded by the time left (`maxTimeMS`, `wtimeout`). Once the request's time is up it
+/// is refused: the request is answered 503 and this write must not happen.
+fn bounded_write(
+    mut command: Document,
+    concern: MongoWriteConcern,
+    deadline: Option<&Deadline>,
+) -> StoreResult<Document> {
+    let limit = match deadline {
+        Some(deadline) => {
+            deadline.begin_commit().map_err(|_| {
+                StoreError::Unavailable("the request's time ran out before the write".into())
+            })?;
+            Some(deadline.remaining())
+        }
+        None => None,
+    };
+    command.insert("writeConcern", write_concern_document(concern, limit));
+    if let Some(limit) = limit {
+        command.insert("maxTimeMS", limit_millis(limit));
+    }
+    Ok(command)
+}
+
+/// The `writeConcern` of a write command: the configured one, bounded by `limit` when given.
+fn write_concern_document(concern: MongoWriteConcern, limit: Option<Duration>) -> Document {
+    let mut wc = match concern {
+        MongoWriteConcern::Majority => doc! {"w": "majority"},
+        MongoWriteConcern::Nodes(n) => doc! {"w": i64::from(n)},
+    };
+    if let Some(limit) = limit {
+        wc.insert("wtimeout", limit_millis(limit));
+    }
+    wc
+}
+
+/// A time limit in whole milliseconds, at least 1 (0 would mean "no limit" to MongoDB).
+fn limit_millis(limit: Duration) -> i64 {
+    i64::try_from(limit.as_millis()).unwrap_or(i64::MAX).max(1)
+}
+
+/// A write command answers `ok: 1` even when its write failed: the failure is in `writeErrors`
+/// (not applied) or `writeConcernError` (applied, not confirmed at the asked level in time).
+fn command_write_outcome(reply: &Document) -> StoreResult<()> {
+    if let Some(first) = reply
+        .get_array("writeErrors")
+        .ok()
+        .and_then(|errors| errors.first())
+        .and_then(Bson::as_document)
+    {
+        let code = reply_code(first);
+        let message = first.get_str("errmsg").unwrap_or("write error");
+        return Err(if DUPLICATE_KEY_CODES.contains(&code) {
+            StoreError::Duplicate
+        } else if UNAVAILABLE_CODES.contains(&code) {
+            StoreError::Unavailable(format!("write not applied: {message} (code {code})"))
+        } else {
+            StoreError::Internal(format!("write error: {message} (code {code})"))
+        });
+    }
+    if let Ok(wce) = reply.get_document("writeConcernError") {
+        let message = wce.get_str("errmsg").unwrap_or("write concern error");
+        return Err(StoreError::Unavailable(format!(
+            "the write may have been applied but was not confirmed in time: {message} (code {})",
+            reply_code(wce)
+        )));
+    }
+    Ok(())
+}
+
+fn reply_code(d: &Document) -> i32 {
+    match d.get("code") {
+        Some(Bson::Int32(c)) => *c,
+        Some(Bson::Int64(c)) => i32::try_from(*c).unwrap_or(-1),
+        Some(Bson::Double(c)) => *c as i32,
+        _ => -1,
+    }
+}
+
+/// A count in a command reply (`n`, `nModified`), whatever number type the server used.
+fn reply_count(reply: &Document, field: &str) -> i64 {
+    match reply.get(field) {
+        Some(Bson::Int32(n)) => i64::from(*n),
+        Some(Bson::Int64(n)) => *n,
+        Some(Bson::Double(n)) => *n as i64,
+        _ => 0,
+    }
+}
 
 /// Duplicate keys become [`StoreError::Duplicate`]; an unreachable or unanswering server becomes
 /// [`StoreError::Unavailable`]; the rest is internal.
@@ -970,10 +1080,11 @@ impl Store for MongoStore {
     }
 
     async fn insert_unit_test(&self, doc: &UnitTest) -> StoreResult<()> {
-        self.collection(c::UNIT_TEST)
-            .insert_one(unit_test_to_doc(doc)?)
-            .await
-            .map_err(store_error)?;
+        self.write_unit_test_command(doc! {
+            "insert": c::UNIT_TEST,
+            "documents": [unit_test_to_doc(doc)?],
+        })
+        .await?;
         Ok(())
     }
 
@@ -1006,20 +1117,21 @@ impl Store for MongoStore {
         if !changed.is_empty() {
             update.insert("$set", changed);
         }
-        let result = self
-            .collection(c::UNIT_TEST)
-            .update_one(
-                doc! {
-                    "_id": oid(previous.id),
-                    "org_id": &previous.org_id,
-                    "is_deleted": false,
-                    "updated_at": datetime(previous.updated_at),
-                },
-                update,
-            )
-            .await
-            .map_err(store_error)?;
-        Ok(result.matched_count == 1)
+        let reply = self
+            .write_unit_test_command(doc! {
+                "update": c::UNIT_TEST,
+                "updates": [{
+                    "q": {
+                        "_id": oid(previous.id),
+                        "org_id": &previous.org_id,
+                        "is_deleted": false,
+                        "updated_at": datetime(previous.updated_at),
+                    },
+                    "u": update,
+                }],
+            })
+            .await?;
+        Ok(reply_count(&reply, "n") == 1)
     }
 
     async fn list_unit_tests(&self, query: &ListQuery) -> StoreResult<ListPage> {
@@ -1314,6 +1426,57 @@ mod tests {
         assert!("0".parse::<MongoWriteConcern>().is_err());
         assert!("all".parse::<MongoWriteConcern>().is_err());
         assert_eq!(MongoWriteConcern::Nodes(3).to_string(), "3");
+    }
+
+    #[test]
+    fn a_write_within_a_request_is_bounded_by_the_time_it_has_left() {
+        let command = || doc! {"insert": "x", "documents": [{"a": 1}]};
+        let unbounded = bounded_write(command(), MongoWriteConcern::Majority, None).unwrap();
+        assert_eq!(
+            unbounded.get_document("writeConcern").unwrap(),
+            &doc! {"w": "majority"}
+        );
+        assert!(unbounded.get("maxTimeMS").is_none());
+
+        let deadline = Deadline::new(Duration::from_secs(30));
+        let bounded =
+            bounded_write(command(), MongoWriteConcern::Nodes(1), Some(&deadline)).unwrap();
+        let max_time = bounded.get_i64("maxTimeMS").unwrap();
+        assert!((29_000..=30_000).contains(&max_time), "{max_time}");
+        let wc = bounded.get_document("writeConcern").unwrap();
+        assert_eq!(wc.get_i64("w"), Ok(1));
+        assert_eq!(wc.get_i64("wtimeout"), Ok(max_time));
+        assert!(!deadline.expire(), "the request now waits for this write");
+
+        let late = Deadline::new(Duration::ZERO);
+        assert!(matches!(
+            bounded_write(command(), MongoWriteConcern::Majority, Some(&late)),
+            Err(StoreError::Unavailable(_))
+        ));
+        assert!(late.expired(), "refused, and the request answers 503");
+    }
+
+    #[test]
+    fn write_command_replies_tell_duplicates_and_unconfirmed_writes_apart() {
+        assert!(command_write_outcome(&doc! {"ok": 1, "n": 1}).is_ok());
+        let duplicate =
+            doc! {"ok": 1, "n": 0, "writeErrors": [{"index": 0, "code": 11000, "errmsg": "dup"}]};
+        assert!(matches!(
+            command_write_outcome(&duplicate),
+            Err(StoreError::Duplicate)
+        ));
+        let timed_out = doc! {"ok": 1, "n": 0, "writeErrors": [{"index": 0, "code": 50, "errmsg": "MaxTimeMSExpired"}]};
+        assert!(matches!(
+            command_write_outcome(&timed_out),
+            Err(StoreError::Unavailable(_))
+        ));
+        let unconfirmed = doc! {"ok": 1, "n": 1, "writeConcernError": {"code": 64, "errmsg": "waiting for replication timed out"}};
+        match command_write_outcome(&unconfirmed) {
+            Err(StoreError::Unavailable(m)) => assert!(m.contains("may have been applied"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(reply_count(&doc! {"n": 1_i64}, "n"), 1);
+        assert_eq!(reply_count(&doc! {"n": 1.0}, "n"), 1);
     }
 
     #[test]

@@ -19,16 +19,71 @@ backend_tests!(
     an_unknown_org_is_404_after_authentication,
 );
 
+/// A token with exactly `header` (an empty object: the HS256 header simtest issues) and `claims`,
+/// its signature an HMAC-SHA256 of them made with `secret`, whatever the header claims: what an
+/// attacker holding (or guessing) the secret could send.
 fn forge(
     app: &TestApp,
     header: serde_json::Value,
     claims: serde_json::Value,
     secret: &[u8],
 ) -> String {
-    use jsonwebtoken::{Algorithm, EncodingKey, Header};
-    let _ = (app, header);
-    let key = EncodingKey::from_secret(secret).unwrap();
-    jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &key).unwrap()
+    let _ = app;
+    let header = match header.as_object() {
+        Some(h) if h.is_empty() => json!({"alg": "HS256", "typ": "JWT"}),
+        _ => header,
+    };
+    let key = jsonwebtoken::EncodingKey::from_secret(secret).unwrap();
+    sign(&header, &claims, &key, jsonwebtoken::Algorithm::HS256)
+}
+
+/// `header.claims.signature`, the signature made with `key` by `algorithm`.
+fn sign(
+    header: &serde_json::Value,
+    claims: &serde_json::Value,
+    key: &jsonwebtoken::EncodingKey,
+    algorithm: jsonwebtoken::Algorithm,
+) -> String {
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+    let signature = jsonwebtoken::crypto::sign(input.as_bytes(), key, algorithm).unwrap();
+    format!("{input}.{signature}")
+}
+
+/// A 2048-bit RSA private key (PKCS#1 DER, base64) made for this test only: an attacker's own key.
+const ATTACKER_RSA_KEY: &str = "MIIEogIBAAKCAQEAuBMR/kSz6tXc28ghe0XUMwYd0ib0YVDono5mf8w0Gh7Mc6h+XsMWB9xFKuomLGk9pbLzFTNl\
+    UfKrVy5zkTaB2vZS4m2tdJgLF5r1kaL5CPq9sA8fAMGGrjQ1DQXYc1ohvUW7ssn0a/T2BBkSrcWHIJTA9QAXWfLF\
+    1j8QfrRknZCrfMCY5aIuYkcDcWPdXoU+MjGL61VHpw7XSaP2eeYcN9RPhtvzHIwdQrxIFcL9Dhf/V2DcHJLH5hYV\
+    fqc0upenaqJWrAR7+/fZVVs81Gy0nkKj2PzQ6qmQnbJMD/K4USL94XJRdhoMQF5tfBia8Jq1GR4u4yu3K+VnirVH\
+    O1k0HQIDAQABAoIBABE0ichYHZpZS7UopfstZ2HZiYIHbWzchicD17rMQyEfOIGlrHd+XpnKJ0Dqn+TOIBqpI6Vw\
+    p2DF1j67iHEjRMygR4EDOrpHgonooa7E1T2B9PxMKDFcOr11Axxo1nbPDuZFFVU8dox8r14UsIqY3ZeDBUIhNGLj\
+    mUWm9rYRIHJwVpjCPH8wRZigH+uT/yV3Bh4s8Waja0i2F5eV7x9RxZfHXX2zkNA0/7v03p9X3f2DDYk5WqUqa0MU\
+    ehww2FojNRhIhLYDAsEzOPfb8IsoZBqED8c2ZKDXcXKc3aFVlz7Pm3QbT1Aej2VOboSyhr58HN1oQ88FZh45hFm4\
+    4U2seZUCgYEA+zYuqq77+Xa0Jdy7rJHlqF1nUKAcpWHNKp1XIcFFrVZXsmUG8/lZYt+lIWxBTIJO5lkeH47zodZ9\
+    vVyubTLWGtI55zFRlJtfmlXqTPRKvwnOv/jydhsxU4IDd0f8zkvQhVry7QxUZxCTAXZoi1TP6M38EiokvatdQ0+6\
+    DJaj3FsCgYEAu5VIuq5OvxKld79fChTKOttj9T266iyR6kl4KredO5f9zrjHswt/EcZR1/zqZ6VjTkeRPXjHbn4L\
+    8fd4yqM0GoMjbJn03ECDidQtUNBBMcNrVqaR9d/c41oUCisNeWPjZGhnX13IgeDp5SuFX5/oW5aaYPTELBlrfYrg\
+    d7SOeucCgYB6Pv+up8COwSkhU60waT8tE2b3YTMPd+xzVGXWU0so8t9yPJ+JkknhR5wAC8IrDS6AAdYa3WHJ26sM\
+    v1FSam6uVqc+zk041/NKE40VLbxCAu/Nk8PJnan/TUGKhkmLynEKtBuLJ3jbPsGK8KgnRXp3e+WyoTeH5SBZZS7Q\
+    eW38CQKBgAldgqwPV88iVzCLVWtjblVR7sOnuVVHtGFGGcHIOQlopTtU7mN6B3YTuLJX5jwWfcbCu/WduhdCI8aI\
+    3HcBfvBz66jYZuk4L1kKRtjqDNc3Mny5BECKVLTlImr/i0SsQAYbUE3qmMAjQoo2igokKa2o7zw3/DNXcY5rCJnx\
+    YcuxAoGATCL+J68gBNri3F3ZuZmyOM3m6OTsTTy1NtwrnBJBa2gBJMIGSn/hgKz0g9/F7BG752noI3upPx2gfzy6\
+    dMHjs2xPkRiaQovLD4B2bun6vnbfugeuHoTgkhZ7kfOP7fAovvy36ohBH+nVayWJ5mJagAUIXq0KNAfsiMZsEsgJ\
+    5MM=";
+
+/// A real RS256 token: signed with an RSA key, as a server accepting RS256 would verify it.
+fn rs256(claims: &serde_json::Value) -> String {
+    let der = STANDARD.decode(ATTACKER_RSA_KEY).unwrap();
+    let key = jsonwebtoken::EncodingKey::from_rsa_der(&der);
+    sign(
+        &json!({"alg": "RS256", "typ": "JWT"}),
+        claims,
+        &key,
+        jsonwebtoken::Algorithm::RS256,
+    )
 }
 
 fn claims(org: &str, user: &str, iat: i64, exp: i64, iss: &str) -> serde_json::Value {
@@ -61,9 +116,29 @@ async fn requests_without_valid_credentials_get_401(app: TestApp) {
     let good = app.admin_token();
     let parts: Vec<&str> = good.split('.').collect();
     let none_header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
-    // RS256/HS256 confusion: a token claiming RS256 (its "signature" an HMAC made with the secret) is
-    // refused because only HS256 is accepted, whatever key material the attacker used.
-    let rs256_header = URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256","typ":"JWT"}"#);
+    let secret = app.state_secret();
+    let valid = claims("acme", "alice", now, now + 600, "simtest");
+    // A forged HS256 token with the right secret is accepted (checked below): so each refusal of
+    // the alg cases comes from the algorithm, not from a broken forgery.
+    let control = forge(&app, json!({}), valid.clone(), &secret);
+    // "none" with a real signature segment (an HMAC with the server's secret over the "none"
+    // header): a server that ignored the header's alg would accept it.
+    let none_signed = forge(
+        &app,
+        json!({"alg": "none", "typ": "JWT"}),
+        valid.clone(),
+        &secret,
+    );
+    // RS256/HS256 confusion: the header says RS256, the signature is an HMAC with the server's
+    // secret over that very header. Refused because only HS256 is accepted.
+    let rs256_confused = forge(
+        &app,
+        json!({"alg": "RS256", "typ": "JWT"}),
+        valid.clone(),
+        &secret,
+    );
+    // A true RS256 token, signed with an RSA key.
+    let rs256_signed = rs256(&valid);
     let tampered_payload = URL_SAFE_NO_PAD.encode(
         String::from_utf8(URL_SAFE_NO_PAD.decode(parts[1]).unwrap())
             .unwrap()
@@ -75,7 +150,6 @@ async fn requests_without_valid_credentials_get_401(app: TestApp) {
         claims("acme", "alice", now, now + 600, "simtest"),
         &[9u8; 32],
     );
-    let secret = app.state_secret();
     let expired = forge(
         &app,
         json!({}),
@@ -110,12 +184,16 @@ async fn requests_without_valid_credentials_get_401(app: TestApp) {
             "alg none",
         ),
         (
-            Some(format!("Bearer {none_header}.{}.{}", parts[1], parts[2])),
-            "alg none with a signature",
+            Some(format!("Bearer {none_signed}")),
+            "alg none with a real signature",
         ),
         (
-            Some(format!("Bearer {rs256_header}.{}.{}", parts[1], parts[2])),
-            "RS256 header on an HS256 token",
+            Some(format!("Bearer {rs256_confused}")),
+            "RS256 header, HMAC signature with the server's secret",
+        ),
+        (
+            Some(format!("Bearer {rs256_signed}")),
+            "RS256 token signed with an RSA key",
         ),
         (
             Some(format!(
@@ -136,6 +214,18 @@ async fn requests_without_valid_credentials_get_401(app: TestApp) {
     for (auth, reason) in cases {
         assert_401(&app, auth, reason).await;
     }
+    let forged = app
+        .client
+        .get(app.url("/v1/acme/simulation/unit_test/"))
+        .bearer_auth(&control)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        forged.status(),
+        StatusCode::OK,
+        "the forge makes valid HS256 tokens"
+    );
     let ok = app
         .client
         .get(app.url("/v1/acme/simulation/unit_test/"))

@@ -1,4 +1,5 @@
 //! The `simtest` binary itself: seed, token, api-key, serve --demo, and failing fast on bad configuration.
+//! Embedded store only: the commands and configuration checks, not the store.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Output, Stdio};

@@ -1,5 +1,8 @@
 //! Crash safety: a server under create/update load is killed with SIGKILL; after a restart every
-//! acknowledged write is there with its exact content, and the store opens by itself.
+//! acknowledged write is there with its exact content, and the store opens by itself. SIGKILL leaves
+//! the OS page cache intact, so that proves commit-before-acknowledge; the fsync half is proved by
+//! `every_acknowledged_embedded_write_was_synced_to_disk_first` (embedded store; MongoDB's
+//! durability is its write concern's).
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -19,7 +22,16 @@ struct Server {
 }
 
 fn serve(data_dir: &std::path::Path, mongo: Option<(&str, &str)>) -> Server {
+    serve_with_env(data_dir, mongo, &[])
+}
+
+fn serve_with_env(
+    data_dir: &std::path::Path,
+    mongo: Option<(&str, &str)>,
+    env: &[(&str, &std::path::Path)],
+) -> Server {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_simtest"));
+    cmd.envs(env.iter().copied());
     cmd.args(["serve", "--listen", "127.0.0.1:0", "--rate-limits-off"])
         .env("SIMTEST_DATA_DIR", data_dir)
         .env("SIMTEST_JWT_SECRET", TEST_TOKEN_SECRET)
@@ -235,4 +247,124 @@ async fn acknowledged_writes_survive_sigkill_mongo() {
     if mongo_available() {
         survives_sigkill_under_load(Backend::Mongo).await;
     }
+}
+
+/// Logs every successful `fsync`/`fdatasync` (after it returned) with the file it synced. Loaded
+/// into the server with `LD_PRELOAD`: no ptrace, no root.
+const FSYNC_LOG_SHIM: &str = r#"
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+static void note(const char *call, int fd) {
+    const char *log = getenv("SIMTEST_FSYNC_LOG");
+    char link[64], path[4096], line[4200];
+    if (!log) return;
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(link, path, sizeof path - 1);
+    path[n < 0 ? 0 : n] = 0;
+    int out = open(log, O_WRONLY | O_APPEND | O_CREAT, 0600);
+    if (out < 0) return;
+    int len = snprintf(line, sizeof line, "%s %s\n", call, path);
+    if (write(out, line, len) < 0) {}
+    close(out);
+}
+#define WRAP(name) int name(int fd) { \
+    static int (*real)(int); \
+    if (!real) real = (int (*)(int))dlsym(RTLD_NEXT, #name); \
+    int r = real(fd); \
+    if (r == 0) note(#name, fd); \
+    return r; }
+WRAP(fsync)
+WRAP(fdatasync)
+"#;
+
+/// The store file's completed syncs logged so far.
+fn store_syncs(log: &std::path::Path) -> usize {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.ends_with("/simtest.redb"))
+        .count()
+}
+
+/// Sends a write; asserts its answer and that a sync of the store file completed before it.
+async fn synced(
+    log: &std::path::Path,
+    request: reqwest::RequestBuilder,
+    status: StatusCode,
+) -> Value {
+    let before = store_syncs(log);
+    let (actual, body) = status_and_json(request.send().await.unwrap()).await;
+    assert_eq!(actual, status, "{body}");
+    assert!(
+        store_syncs(log) > before,
+        "no sync of the store file before the {status} answer"
+    );
+    body
+}
+
+/// Between sending each write and receiving its 201/204, at least one sync of the store file
+/// completed: the answer waited for the disk, not only for the page cache.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_acknowledged_embedded_write_was_synced_to_disk_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let shim_c = dir.path().join("fsync_log.c");
+    let shim = dir.path().join("fsync_log.so");
+    std::fs::write(&shim_c, FSYNC_LOG_SHIM).unwrap();
+    // `cc` is there wherever Rust links binaries.
+    let built = Command::new("cc")
+        .args(["-shared", "-fPIC", "-O1", "-o"])
+        .arg(&shim)
+        .arg(&shim_c)
+        .arg("-ldl")
+        .status()
+        .expect("cc");
+    assert!(built.success(), "the LD_PRELOAD shim builds");
+    let data = dir.path().join("data");
+    let mut seed = Command::new(env!("CARGO_BIN_EXE_simtest"));
+    seed.args([
+        "seed",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/api/fixtures.json"),
+    ])
+    .env("SIMTEST_DATA_DIR", &data);
+    assert!(seed.status().unwrap().success());
+    let log = dir.path().join("fsync.log");
+    let mut server = serve_with_env(
+        &data,
+        None,
+        &[("LD_PRELOAD", &shim), ("SIMTEST_FSYNC_LOG", &log)],
+    );
+    let token = simtest::auth::TokenKeys::new(TEST_TOKEN_SECRET.as_bytes(), "simtest", 3600)
+        .unwrap()
+        .issue("acme", "alice")
+        .unwrap()
+        .0;
+    let client = reqwest::Client::new();
+    let base = format!("{}/v1/acme/simulation/unit_test/", server.url);
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let create = client
+            .post(&base)
+            .json(&unit_test_body(&format!("synced {i}")));
+        let r = synced(&log, create.bearer_auth(&token), StatusCode::CREATED).await;
+        ids.push(r["simulation_unit_test_id"].as_str().unwrap().to_owned());
+    }
+    for (i, id) in ids.iter().enumerate() {
+        let update = client
+            .post(format!("{base}{id}/"))
+            .json(&json!({"run_count": i + 7}));
+        synced(&log, update.bearer_auth(&token), StatusCode::NO_CONTENT).await;
+        let delete = client.delete(format!("{base}{id}/"));
+        synced(&log, delete.bearer_auth(&token), StatusCode::NO_CONTENT).await;
+    }
+    // The control: a read syncs nothing, so the counts above come from the writes.
+    let before = store_syncs(&log);
+    let r = client.get(&base).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(store_syncs(&log), before, "a list synced the store file");
+    server.child.kill().unwrap();
+    let _ = server.child.wait();
 }

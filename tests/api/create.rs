@@ -529,22 +529,16 @@ async fn create_requires_the_create_permission(app: TestApp) {
 async fn create_checks_permission_before_validation(app: TestApp) {
     let bad = json!({"name": ""});
     let victor = app.token("acme", "victor");
-    assert_eq!(
-        app.create_as(&victor, "acme", &bad).await.status(),
-        StatusCode::FORBIDDEN,
-        "403 before 422"
-    );
-    assert_eq!(
-        app.create_as("not-a-token", "acme", &bad).await.status(),
-        StatusCode::UNAUTHORIZED,
-        "401 before 422"
-    );
+    // 403 before 422.
+    let r = app.create_as(&victor, "acme", &bad).await;
+    assert_error(r, StatusCode::FORBIDDEN, "missing_permission").await;
+    // 401 before 422.
+    let r = app.create_as("not-a-token", "acme", &bad).await;
+    assert_error(r, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
+    // 404 org before 422.
     let alice = app.admin_token();
-    assert_eq!(
-        app.create_as(&alice, "initech", &bad).await.status(),
-        StatusCode::NOT_FOUND,
-        "404 org before 422"
-    );
+    let r = app.create_as(&alice, "initech", &bad).await;
+    assert_error(r, StatusCode::NOT_FOUND, "organization_not_found").await;
     // 422 before reference checks: a bad body with unknown references lists the body problems.
     let mut body = unit_test_body("Order");
     body["service_id"] = json!(UNKNOWN_ID);

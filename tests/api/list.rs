@@ -435,14 +435,21 @@ async fn a_paging_walk_never_repeats_a_unit_test_while_others_are_created(app: T
                 .await,
         );
     }
+    // Creates landed so far; the writer starts once the walk has read its first page, and the walk
+    // waits for one more create after each page, so the two interleave by construction.
+    let created = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let walk_started = std::sync::Arc::new(tokio::sync::Notify::new());
+    const LATE: usize = 30;
     let writer = {
         let (client, url, token) = (
             app.client.clone(),
             app.url("/v1/acme/simulation/unit_test/"),
             app.admin_token(),
         );
+        let (created, walk_started) = (created.clone(), walk_started.clone());
         tokio::spawn(async move {
-            for i in 0..30 {
+            walk_started.notified().await;
+            for i in 0..LATE {
                 let r = client
                     .post(&url)
                     .bearer_auth(&token)
@@ -451,12 +458,15 @@ async fn a_paging_walk_never_repeats_a_unit_test_while_others_are_created(app: T
                     .await
                     .unwrap();
                 assert_eq!(r.status(), StatusCode::CREATED);
+                created.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             }
         })
     };
+    let landed = || created.load(std::sync::atomic::Ordering::SeqCst);
     // The default order (_id ascending) puts new unit tests after every existing one.
     let mut seen: Vec<String> = Vec::new();
     let mut offset = Some(0);
+    let mut landed_during_walk = 0;
     while let Some(o) = offset {
         let page = app.list(&format!("limit=7&continuation_token={o}")).await;
         seen.extend(
@@ -467,7 +477,21 @@ async fn a_paging_walk_never_repeats_a_unit_test_while_others_are_created(app: T
                 .map(|t| t["id"].as_str().unwrap().to_owned()),
         );
         offset = page["continuation_token"].as_u64();
+        if o == 0 {
+            walk_started.notify_one();
+        }
+        if offset.is_some() {
+            let before = landed();
+            while landed() == before && before < LATE {
+                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+            }
+            landed_during_walk = landed();
+        }
     }
+    assert!(
+        landed_during_walk >= 5,
+        "the writer overlapped the walk: {landed_during_walk} creates landed between its pages"
+    );
     writer.await.unwrap();
     let mut unique = seen.clone();
     unique.sort();

@@ -12,6 +12,10 @@ use simtest::{Config, MongoConfig};
 use crate::ferretdb::FerretDb;
 use crate::helpers::*;
 
+/// README promises 503 "within about 2 s" of an outage (the driver's server selection timeout):
+/// the 2 s plus 1.5 s for a loaded machine, not more.
+const OUTAGE_ANSWER_WITHIN: Duration = Duration::from_millis(3500);
+
 /// Serves `config` (with `named` clusters) on a random port; returns the address and the app state.
 async fn serve(
     config: &Config,
@@ -86,7 +90,7 @@ async fn mongodb_outage_gives_503_fast_and_service_resumes_by_itself() {
                     .await
                     .unwrap();
                 assert!(
-                    started.elapsed() < Duration::from_secs(10),
+                    started.elapsed() < OUTAGE_ANSWER_WITHIN,
                     "a request hung for {:?}",
                     started.elapsed()
                 );
@@ -111,7 +115,7 @@ async fn mongodb_outage_gives_503_fast_and_service_resumes_by_itself() {
             "create while MongoDB is down"
         );
         assert!(
-            started.elapsed() < Duration::from_secs(10),
+            started.elapsed() < OUTAGE_ANSWER_WITHIN,
             "no hang: {:?}",
             started.elapsed()
         );
@@ -124,7 +128,7 @@ async fn mongodb_outage_gives_503_fast_and_service_resumes_by_itself() {
         );
     }
     let list = client.get(&url).bearer_auth(&token).send().await.unwrap();
-    assert_eq!(list.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_error(list, StatusCode::SERVICE_UNAVAILABLE, "service_unavailable").await;
     let ready = client
         .get(format!("http://{addr}/readyz"))
         .send()
@@ -269,11 +273,8 @@ async fn orgs_are_routed_to_their_named_cluster() {
     );
     // Without the header umbrella's users are looked up in the default cluster, which has none:
     // authentication (401) comes before the org check in the contract's order.
-    assert_eq!(
-        create("umbrella", None).await.unwrap().status(),
-        StatusCode::UNAUTHORIZED,
-        "unknown to the default cluster"
-    );
+    let r = create("umbrella", None).await.unwrap();
+    assert_error(r, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
     assert_eq!(
         create("umbrella", Some("east")).await.unwrap().status(),
         StatusCode::CREATED,
@@ -375,10 +376,17 @@ async fn two_processes_migrating_one_database_at_once_both_succeed_and_each_migr
     let (a, b) = (connect().await.unwrap(), connect().await.unwrap());
     let (applied_a, applied_b) = tokio::join!(a.migrate(), b.migrate());
     let (applied_a, applied_b) = (applied_a.unwrap(), applied_b.unwrap());
-    assert!(
-        !applied_a.is_empty() || !applied_b.is_empty(),
-        "the fresh database was migrated"
-    );
+    // Each migration applied by exactly one of the two: the sets are disjoint and together are all.
+    let both: Vec<&String> = applied_a.iter().filter(|m| applied_b.contains(m)).collect();
+    assert!(both.is_empty(), "applied twice: {both:?}");
+    let mut all: Vec<String> = applied_a.iter().chain(&applied_b).cloned().collect();
+    all.sort();
+    let mut expected: Vec<String> = simtest::store::migrate::MIGRATIONS
+        .iter()
+        .map(|(name, _)| (*name).to_owned())
+        .collect();
+    expected.sort();
+    assert_eq!(all, expected, "a: {applied_a:?}, b: {applied_b:?}");
     assert!(
         a.migrate().await.unwrap().is_empty(),
         "recorded: nothing left to apply"

@@ -5,6 +5,7 @@
 //!
 //! The extract is read from the repository's copy (`docs/reference/`); when the shared checkout
 //! sits beside this one (as in CI), the copy must equal it.
+//! Embedded store only: the document describes the HTTP surface, which is the same on both stores.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -461,7 +462,8 @@ async fn the_repository_copy_of_the_extract_equals_the_shared_one() {
             extract(),
             "docs/reference/amigo-unit-test-openapi.json differs from {SHARED_EXTRACT}: copy it again"
         ),
-        Err(_) => println!("SKIPPED: no shared checkout at {SHARED_EXTRACT}"),
+        // On the real stderr: the harness swallows `println!`, and .ci/run lists every skip.
+        Err(_) => say_skipped(&format!("no shared checkout at {SHARED_EXTRACT}")),
     }
 }
 

@@ -1,0 +1,166 @@
+//! Fault injection (the `fail` crate's failpoints, compiled in by the `failpoints` feature that only
+//! the test build turns on): writes made slow on purpose, past a short request timeout, on both
+//! stores. The promise under test: a request is answered 503 `request_timeout` only if nothing of
+//! it was written; a write that commits is answered with its real outcome, however late.
+//!
+//! Its own test binary because failpoints are process-wide: here they cannot slow down the other
+//! tests, and `FailScenario` runs these one at a time.
+
+#[allow(dead_code, unused_imports)]
+#[path = "api/helpers.rs"]
+mod helpers;
+
+use std::time::{Duration, Instant};
+
+use fail::FailScenario;
+use reqwest::StatusCode;
+use serde_json::json;
+
+use helpers::*;
+
+const TIMEOUT: Duration = Duration::from_secs(1);
+/// Longer than the timeout, so the time is up while the write is held.
+const HOLD_MS: u64 = 2000;
+
+/// The failpoints of a backend: (before the deadline check, inside the commit).
+fn failpoints(app: &TestApp) -> (&'static str, &'static str) {
+    match app.backend {
+        Backend::Embedded => ("embedded::before_commit", "embedded::commit"),
+        Backend::Mongo => ("mongo::before_write", "mongo::write"),
+    }
+}
+
+async fn short_timeout_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, |c| c.http.request_timeout = TIMEOUT).await
+}
+
+/// The write is held past the deadline before it is checked: the client gets 503, and once the
+/// held write has gone on, nothing of it is stored.
+async fn a_write_held_before_its_commit_past_the_timeout_is_503_and_writes_nothing(app: TestApp) {
+    let (before, _) = failpoints(&app);
+    // Failpoints are process-wide: the scenario lock keeps the other tests out until the end.
+    let _scenario = FailScenario::setup();
+    let kept = app.create_ok(&unit_test_body("kept")).await;
+    fail::cfg(before, &format!("sleep({HOLD_MS})")).unwrap();
+
+    let created = app.create(&unit_test_body("late")).await;
+    let body = assert_error(created, StatusCode::SERVICE_UNAVAILABLE, "request_timeout").await;
+    assert!(
+        body["detail"].as_str().unwrap().contains("within 1 s"),
+        "{body}"
+    );
+    let updated = app
+        .update(&kept, &json!({"description": "changed late"}))
+        .await;
+    assert_error(updated, StatusCode::SERVICE_UNAVAILABLE, "request_timeout").await;
+    let deleted = app.delete(&kept).await;
+    assert_error(deleted, StatusCode::SERVICE_UNAVAILABLE, "request_timeout").await;
+
+    fail::remove(before);
+    // The held writes wake up after the answers were sent: give them their time, then look.
+    tokio::time::sleep(Duration::from_millis(HOLD_MS + 500)).await;
+    let page = app.list("").await;
+    assert_eq!(names(&page), ["kept"], "nothing new: {page}");
+    let kept_now = app.get(&kept).await;
+    assert_eq!(kept_now["description"], "Checks that kept works");
+    assert_eq!(kept_now["is_deleted"], false);
+}
+
+/// The write is held inside its commit past the deadline: the client waits and gets the real
+/// outcome (201, 204), never a 503 for a write that landed.
+async fn a_commit_that_outlives_the_timeout_is_answered_with_its_real_outcome(app: TestApp) {
+    let (_, commit) = failpoints(&app);
+    // Failpoints are process-wide: the scenario lock keeps the other tests out until the end.
+    let _scenario = FailScenario::setup();
+    let kept = app.create_ok(&unit_test_body("kept")).await;
+    fail::cfg(commit, &format!("sleep({HOLD_MS})")).unwrap();
+
+    let started = Instant::now();
+    let (status, created) = status_and_json(app.create(&unit_test_body("late")).await).await;
+    assert!(
+        started.elapsed() >= Duration::from_millis(HOLD_MS),
+        "the commit was really held past the 1 s timeout"
+    );
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let late = created["simulation_unit_test_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let updated = app
+        .update(&kept, &json!({"description": "changed late"}))
+        .await;
+    let (status, body) = status_and_json(updated).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    fail::remove(commit);
+
+    assert_eq!(app.get(&late).await["name"], "late");
+    assert_eq!(app.get(&kept).await["description"], "changed late");
+    assert_eq!(app.delete(&late).await.status(), StatusCode::NO_CONTENT);
+}
+
+/// A write queued behind a held commit: the held one is answered 201; the queued one gets 503
+/// only if it wrote nothing (embedded: it waits for the one writer and its time runs out first),
+/// or its real outcome (MongoDB: it is sent beside the held one).
+async fn a_write_queued_behind_a_slow_commit_gets_503_only_if_it_wrote_nothing(app: TestApp) {
+    let (_, commit) = failpoints(&app);
+    let _scenario = FailScenario::setup();
+    fail::cfg(commit, &format!("sleep({HOLD_MS})")).unwrap();
+    let held = {
+        let request = app
+            .client
+            .post(app.url("/v1/acme/simulation/unit_test/"))
+            .bearer_auth(app.admin_token())
+            .json(&unit_test_body("held"));
+        tokio::spawn(async move { request.send().await.unwrap().status() })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (status, body) = status_and_json(app.create(&unit_test_body("queued")).await).await;
+    fail::remove(commit);
+    assert_eq!(held.await.unwrap(), StatusCode::CREATED);
+    tokio::time::sleep(Duration::from_millis(HOLD_MS)).await;
+    let stored = names(&app.list("").await);
+    match status {
+        StatusCode::SERVICE_UNAVAILABLE => {
+            assert_eq!(body["error_code"], "request_timeout", "{body}");
+            assert_eq!(stored, ["held"], "a 503 wrote nothing");
+        }
+        StatusCode::CREATED => assert!(stored.contains(&"queued".to_owned()), "{stored:?}"),
+        other => panic!("unexpected {other}: {body}"),
+    }
+    if app.backend == Backend::Embedded {
+        assert_eq!(
+            status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "one writer at a time: {body}"
+        );
+    }
+}
+
+macro_rules! failpoint_tests {
+    ($($name:ident),* $(,)?) => {
+        mod embedded {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::short_timeout_app(super::Backend::Embedded).await).await
+                }
+            )*
+        }
+        mod mongo {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if super::mongo_available() {
+                        super::$name(super::short_timeout_app(super::Backend::Mongo).await).await
+                    }
+                }
+            )*
+        }
+    };
+}
+
+failpoint_tests!(
+    a_write_held_before_its_commit_past_the_timeout_is_503_and_writes_nothing,
+    a_commit_that_outlives_the_timeout_is_answered_with_its_real_outcome,
+    a_write_queued_behind_a_slow_commit_gets_503_only_if_it_wrote_nothing,
+);
