@@ -398,27 +398,9 @@ impl Db {
     /// The facets of every unit test `filter` selects, in one round trip: a `$facet` aggregation
     /// that groups the matched documents once per facet.
     async fn filter_values(&self, filter: &Document) -> StoreResult<FilterValues> {
-        let group = |field: &str| vec![doc! {"$group": {"_id": format!("${field}")}}];
-        let unwind_group = |array: &str, field: &str| {
-            vec![
-                doc! {"$unwind": format!("${array}")},
-                doc! {"$group": {"_id": format!("${array}.{field}")}},
-            ]
-        };
-        let pipeline = [
-            doc! {"$match": filter.clone()},
-            doc! {"$facet": {
-                "creators": [{"$group": {"_id": {"org_id": "$creator.org_id", "user_id": "$creator.user_id"}}}],
-                "tags": unwind_group("tags", "key"),
-                "service_ids": group("service_id"),
-                "persona_ids": group("persona_id"),
-                "scenario_ids": group("scenario_id"),
-                "metric_ids": unwind_group("success_criterions", "metric_id"),
-            }},
-        ];
         let mut cursor = self
             .collection(c::UNIT_TEST)
-            .aggregate(pipeline)
+            .aggregate(facets_pipeline(filter))
             .await
             .map_err(store_error)?;
         let facets = if cursor.advance().await.map_err(store_error)? {
@@ -469,6 +451,29 @@ impl Db {
             metric_ids: ids("metric_ids")?,
         })
     }
+}
+
+/// The facets of the unit tests `filter` selects, as one document: one `$group` per facet over the
+/// matched documents.
+fn facets_pipeline(filter: &Document) -> Vec<Document> {
+    let group = |field: &str| vec![doc! {"$group": {"_id": format!("${field}")}}];
+    let unwind_group = |array: &str, field: &str| {
+        vec![
+            doc! {"$unwind": format!("${array}")},
+            doc! {"$group": {"_id": format!("${array}.{field}")}},
+        ]
+    };
+    vec![
+        doc! {"$match": filter.clone()},
+        doc! {"$facet": {
+            "creators": [{"$group": {"_id": {"org_id": "$creator.org_id", "user_id": "$creator.user_id"}}}],
+            "tags": unwind_group("tags", "key"),
+            "service_ids": group("service_id"),
+            "persona_ids": group("persona_id"),
+            "scenario_ids": group("scenario_id"),
+            "metric_ids": unwind_group("success_criterions", "metric_id"),
+        }},
+    ]
 }
 
 /// MongoDB's rules for database names, checked up front so a typo fails at start-up.
@@ -1548,7 +1553,9 @@ mod tests {
         use rand::rngs::StdRng;
 
         use super::*;
-        use crate::domain::query::FilterValues;
+        use crate::domain::query::{
+            FilterValues, QueryParams, parse_list_query, parse_search_query,
+        };
         use crate::store::embedded::EmbeddedStore;
         use crate::store::testgen::{random_query, random_unit_test};
         use crate::store::{UnitTestSet, records::UnitTestRun};
@@ -1802,6 +1809,169 @@ mod tests {
                 "migrations are recorded"
             );
             mongo.ping().await.unwrap();
+            mongo.drop_database().await.unwrap();
+        }
+
+        /// The queries of a first page, page 2, a filtered first page and a search, as the store
+        /// sends them.
+        fn typical_queries() -> Vec<(&'static str, ListQuery)> {
+            let q = |raw: &str| {
+                parse_list_query("acme", &QueryParams::parse(Some(raw))).expect("valid query")
+            };
+            let s = |raw: &str| {
+                parse_search_query("acme", &QueryParams::parse(Some(raw))).expect("valid search")
+            };
+            vec![
+                ("first page", q("limit=50")),
+                ("page 2", q("limit=50&continuation_token=50")),
+                (
+                    "filtered first page",
+                    q(&format!("limit=50&service_id={}", id(2))),
+                ),
+                ("tag filter", q("limit=50&tag=team:growth")),
+                ("newest first", q("limit=20&sort_by=-updated_at")),
+                ("by name", q("limit=20&sort_by=name")),
+                ("search", s("query=signup")),
+            ]
+        }
+
+        /// Unit tests in many orgs, `acme` holding a small share: the situation indexes are for.
+        async fn seed_many_orgs(mongo: &MongoStore) {
+            let mut rng = StdRng::seed_from_u64(11);
+            let docs: Vec<Document> = (0..4000)
+                .map(|n| {
+                    let mut t = random_unit_test(&mut rng, n);
+                    t.id = ObjectIdHex::from_bytes(ObjectId::new().bytes());
+                    t.name = format!("{} {n}", t.name);
+                    t.org_id = if n % 40 == 0 {
+                        "acme".into()
+                    } else {
+                        format!("org{}", n % 97)
+                    };
+                    unit_test_to_doc(&t).unwrap()
+                })
+                .collect();
+            mongo
+                .collection(c::UNIT_TEST)
+                .insert_many(docs)
+                .await
+                .unwrap();
+        }
+
+        #[tokio::test]
+        async fn a_first_page_with_facets_takes_two_round_trips_and_other_pages_one() {
+            let Some(mongo) = mongo().await else { return };
+            seed_many_orgs(&mongo).await;
+            for (what, query) in typical_queries() {
+                let (page, trips) =
+                    round_trips::counted("test", mongo.inner.list_unit_tests(&query)).await;
+                let page = page.unwrap();
+                let want = if query.with_facets { 2 } else { 1 };
+                assert_eq!(trips, want, "{what}: {query:?}");
+                assert_eq!(page.filter_values.is_some(), query.with_facets, "{what}");
+            }
+            // The largest page still comes in one batch.
+            let query = parse_list_query(
+                "org1",
+                &QueryParams::parse(Some("limit=500&continuation_token=1")),
+            )
+            .unwrap();
+            let (_, trips) =
+                round_trips::counted("test", mongo.inner.list_unit_tests(&query)).await;
+            assert_eq!(trips, 1);
+            mongo.drop_database().await.unwrap();
+        }
+
+        /// Every plan node of an `explain` answer, whichever server wrote it: MongoDB's
+        /// `queryPlanner.winningPlan` stages, or the PostgreSQL plan FerretDB 2 / DocumentDB show.
+        fn plan_nodes(explain: &Document) -> Vec<String> {
+            fn walk(b: &Bson, out: &mut Vec<String>) {
+                match b {
+                    Bson::Document(d) => {
+                        for key in ["stage", "Node Type"] {
+                            if let Ok(v) = d.get_str(key) {
+                                let index = ["indexName", "Index Name"]
+                                    .iter()
+                                    .find_map(|k| d.get_str(k).ok())
+                                    .unwrap_or("");
+                                out.push(format!("{v} {index}").trim().to_owned());
+                            }
+                        }
+                        for (key, v) in d {
+                            // MongoDB lists the plans it rejected too; only the winner counts.
+                            if key != "rejectedPlans" {
+                                walk(v, out);
+                            }
+                        }
+                    }
+                    Bson::Array(a) => a.iter().for_each(|v| walk(v, out)),
+                    // Some servers put the PostgreSQL plan in as JSON text.
+                    Bson::String(s) if s.contains("\"Node Type\"") => {
+                        if let Ok(json) = serde_json::from_str::<serde_json::Value>(s)
+                            && let Ok(b) = Bson::try_from(json)
+                        {
+                            walk(&b, out);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            let mut out = Vec::new();
+            walk(&Bson::Document(explain.clone()), &mut out);
+            out
+        }
+
+        fn assert_indexed(what: &str, explain: &Document) {
+            let nodes = plan_nodes(explain);
+            let scans: Vec<&String> = nodes
+                .iter()
+                .filter(|n| n.starts_with("COLLSCAN") || n.starts_with("Seq Scan"))
+                .collect();
+            assert!(
+                scans.is_empty(),
+                "{what} scans the collection: {nodes:?}\n{explain}"
+            );
+            assert!(
+                nodes.iter().any(|n| n.contains("IXSCAN")
+                    || n.contains("Index Scan")
+                    || n.contains("Index Only Scan")
+                    || n.contains("Bitmap Index Scan")),
+                "{what} uses no index: {nodes:?}\n{explain}"
+            );
+        }
+
+        #[tokio::test]
+        async fn list_search_and_facet_queries_use_an_index_and_scan_no_collection() {
+            let Some(mongo) = mongo().await else { return };
+            seed_many_orgs(&mongo).await;
+            let db = mongo.database();
+            for (what, query) in typical_queries() {
+                let filter = filter_document(&query.filter);
+                let find = doc! {
+                    "find": c::UNIT_TEST,
+                    "filter": filter.clone(),
+                    "sort": sort_document(&query.sort),
+                    "skip": query.offset as i64,
+                    "limit": i64::from(query.limit) + 1,
+                };
+                let explain = db
+                    .run_command(doc! {"explain": find, "verbosity": "queryPlanner"})
+                    .await
+                    .unwrap();
+                assert_indexed(what, &explain);
+                if query.with_facets {
+                    let aggregate = doc! {
+                        "aggregate": c::UNIT_TEST,
+                        "pipeline": facets_pipeline(&filter),
+                        "cursor": {},
+                    };
+                    let explain = db
+                        .run_command(doc! {"explain": aggregate, "verbosity": "queryPlanner"})
+                        .await
+                        .unwrap();
+                    assert_indexed(&format!("{what} facets"), &explain);
+                }
+            }
             mongo.drop_database().await.unwrap();
         }
 
