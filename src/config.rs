@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use rand::RngCore;
 
@@ -447,12 +446,11 @@ impl Config {
     }
 
     /// The configured secret, else the one kept in the data dir (created on first use, mode 0600).
-    pub fn token_secret(&self) -> anyhow::Result<Vec<u8>> {
+    pub fn token_secret(&self) -> Result<Vec<u8>, SecretError> {
         if let Some(secret) = &self.jwt_secret {
-            anyhow::ensure!(
-                secret.len() >= MIN_SECRET_BYTES,
-                "SIMTEST_JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes long"
-            );
+            if secret.len() < MIN_SECRET_BYTES {
+                return Err(SecretError::TooShort);
+            }
             refuse_placeholder(secret)?;
             return Ok(secret.as_bytes().to_vec());
         }
@@ -460,17 +458,39 @@ impl Config {
         match std::fs::read_to_string(&path) {
             Ok(existing) => {
                 let existing = existing.trim();
-                anyhow::ensure!(
-                    existing.len() >= MIN_SECRET_BYTES,
-                    "{} holds a secret shorter than {MIN_SECRET_BYTES} bytes",
-                    path.display()
-                );
+                if existing.len() < MIN_SECRET_BYTES {
+                    return Err(SecretError::StoredTooShort(path));
+                }
                 Ok(existing.as_bytes().to_vec())
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => write_new_secret(&path),
-            Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+            Err(source) => Err(SecretError::Io {
+                doing: "read",
+                path,
+                source,
+            }),
         }
     }
+}
+
+/// Why no token secret can be had.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("SIMTEST_JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes long")]
+    TooShort,
+    #[error(
+        "SIMTEST_JWT_SECRET looks like a placeholder{}; set a random one (e.g. `openssl rand -hex 32`) or leave it unset to have one generated",
+        .0.map(|m| format!(" (it contains {m:?})")).unwrap_or_default()
+    )]
+    Placeholder(Option<&'static str>),
+    #[error("{} holds a secret shorter than {MIN_SECRET_BYTES} bytes", .0.display())]
+    StoredTooShort(PathBuf),
+    #[error("cannot {doing} {}: {source}", .path.display())]
+    Io {
+        doing: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// A day: tokens simtest issues live an hour by default.
@@ -488,17 +508,16 @@ const PLACEHOLDER_MARKERS: [&str; 7] = [
     "your-secret",
 ];
 
-fn refuse_placeholder(secret: &str) -> anyhow::Result<()> {
+fn refuse_placeholder(secret: &str) -> Result<(), SecretError> {
     let lower = secret.to_ascii_lowercase();
-    let marker = PLACEHOLDER_MARKERS.iter().find(|m| lower.contains(*m));
+    let marker = PLACEHOLDER_MARKERS
+        .iter()
+        .copied()
+        .find(|m| lower.contains(m));
     let one_char = secret.chars().all(|c| secret.starts_with(c));
-    anyhow::ensure!(
-        marker.is_none() && !one_char,
-        "SIMTEST_JWT_SECRET looks like a placeholder{}; set a random one (e.g. `openssl rand -hex 32`) or leave it unset to have one generated",
-        marker
-            .map(|m| format!(" (it contains {m:?})"))
-            .unwrap_or_default()
-    );
+    if marker.is_some() || one_char {
+        return Err(SecretError::Placeholder(marker));
+    }
     Ok(())
 }
 
@@ -509,11 +528,18 @@ pub fn new_secret() -> String {
     hex::encode(bytes)
 }
 
-fn write_new_secret(path: &Path) -> anyhow::Result<Vec<u8>> {
+fn write_new_secret(path: &Path) -> Result<Vec<u8>, SecretError> {
     use std::io::Write;
+    let io = |doing, path: &Path| {
+        let path = path.to_owned();
+        move |source| SecretError::Io {
+            doing,
+            path,
+            source,
+        }
+    };
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create data dir {}", dir.display()))?;
+        std::fs::create_dir_all(dir).map_err(io("create data dir", dir))?;
     }
     let secret = new_secret();
     let mut options = std::fs::OpenOptions::new();
@@ -524,13 +550,17 @@ fn write_new_secret(path: &Path) -> anyhow::Result<Vec<u8>> {
         Ok(mut file) => {
             file.write_all(secret.as_bytes())
                 .and_then(|()| file.sync_all())
-                .with_context(|| format!("cannot write {}", path.display()))?;
+                .map_err(io("write", path))?;
             Ok(secret.into_bytes())
         }
         // Another process created it first: use theirs.
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            Ok(std::fs::read_to_string(path)?.trim().as_bytes().to_vec())
+            Ok(std::fs::read_to_string(path)
+                .map_err(io("read", path))?
+                .trim()
+                .as_bytes()
+                .to_vec())
         }
-        Err(e) => Err(e).with_context(|| format!("cannot create {}", path.display())),
+        Err(e) => Err(io("create", path)(e)),
     }
 }

@@ -18,7 +18,6 @@ pub mod telemetry;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use anyhow::Context;
 use axum::Router;
 
 use auth::{Authenticator, TokenKeys};
@@ -32,6 +31,34 @@ use store::Store;
 use store::embedded::EmbeddedStore;
 use store::mongo::MongoStore;
 
+/// Why the application cannot start; `main` prints it on one line.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("named MongoDB clusters need a default one: give --mongodb-uri too")]
+    ClustersWithoutDefault,
+    #[error(transparent)]
+    Embedded(#[from] store::embedded::OpenError),
+    #[error(transparent)]
+    Connect(#[from] store::mongo::ConnectError),
+    #[error("cannot apply the migrations to MongoDB database {database:?} at {uri}: {source}")]
+    Migrate {
+        database: String,
+        uri: String,
+        source: store::StoreError,
+    },
+    #[error("MongoDB cluster {name:?}: {source}")]
+    Cluster {
+        name: String,
+        source: Box<StartError>,
+    },
+    #[error("cannot read the shared token secret: {0}")]
+    SharedSecret(store::StoreError),
+    #[error(transparent)]
+    Secret(#[from] config::SecretError),
+    #[error("invalid token configuration: {0}")]
+    Token(#[from] auth::token::TokenError),
+}
+
 /// A built application: the router to serve and the state behind it.
 pub struct App {
     pub router: Router,
@@ -39,11 +66,10 @@ pub struct App {
 }
 
 /// Opens the configured stores (the default one and any named clusters) and builds the application.
-pub async fn build_app(config: &Config) -> anyhow::Result<App> {
-    anyhow::ensure!(
-        config.mongodb_clusters.is_empty() || config.mongodb.is_some(),
-        "named MongoDB clusters need a default one: give --mongodb-uri too"
-    );
+pub async fn build_app(config: &Config) -> Result<App, StartError> {
+    if !config.mongodb_clusters.is_empty() && config.mongodb.is_none() {
+        return Err(StartError::ClustersWithoutDefault);
+    }
     let store = open_store(config).await?;
     let mut named = BTreeMap::new();
     if let Some(default) = &config.mongodb {
@@ -52,11 +78,12 @@ pub async fn build_app(config: &Config) -> anyhow::Result<App> {
                 uri: uri.clone(),
                 ..default.clone()
             };
-            let cluster_store: Arc<dyn Store> = Arc::new(
-                open_mongo(&cluster)
-                    .await
-                    .with_context(|| format!("MongoDB cluster {name:?}"))?,
-            );
+            let cluster_store: Arc<dyn Store> = Arc::new(open_mongo(&cluster).await.map_err(
+                |e| StartError::Cluster {
+                    name: name.clone(),
+                    source: Box::new(e),
+                },
+            )?);
             named.insert(name.clone(), cluster_store);
         }
     }
@@ -65,7 +92,7 @@ pub async fn build_app(config: &Config) -> anyhow::Result<App> {
 
 /// Opens the store the configuration names: MongoDB, migrated to the current schema, when a URI
 /// is configured; the embedded store in the data dir otherwise.
-pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartError> {
     match &config.mongodb {
         Some(mongo) => Ok(Arc::new(open_mongo(mongo).await?)),
         None => Ok(Arc::new(EmbeddedStore::open(&config.data_dir)?)),
@@ -73,58 +100,62 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
 }
 
 /// Connects to MongoDB and applies the migrations it lacks (fails when MongoDB cannot be reached).
-pub async fn open_mongo(mongo: &MongoConfig) -> anyhow::Result<MongoStore> {
+pub async fn open_mongo(mongo: &MongoConfig) -> Result<MongoStore, StartError> {
     let store = MongoStore::connect(&mongo.uri, &mongo.database, mongo.write_concern).await?;
-    store.migrate().await.with_context(|| {
-        format!(
-            "cannot apply the migrations to MongoDB database {:?} at {}",
-            mongo.database,
-            config::redact_uri(&mongo.uri)
-        )
-    })?;
+    store
+        .migrate()
+        .await
+        .map_err(|source| StartError::Migrate {
+            database: mongo.database.clone(),
+            uri: config::redact_uri(&mongo.uri),
+            source,
+        })?;
     Ok(store)
 }
 
 /// The signing keys: the configured secret; else, on MongoDB, the one every instance shares through
 /// the database; else the one kept in the data dir.
-pub async fn token_keys(config: &Config, store: &dyn Store) -> anyhow::Result<TokenKeys> {
+pub async fn token_keys(config: &Config, store: &dyn Store) -> Result<TokenKeys, StartError> {
     let shared = match &config.jwt_secret {
         Some(_) => None,
         None => store
             .shared_token_secret(&config::new_secret())
             .await
-            .context("cannot read the shared token secret")?,
+            .map_err(StartError::SharedSecret)?,
     };
     let secret = match shared {
         Some(secret) => secret.into_bytes(),
         None => config.token_secret()?,
     };
-    TokenKeys::new(&secret, &config.jwt_issuer, config.token_ttl_seconds)
-        .and_then(|keys| keys.with_max_lifetime(config.token_max_lifetime_seconds))
-        .context("invalid token configuration")
+    Ok(
+        TokenKeys::new(&secret, &config.jwt_issuer, config.token_ttl_seconds)
+            .and_then(|keys| keys.with_max_lifetime(config.token_max_lifetime_seconds))?,
+    )
 }
 
 /// The signing keys for the `token` command: like [`token_keys`], without opening the embedded
 /// store (a running server holds it).
-pub async fn token_keys_for_cli(config: &Config) -> anyhow::Result<TokenKeys> {
+pub async fn token_keys_for_cli(config: &Config) -> Result<TokenKeys, StartError> {
     match (&config.mongodb, &config.jwt_secret) {
         (Some(mongo), None) => {
             let store =
                 MongoStore::connect(&mongo.uri, &mongo.database, mongo.write_concern).await?;
             token_keys(config, &store).await
         }
-        _ => TokenKeys::new(
+        _ => Ok(TokenKeys::new(
             &config.token_secret()?,
             &config.jwt_issuer,
             config.token_ttl_seconds,
         )
-        .and_then(|keys| keys.with_max_lifetime(config.token_max_lifetime_seconds))
-        .context("invalid token configuration"),
+        .and_then(|keys| keys.with_max_lifetime(config.token_max_lifetime_seconds))?),
     }
 }
 
 /// Builds the application on one store (no named clusters).
-pub async fn build_app_with_store(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<App> {
+pub async fn build_app_with_store(
+    config: &Config,
+    store: Arc<dyn Store>,
+) -> Result<App, StartError> {
     build_app_with_clusters(config, store, BTreeMap::new()).await
 }
 
@@ -132,7 +163,7 @@ pub async fn build_app_with_clusters(
     config: &Config,
     store: Arc<dyn Store>,
     named: BTreeMap<String, Arc<dyn Store>>,
-) -> anyhow::Result<App> {
+) -> Result<App, StartError> {
     let keys = token_keys(config, store.as_ref()).await?;
     let store = telemetry::MeteredStore::wrap(store);
     let named = named

@@ -6,12 +6,17 @@ use argon2::password_hash::{
 };
 use rand::RngCore;
 
+/// Hashing failed (Argon2 refused its input or parameters).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot hash API key secret: {0}")]
+pub struct HashError(String);
+
 /// The PHC string of `secret`, salted.
-pub fn hash_secret(secret: &str) -> anyhow::Result<String> {
+pub fn hash_secret(secret: &str) -> Result<String, HashError> {
     let salt = SaltString::generate(&mut OsRng);
     let hash = Argon2::default()
         .hash_password(secret.as_bytes(), &salt)
-        .map_err(|e| anyhow::anyhow!("cannot hash API key secret: {e}"))?;
+        .map_err(|e| HashError(e.to_string()))?;
     Ok(hash.to_string())
 }
 

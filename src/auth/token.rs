@@ -8,6 +8,17 @@ use crate::domain::Timestamp;
 /// Shortest signing secret accepted (bytes): HS256 wants at least the hash size.
 pub const MIN_SECRET_BYTES: usize = 32;
 
+/// Why signing keys cannot be built, or a token cannot be signed.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("the token secret must be at least {MIN_SECRET_BYTES} bytes")]
+    SecretTooShort,
+    #[error("the token maximum lifetime ({max} s) is shorter than the token TTL ({ttl} s)")]
+    LifetimeBelowTtl { max: i64, ttl: i64 },
+    #[error("cannot sign the token: {0}")]
+    Jwt(#[from] jsonwebtoken::errors::Error),
+}
+
 /// The claims simtest writes and requires.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Claims {
@@ -35,11 +46,10 @@ pub struct TokenKeys {
 const LEEWAY_SECONDS: u64 = 30;
 
 impl TokenKeys {
-    pub fn new(secret: &[u8], issuer: &str, ttl_seconds: i64) -> anyhow::Result<Self> {
-        anyhow::ensure!(
-            secret.len() >= MIN_SECRET_BYTES,
-            "the token secret must be at least {MIN_SECRET_BYTES} bytes"
-        );
+    pub fn new(secret: &[u8], issuer: &str, ttl_seconds: i64) -> Result<Self, TokenError> {
+        if secret.len() < MIN_SECRET_BYTES {
+            return Err(TokenError::SecretTooShort);
+        }
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_issuer(&[issuer]);
         validation.set_required_spec_claims(&["exp", "iat", "iss", "sub"]);
@@ -58,18 +68,19 @@ impl TokenKeys {
 
     /// Refuses tokens living longer than `seconds` (plus the leeway): a leaked token signed for a
     /// century, or by a tool that forgot `exp`'s unit, is not a key for life. At least the TTL.
-    pub fn with_max_lifetime(mut self, seconds: i64) -> anyhow::Result<Self> {
-        anyhow::ensure!(
-            seconds >= self.ttl_seconds,
-            "the token maximum lifetime ({seconds} s) is shorter than the token TTL ({} s)",
-            self.ttl_seconds
-        );
+    pub fn with_max_lifetime(mut self, seconds: i64) -> Result<Self, TokenError> {
+        if seconds < self.ttl_seconds {
+            return Err(TokenError::LifetimeBelowTtl {
+                max: seconds,
+                ttl: self.ttl_seconds,
+            });
+        }
         self.max_lifetime_seconds = seconds;
         Ok(self)
     }
 
     /// A token for `user_id` of `org_id`, and when it expires.
-    pub fn issue(&self, org_id: &str, user_id: &str) -> anyhow::Result<(String, Timestamp)> {
+    pub fn issue(&self, org_id: &str, user_id: &str) -> Result<(String, Timestamp), TokenError> {
         let now = chrono::Utc::now().timestamp();
         let claims = Claims {
             sub: user_id.to_owned(),

@@ -2,13 +2,13 @@
 //! upserted by natural key so running a seed twice changes nothing. API key secrets arrive in plain
 //! text and are hashed before they reach the store.
 
-use anyhow::Context;
 use serde::Deserialize;
 
-use crate::auth::api_key::hash_secret;
+use crate::auth::api_key::{HashError, hash_secret};
 use crate::domain::Timestamp;
 use crate::store::{
-    ApiKey, Metric, NamedRecord, Organization, Records, Role, Service, Store, UnitTestSet, User,
+    ApiKey, Metric, NamedRecord, Organization, Records, Role, Service, Store, StoreError,
+    UnitTestSet, User,
 };
 
 /// The demo fixtures `serve --demo` loads (the same file as `examples/seed.json`).
@@ -39,19 +39,34 @@ struct SeedFile {
     unit_test_sets: Vec<UnitTestSet>,
 }
 
+/// Why a seed file cannot be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum SeedError {
+    #[error("invalid seed file: {0}")]
+    Invalid(#[from] serde_json::Error),
+    #[error("API key {key_id:?} of org {org_id:?} has an empty secret")]
+    EmptySecret { key_id: String, org_id: String },
+    #[error(transparent)]
+    Hash(#[from] HashError),
+    #[error("cannot write the seed records: {0}")]
+    Store(#[from] StoreError),
+    #[error("the seed task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
 /// Reads a seed document; the error names what is wrong and where.
-pub fn parse(json: &str) -> anyhow::Result<Records> {
-    let file: SeedFile = serde_json::from_str(json).context("invalid seed file")?;
+pub fn parse(json: &str) -> Result<Records, SeedError> {
+    let file: SeedFile = serde_json::from_str(json)?;
     let api_keys = file
         .api_keys
         .into_iter()
         .map(|k| {
-            anyhow::ensure!(
-                !k.secret.is_empty(),
-                "API key {:?} of org {:?} has an empty secret",
-                k.key_id,
-                k.org_id
-            );
+            if k.secret.is_empty() {
+                return Err(SeedError::EmptySecret {
+                    key_id: k.key_id,
+                    org_id: k.org_id,
+                });
+            }
             Ok(ApiKey {
                 secret_hash: hash_secret(&k.secret)?,
                 org_id: k.org_id,
@@ -60,7 +75,7 @@ pub fn parse(json: &str) -> anyhow::Result<Records> {
                 is_deleted: k.is_deleted,
             })
         })
-        .collect::<anyhow::Result<_>>()?;
+        .collect::<Result<_, SeedError>>()?;
     Ok(Records {
         organizations: file.organizations,
         roles: file.roles,
@@ -75,7 +90,7 @@ pub fn parse(json: &str) -> anyhow::Result<Records> {
 }
 
 /// `json` without its `api_keys` (for `simtest seed --without-api-keys`).
-pub fn without_api_keys(json: &str) -> anyhow::Result<String> {
+pub fn without_api_keys(json: &str) -> Result<String, SeedError> {
     let mut file: serde_json::Value = serde_json::from_str(json)?;
     if let Some(object) = file.as_object_mut() {
         object.remove("api_keys");
@@ -84,7 +99,7 @@ pub fn without_api_keys(json: &str) -> anyhow::Result<String> {
 }
 
 /// Parses `json` and upserts it into `store`; returns how many records were written.
-pub async fn seed(store: &dyn Store, json: &str) -> anyhow::Result<usize> {
+pub async fn seed(store: &dyn Store, json: &str) -> Result<usize, SeedError> {
     let records = tokio::task::spawn_blocking({
         let json = json.to_owned();
         move || parse(&json)
@@ -99,10 +114,7 @@ pub async fn seed(store: &dyn Store, json: &str) -> anyhow::Result<usize> {
         + records.scenarios.len()
         + records.metrics.len()
         + records.unit_test_sets.len();
-    store
-        .upsert_records(&records)
-        .await
-        .context("cannot write the seed records")?;
+    store.upsert_records(&records).await?;
     Ok(count)
 }
 

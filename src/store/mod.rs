@@ -12,6 +12,7 @@ pub mod embedded;
 pub mod migrate;
 pub mod mongo;
 pub mod records;
+pub mod round_trips;
 #[cfg(test)]
 pub(crate) mod testgen;
 
@@ -72,9 +73,9 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_unit_test(&self, doc: &UnitTest) -> StoreResult<()>;
     async fn unit_test(&self, org_id: &str, id: ObjectIdHex) -> StoreResult<Option<UnitTest>>;
     /// Turns `previous` into `next` if the stored unit test is still `previous` (same `updated_at`)
-    /// and active; `Ok(false)` when it changed or was deleted meanwhile. Only the fields that differ
-    /// are written, so even a store whose conditional writes are not atomic (FerretDB over SQLite)
-    /// never loses another writer's change. `is_deleted: true` in `next` frees the name.
+    /// and active; `Ok(false)` when it changed or was deleted meanwhile: one atomic conditional write,
+    /// so of two racing writers (in any process) exactly one wins. `is_deleted: true` in `next`
+    /// frees the name.
     async fn replace_unit_test(&self, previous: &UnitTest, next: &UnitTest) -> StoreResult<bool>;
     async fn list_unit_tests(&self, query: &ListQuery) -> StoreResult<ListPage>;
 

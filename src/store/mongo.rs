@@ -2,18 +2,19 @@
 //! `domain::query` is translated to BSON here, and the results (filter, order, paging, facets) are the
 //! ones `UnitTestFilter::matches`, `compare` and offset/limit give there.
 //!
-//! It uses only what MongoDB 6+ and FerretDB 1.x both accept (SPEC §7): no transactions, no partial
-//! or sparse indexes, no `$facet`, no `$addToSet`, no collations. So the database enforces the unique
-//! active name with a plain unique index over `(org_id, name, name_guard)`, where `name_guard` is `""`
-//! while a unit test is active and its own id once it is deleted: every active unit test of a name
-//! collides, deleted ones never do. For the same reason tag filters match `tag_pairs`, each tag
-//! stored once more as one string: FerretDB's `$elemMatch` takes no field conditions.
+//! It supports MongoDB 6+ and FerretDB 2 (on PostgreSQL with DocumentDB): single-document updates
+//! are atomic, `$facet` answers a first page's facets in one round trip. The unique active name is a
+//! plain unique index over `(org_id, name, name_guard)`, where `name_guard` is `""` while a unit test
+//! is active and its own id once it is deleted: every active unit test of a name collides, deleted
+//! ones never do (it predates partial indexes here and existing databases rely on it). Tag filters
+//! match `tag_pairs`, each tag stored once more as one string, behind one multikey index.
 //!
 //! Reference collections may hold documents other systems wrote: their `_id` is read whether it is an
 //! ObjectId or a 24-hex string, missing flags take their defaults, unknown fields are ignored.
 
 use std::collections::{BTreeSet, HashSet};
 use std::fmt;
+use std::future::Future;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -27,6 +28,7 @@ use serde::de::DeserializeOwned;
 
 use super::deadline::Deadline;
 use super::migrate::{MIGRATIONS, Migration};
+use super::round_trips;
 use super::{
     ApiKey, Metric, NamedKind, NamedRecord, Organization, Records, Role, Service, Store,
     StoreError, StoreResult, User,
@@ -126,17 +128,25 @@ const SETTINGS: &str = "simtest_settings";
 const TOKEN_SECRET_ID: &str = "token_secret";
 
 /// The unit tests and reference records in one MongoDB database.
+///
+/// Every store operation runs to completion in a task of its own, even when the request that asked
+/// for it is abandoned (a client disconnecting, a timeout): the driver closes a pooled connection
+/// whose command was interrupted, and a burst of them leaves the pool empty and the server busy
+/// with the interrupted queries while every following request opens new connections. Letting the
+/// operation finish returns its connection to the pool.
 pub struct MongoStore {
+    inner: Db,
+}
+
+/// The client and database: cheap to clone (the driver shares its pool), so each operation's task
+/// owns one.
+#[derive(Clone)]
+struct Db {
     client: Client,
     db: Database,
-    /// Writes to one unit test go one at a time within this process (see `replace_unit_test`).
-    write_stripes: Vec<tokio::sync::Mutex<()>>,
     /// Unit test writes are sent as commands (see `write_unit_test_command`), which name it.
     write_concern: MongoWriteConcern,
 }
-
-/// Lock stripes for unit test writes: enough that unrelated unit tests rarely wait for each other.
-const WRITE_STRIPES: usize = 64;
 
 impl MongoStore {
     /// Sets up a client for `uri` and `database`. The driver connects lazily and reconnects by itself:
@@ -156,27 +166,80 @@ impl MongoStore {
             .get_or_insert(SERVER_SELECTION_TIMEOUT);
         options.connect_timeout.get_or_insert(CONNECT_TIMEOUT);
         options.write_concern = Some(write_concern.to_driver());
+        options.command_event_handler = Some(round_trips::handler());
         let client =
             Client::with_options(options).map_err(|e| ConnectError::Uri(e.kind.to_string()))?;
         let db = client.database(database);
-        let write_stripes = (0..WRITE_STRIPES)
-            .map(|_| tokio::sync::Mutex::new(()))
-            .collect();
         Ok(Self {
-            client,
-            db,
-            write_stripes,
-            write_concern,
+            inner: Db {
+                client,
+                db,
+                write_concern,
+            },
         })
     }
 
     pub fn database_name(&self) -> &str {
-        self.db.name()
+        self.inner.db.name()
     }
 
     /// Applies the migrations not yet recorded in `simtest_migrations`, in order; returns the names
     /// of those it applied (empty when the database is up to date).
     pub async fn migrate(&self) -> StoreResult<Vec<String>> {
+        self.inner.migrate().await
+    }
+
+    /// Drops the whole database (tests give each run a database of its own and drop it after).
+    pub async fn drop_database(&self) -> StoreResult<()> {
+        self.inner.db.drop().await.map_err(store_error)
+    }
+
+    /// The driver client, e.g. to shut it down or to inspect the database in a test.
+    pub fn client(&self) -> &Client {
+        &self.inner.client
+    }
+
+    /// The database, e.g. to inspect it in a test.
+    pub fn database(&self) -> &Database {
+        &self.inner.db
+    }
+
+    #[cfg(test)]
+    fn collection(&self, name: &str) -> Collection<Document> {
+        self.inner.collection(name)
+    }
+
+    /// Runs `work` on a clone of the client in a task of its own, counting its round trips under
+    /// `operation`; the caller may stop waiting, the operation still completes (see [`MongoStore`]).
+    async fn detached<T, Fut>(
+        &self,
+        operation: &'static str,
+        work: impl FnOnce(Db) -> Fut,
+    ) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        Fut: Future<Output = StoreResult<T>> + Send + 'static,
+    {
+        // The request's deadline (a task-local) goes along: writes check it before they commit.
+        let deadline = Deadline::current();
+        let work = round_trips::counted(operation, work(self.inner.clone()));
+        let task = tokio::spawn(async move {
+            match deadline {
+                Some(deadline) => deadline.scope(work).await,
+                None => work.await,
+            }
+        });
+        match task.await {
+            Ok((result, _)) => result,
+            Err(e) => Err(StoreError::Internal(format!(
+                "the {operation} task failed: {e}"
+            ))),
+        }
+    }
+}
+
+impl Db {
+    async fn migrate(&self) -> StoreResult<Vec<String>> {
         // Every step is idempotent, so a race with another process migrating the same database
         // (which surfaces as a duplicate key on a collection, an index or the record) is settled by
         // going through the list again.
@@ -215,7 +278,10 @@ impl MongoStore {
             let migration = Migration::parse(text)
                 .map_err(|e| StoreError::Internal(format!("migration {name}: {e}")))?;
             self.apply(&migration).await?;
-            self.db
+            // Another process migrating at the same time may have run the same idempotent steps;
+            // the one whose upsert inserts the record is the one that applied it.
+            let recorded = self
+                .db
                 .collection::<Document>(c::MIGRATIONS)
                 .update_one(
                     doc! {"_id": *name},
@@ -224,12 +290,14 @@ impl MongoStore {
                 .upsert(true)
                 .await
                 .map_err(store_error)?;
-            tracing::info!(
-                migration = name,
-                database = self.db.name(),
-                "migration applied"
-            );
-            applied.push((*name).to_owned());
+            if recorded.upserted_id.is_some() {
+                tracing::info!(
+                    migration = name,
+                    database = self.db.name(),
+                    "migration applied"
+                );
+                applied.push((*name).to_owned());
+            }
         }
         Ok(applied)
     }
@@ -279,16 +347,6 @@ impl MongoStore {
                 })?;
         }
         Ok(())
-    }
-
-    /// Drops the whole database (tests give each run a database of its own and drop it after).
-    pub async fn drop_database(&self) -> StoreResult<()> {
-        self.db.drop().await.map_err(store_error)
-    }
-
-    /// The driver client, e.g. to shut it down or to inspect the database in a test.
-    pub fn client(&self) -> &Client {
-        &self.client
     }
 
     fn collection(&self, name: &str) -> Collection<Document> {
@@ -374,69 +432,85 @@ impl MongoStore {
         Ok(())
     }
 
+    /// The facets of every unit test `filter` selects, in one round trip: a `$facet` aggregation
+    /// that groups the matched documents once per facet.
     async fn filter_values(&self, filter: &Document) -> StoreResult<FilterValues> {
-        let coll = self.collection(c::UNIT_TEST);
-        let distinct = |field: &'static str| {
-            let coll = coll.clone();
-            let filter = filter.clone();
-            async move {
-                coll.distinct(field, filter)
-                    .await
-                    .map_err(store_error)
-                    .and_then(|values| {
-                        values
-                            .iter()
-                            .map(|b| id_of(b).ok_or_else(|| corrupt(format!("{field} value {b}"))))
-                            .collect::<StoreResult<BTreeSet<ObjectIdHex>>>()
-                    })
-            }
+        let mut cursor = self
+            .collection(c::UNIT_TEST)
+            .aggregate(facets_pipeline(filter))
+            .await
+            .map_err(store_error)?;
+        let facets = if cursor.advance().await.map_err(store_error)? {
+            cursor.deserialize_current().map_err(store_error)?
+        } else {
+            return Err(StoreError::Internal("$facet answered no document".into()));
         };
-        let tags = async {
-            coll.distinct("tags.key", filter.clone())
-                .await
-                .map_err(store_error)?
-                .into_iter()
-                .map(|b| match b {
-                    Bson::String(s) => Ok(s),
-                    other => Err(corrupt(format!("tag key {other}"))),
-                })
-                .collect::<StoreResult<BTreeSet<String>>>()
+        // The grouped values of one facet; a missing field groups as null and is no value, as in
+        // `distinct`.
+        let values = |facet: &str| -> StoreResult<Vec<Bson>> {
+            Ok(facets
+                .get_array(facet)
+                .map_err(|_| StoreError::Internal(format!("$facet answered no {facet}")))?
+                .iter()
+                .filter_map(|group| group.as_document().and_then(|g| g.get("_id")))
+                .filter(|v| !matches!(v, Bson::Null))
+                .cloned()
+                .collect())
         };
-        let creators = async {
-            let pipeline = [
-                doc! {"$match": filter.clone()},
-                doc! {"$group": {"_id": {"org_id": "$creator.org_id", "user_id": "$creator.user_id"}}},
-            ];
-            let mut cursor = coll.aggregate(pipeline).await.map_err(store_error)?;
-            let mut creators = BTreeSet::new();
-            while cursor.advance().await.map_err(store_error)? {
-                let d = cursor.deserialize_current().map_err(store_error)?;
-                let who = d
-                    .get_document("_id")
-                    .ok()
+        let ids = |facet: &str| -> StoreResult<Vec<ObjectIdHex>> {
+            let ids = values(facet)?
+                .iter()
+                .map(|b| id_of(b).ok_or_else(|| corrupt(format!("{facet} value {b}"))))
+                .collect::<StoreResult<BTreeSet<ObjectIdHex>>>()?;
+            Ok(ids.into_iter().collect())
+        };
+        let creators = values("creators")?
+            .iter()
+            .map(|b| {
+                b.as_document()
                     .and_then(user_info_of)
-                    .ok_or_else(|| corrupt(format!("creator group {d}")))?;
-                creators.insert(who);
-            }
-            Ok::<_, StoreError>(creators)
-        };
-        let (creators, tags, service_ids, persona_ids, scenario_ids, metric_ids) = tokio::try_join!(
-            creators,
-            tags,
-            distinct("service_id"),
-            distinct("persona_id"),
-            distinct("scenario_id"),
-            distinct("success_criterions.metric_id"),
-        )?;
+                    .ok_or_else(|| corrupt(format!("creator {b}")))
+            })
+            .collect::<StoreResult<BTreeSet<UserInfo>>>()?;
+        let tags = values("tags")?
+            .into_iter()
+            .map(|b| match b {
+                Bson::String(s) => Ok(s),
+                other => Err(corrupt(format!("tag key {other}"))),
+            })
+            .collect::<StoreResult<BTreeSet<String>>>()?;
         Ok(FilterValues {
             creators: creators.into_iter().collect(),
             tags: tags.into_iter().collect(),
-            service_ids: service_ids.into_iter().collect(),
-            persona_ids: persona_ids.into_iter().collect(),
-            scenario_ids: scenario_ids.into_iter().collect(),
-            metric_ids: metric_ids.into_iter().collect(),
+            service_ids: ids("service_ids")?,
+            persona_ids: ids("persona_ids")?,
+            scenario_ids: ids("scenario_ids")?,
+            metric_ids: ids("metric_ids")?,
         })
     }
+}
+
+/// The facets of the unit tests `filter` selects, as one document: one `$group` per facet over the
+/// matched documents.
+fn facets_pipeline(filter: &Document) -> Vec<Document> {
+    let group = |field: &str| vec![doc! {"$group": {"_id": format!("${field}")}}];
+    let unwind_group = |array: &str, field: &str| {
+        vec![
+            doc! {"$unwind": format!("${array}")},
+            doc! {"$group": {"_id": format!("${array}.{field}")}},
+        ]
+    };
+    vec![
+        doc! {"$match": filter.clone()},
+        doc! {"$facet": {
+            "creators": [{"$group": {"_id": {"org_id": "$creator.org_id", "user_id": "$creator.user_id"}}}],
+            "tags": unwind_group("tags", "key"),
+            "service_ids": group("service_id"),
+            "persona_ids": group("persona_id"),
+            "scenario_ids": group("scenario_id"),
+            "metric_ids": unwind_group("success_criterions", "metric_id"),
+        }},
+    ]
 }
 
 /// MongoDB's rules for database names, checked up front so a typo fails at start-up.
@@ -567,7 +641,9 @@ fn store_error(e: mongodb::error::Error) -> StoreError {
         | ErrorKind::ConnectionPoolCleared { .. }
         | ErrorKind::DnsResolve { .. }
         | ErrorKind::Shutdown => true,
-        ErrorKind::Command(ce) => UNAVAILABLE_CODES.contains(&ce.code),
+        ErrorKind::Command(ce) => {
+            UNAVAILABLE_CODES.contains(&ce.code) || backend_unavailable(ce.code, &ce.message)
+        }
         ErrorKind::Write(WriteFailure::WriteConcernError(wce)) => {
             UNAVAILABLE_CODES.contains(&wce.code)
         }
@@ -578,6 +654,21 @@ fn store_error(e: mongodb::error::Error) -> StoreError {
     } else {
         StoreError::Internal(e.to_string())
     }
+}
+
+/// FerretDB 2 reports its PostgreSQL being restarted or unreachable as code 1 (`InternalError`)
+/// with PostgreSQL's own words; those mean "not answering now", like a MongoDB shutdown, not a bug.
+fn backend_unavailable(code: i32, message: &str) -> bool {
+    const POSTGRES_UNAVAILABLE: &[&str] = &[
+        "terminating connection due to administrator command",
+        "the database system is shutting down",
+        "the database system is starting up",
+        "the database system is in recovery mode",
+        "failed to connect to",
+        "connection refused",
+        "conn closed",
+    ];
+    code == 1 && POSTGRES_UNAVAILABLE.iter().any(|m| message.contains(m))
 }
 
 /// Code 11000, wherever the driver reports it: a command error, a write error, or one of the
@@ -976,8 +1067,8 @@ pub fn sort_document(sort: &[SortKey]) -> Document {
     d
 }
 
-#[async_trait]
-impl Store for MongoStore {
+/// The store operations, run inside [`MongoStore::detached`].
+impl Db {
     async fn ping(&self) -> StoreResult<()> {
         self.db
             .run_command(doc! {"ping": 1})
@@ -1098,13 +1189,10 @@ impl Store for MongoStore {
     }
 
     async fn replace_unit_test(&self, previous: &UnitTest, next: &UnitTest) -> StoreResult<bool> {
-        // MongoDB applies a filtered update to one document atomically. FerretDB over SQLite does
-        // not: it reads the document, applies the update and writes the whole document back, so two
-        // concurrent updates of one document can undo each other (even an acknowledged delete). So
-        // writes to one unit test are serialized within this process, and only the changed fields
-        // are written, with `updated_at` through `$max` so it only moves forward.
-        let stripe = usize::from(previous.id.bytes()[11]) % self.write_stripes.len();
-        let _one_writer = self.write_stripes[stripe].lock().await;
+        // MongoDB (and FerretDB 2 on DocumentDB) applies a filtered update to one document
+        // atomically, so the filter on the previous `updated_at` settles races between writers,
+        // across processes. Only the changed fields are written, with `updated_at` through `$max`
+        // so it only moves forward.
         let before = unit_test_to_doc(previous)?;
         let after = unit_test_to_doc(next)?;
         let mut changed = Document::new();
@@ -1144,6 +1232,9 @@ impl Store for MongoStore {
                 .sort(sort_document(&query.sort))
                 .skip(query.offset.min(i64::MAX as u64))
                 .limit(i64::from(query.limit) + 1)
+                // The whole page in the first batch: no getMore round trip (the default first batch
+                // is 101 documents).
+                .batch_size(query.limit + 1)
                 .await
                 .map_err(store_error)?;
             let mut items = Vec::new();
@@ -1211,6 +1302,133 @@ impl Store for MongoStore {
         self.upsert_by_id(c::UNIT_TEST_SET, &r.unit_test_sets, |s| s.id)
             .await?;
         Ok(())
+    }
+}
+
+#[async_trait]
+impl Store for MongoStore {
+    async fn ping(&self) -> StoreResult<()> {
+        self.detached("ping", |db| async move { db.ping().await })
+            .await
+    }
+
+    async fn shared_token_secret(&self, proposal: &str) -> StoreResult<Option<String>> {
+        let proposal = proposal.to_owned();
+        self.detached("shared_token_secret", |db| async move {
+            db.shared_token_secret(&proposal).await
+        })
+        .await
+    }
+
+    async fn organization(&self, org_id: &str) -> StoreResult<Option<Organization>> {
+        let org_id = org_id.to_owned();
+        self.detached("organization", |db| async move {
+            db.organization(&org_id).await
+        })
+        .await
+    }
+
+    async fn user(&self, org_id: &str, user_id: &str) -> StoreResult<Option<User>> {
+        let (org_id, user_id) = (org_id.to_owned(), user_id.to_owned());
+        self.detached("user", |db| async move { db.user(&org_id, &user_id).await })
+            .await
+    }
+
+    async fn role(&self, org_id: &str, name: &str) -> StoreResult<Option<Role>> {
+        let (org_id, name) = (org_id.to_owned(), name.to_owned());
+        self.detached("role", |db| async move { db.role(&org_id, &name).await })
+            .await
+    }
+
+    async fn api_key(&self, org_id: &str, key_id: &str) -> StoreResult<Option<ApiKey>> {
+        let (org_id, key_id) = (org_id.to_owned(), key_id.to_owned());
+        self.detached(
+            "api_key",
+            |db| async move { db.api_key(&org_id, &key_id).await },
+        )
+        .await
+    }
+
+    async fn service(&self, org_id: &str, id: ObjectIdHex) -> StoreResult<Option<Service>> {
+        let org_id = org_id.to_owned();
+        self.detached("service", |db| async move { db.service(&org_id, id).await })
+            .await
+    }
+
+    async fn named(
+        &self,
+        kind: NamedKind,
+        org_id: &str,
+        id: ObjectIdHex,
+    ) -> StoreResult<Option<NamedRecord>> {
+        let org_id = org_id.to_owned();
+        self.detached(
+            "named",
+            |db| async move { db.named(kind, &org_id, id).await },
+        )
+        .await
+    }
+
+    async fn metrics(&self, org_id: &str, ids: &[ObjectIdHex]) -> StoreResult<Vec<Metric>> {
+        let (org_id, ids) = (org_id.to_owned(), ids.to_vec());
+        self.detached(
+            "metrics",
+            |db| async move { db.metrics(&org_id, &ids).await },
+        )
+        .await
+    }
+
+    async fn unit_test_in_live_set(
+        &self,
+        org_id: &str,
+        unit_test_id: ObjectIdHex,
+    ) -> StoreResult<bool> {
+        let org_id = org_id.to_owned();
+        self.detached("unit_test_in_live_set", |db| async move {
+            db.unit_test_in_live_set(&org_id, unit_test_id).await
+        })
+        .await
+    }
+
+    async fn insert_unit_test(&self, doc: &UnitTest) -> StoreResult<()> {
+        let doc = doc.clone();
+        self.detached("insert_unit_test", |db| async move {
+            db.insert_unit_test(&doc).await
+        })
+        .await
+    }
+
+    async fn unit_test(&self, org_id: &str, id: ObjectIdHex) -> StoreResult<Option<UnitTest>> {
+        let org_id = org_id.to_owned();
+        self.detached(
+            "unit_test",
+            |db| async move { db.unit_test(&org_id, id).await },
+        )
+        .await
+    }
+
+    async fn replace_unit_test(&self, previous: &UnitTest, next: &UnitTest) -> StoreResult<bool> {
+        let (previous, next) = (previous.clone(), next.clone());
+        self.detached("replace_unit_test", |db| async move {
+            db.replace_unit_test(&previous, &next).await
+        })
+        .await
+    }
+
+    async fn list_unit_tests(&self, query: &ListQuery) -> StoreResult<ListPage> {
+        let query = query.clone();
+        self.detached("list_unit_tests", |db| async move {
+            db.list_unit_tests(&query).await
+        })
+        .await
+    }
+
+    async fn upsert_records(&self, records: &Records) -> StoreResult<()> {
+        let records = records.clone();
+        self.detached("upsert_records", |db| async move {
+            db.upsert_records(&records).await
+        })
+        .await
     }
 }
 
@@ -1414,6 +1632,23 @@ mod tests {
     }
 
     #[test]
+    fn a_restarting_postgres_behind_ferretdb_is_unavailable_not_a_bug() {
+        assert!(backend_unavailable(
+            1,
+            "terminating connection due to administrator command"
+        ));
+        assert!(backend_unavailable(
+            1,
+            "the database system is shutting down"
+        ));
+        assert!(!backend_unavailable(1, "invalid $regex"));
+        assert!(!backend_unavailable(
+            2,
+            "the database system is shutting down"
+        ));
+    }
+
+    #[test]
     fn write_concerns_parse_from_majority_or_a_node_count() {
         assert_eq!(
             "majority".parse::<MongoWriteConcern>(),
@@ -1497,7 +1732,9 @@ mod tests {
         use rand::rngs::StdRng;
 
         use super::*;
-        use crate::domain::query::FilterValues;
+        use crate::domain::query::{
+            FilterValues, QueryParams, parse_list_query, parse_search_query,
+        };
         use crate::store::embedded::EmbeddedStore;
         use crate::store::testgen::{random_query, random_unit_test};
         use crate::store::{UnitTestSet, records::UnitTestRun};
@@ -1751,6 +1988,169 @@ mod tests {
                 "migrations are recorded"
             );
             mongo.ping().await.unwrap();
+            mongo.drop_database().await.unwrap();
+        }
+
+        /// The queries of a first page, page 2, a filtered first page and a search, as the store
+        /// sends them.
+        fn typical_queries() -> Vec<(&'static str, ListQuery)> {
+            let q = |raw: &str| {
+                parse_list_query("acme", &QueryParams::parse(Some(raw))).expect("valid query")
+            };
+            let s = |raw: &str| {
+                parse_search_query("acme", &QueryParams::parse(Some(raw))).expect("valid search")
+            };
+            vec![
+                ("first page", q("limit=50")),
+                ("page 2", q("limit=50&continuation_token=50")),
+                (
+                    "filtered first page",
+                    q(&format!("limit=50&service_id={}", id(2))),
+                ),
+                ("tag filter", q("limit=50&tag=team:growth")),
+                ("newest first", q("limit=20&sort_by=-updated_at")),
+                ("by name", q("limit=20&sort_by=name")),
+                ("search", s("query=signup")),
+            ]
+        }
+
+        /// Unit tests in many orgs, `acme` holding a small share: the situation indexes are for.
+        async fn seed_many_orgs(mongo: &MongoStore) {
+            let mut rng = StdRng::seed_from_u64(11);
+            let docs: Vec<Document> = (0..4000)
+                .map(|n| {
+                    let mut t = random_unit_test(&mut rng, n);
+                    t.id = ObjectIdHex::from_bytes(ObjectId::new().bytes());
+                    t.name = format!("{} {n}", t.name);
+                    t.org_id = if n % 40 == 0 {
+                        "acme".into()
+                    } else {
+                        format!("org{}", n % 97)
+                    };
+                    unit_test_to_doc(&t).unwrap()
+                })
+                .collect();
+            mongo
+                .collection(c::UNIT_TEST)
+                .insert_many(docs)
+                .await
+                .unwrap();
+        }
+
+        #[tokio::test]
+        async fn a_first_page_with_facets_takes_two_round_trips_and_other_pages_one() {
+            let Some(mongo) = mongo().await else { return };
+            seed_many_orgs(&mongo).await;
+            for (what, query) in typical_queries() {
+                let (page, trips) =
+                    round_trips::counted("test", mongo.inner.list_unit_tests(&query)).await;
+                let page = page.unwrap();
+                let want = if query.with_facets { 2 } else { 1 };
+                assert_eq!(trips, want, "{what}: {query:?}");
+                assert_eq!(page.filter_values.is_some(), query.with_facets, "{what}");
+            }
+            // The largest page still comes in one batch.
+            let query = parse_list_query(
+                "org1",
+                &QueryParams::parse(Some("limit=500&continuation_token=1")),
+            )
+            .unwrap();
+            let (_, trips) =
+                round_trips::counted("test", mongo.inner.list_unit_tests(&query)).await;
+            assert_eq!(trips, 1);
+            mongo.drop_database().await.unwrap();
+        }
+
+        /// Every plan node of an `explain` answer, whichever server wrote it: MongoDB's
+        /// `queryPlanner.winningPlan` stages, or the PostgreSQL plan FerretDB 2 / DocumentDB show.
+        fn plan_nodes(explain: &Document) -> Vec<String> {
+            fn walk(b: &Bson, out: &mut Vec<String>) {
+                match b {
+                    Bson::Document(d) => {
+                        for key in ["stage", "Node Type"] {
+                            if let Ok(v) = d.get_str(key) {
+                                let index = ["indexName", "Index Name"]
+                                    .iter()
+                                    .find_map(|k| d.get_str(k).ok())
+                                    .unwrap_or("");
+                                out.push(format!("{v} {index}").trim().to_owned());
+                            }
+                        }
+                        for (key, v) in d {
+                            // MongoDB lists the plans it rejected too; only the winner counts.
+                            if key != "rejectedPlans" {
+                                walk(v, out);
+                            }
+                        }
+                    }
+                    Bson::Array(a) => a.iter().for_each(|v| walk(v, out)),
+                    // Some servers put the PostgreSQL plan in as JSON text.
+                    Bson::String(s) if s.contains("\"Node Type\"") => {
+                        if let Ok(json) = serde_json::from_str::<serde_json::Value>(s)
+                            && let Ok(b) = Bson::try_from(json)
+                        {
+                            walk(&b, out);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            let mut out = Vec::new();
+            walk(&Bson::Document(explain.clone()), &mut out);
+            out
+        }
+
+        fn assert_indexed(what: &str, explain: &Document) {
+            let nodes = plan_nodes(explain);
+            let scans: Vec<&String> = nodes
+                .iter()
+                .filter(|n| n.starts_with("COLLSCAN") || n.starts_with("Seq Scan"))
+                .collect();
+            assert!(
+                scans.is_empty(),
+                "{what} scans the collection: {nodes:?}\n{explain}"
+            );
+            assert!(
+                nodes.iter().any(|n| n.contains("IXSCAN")
+                    || n.contains("Index Scan")
+                    || n.contains("Index Only Scan")
+                    || n.contains("Bitmap Index Scan")),
+                "{what} uses no index: {nodes:?}\n{explain}"
+            );
+        }
+
+        #[tokio::test]
+        async fn list_search_and_facet_queries_use_an_index_and_scan_no_collection() {
+            let Some(mongo) = mongo().await else { return };
+            seed_many_orgs(&mongo).await;
+            let db = mongo.database();
+            for (what, query) in typical_queries() {
+                let filter = filter_document(&query.filter);
+                let find = doc! {
+                    "find": c::UNIT_TEST,
+                    "filter": filter.clone(),
+                    "sort": sort_document(&query.sort),
+                    "skip": query.offset as i64,
+                    "limit": i64::from(query.limit) + 1,
+                };
+                let explain = db
+                    .run_command(doc! {"explain": find, "verbosity": "queryPlanner"})
+                    .await
+                    .unwrap();
+                assert_indexed(what, &explain);
+                if query.with_facets {
+                    let aggregate = doc! {
+                        "aggregate": c::UNIT_TEST,
+                        "pipeline": facets_pipeline(&filter),
+                        "cursor": {},
+                    };
+                    let explain = db
+                        .run_command(doc! {"explain": aggregate, "verbosity": "queryPlanner"})
+                        .await
+                        .unwrap();
+                    assert_indexed(&format!("{what} facets"), &explain);
+                }
+            }
             mongo.drop_database().await.unwrap();
         }
 

@@ -1,42 +1,48 @@
-//! A FerretDB server of a test's own, for tests that stop MongoDB or need a second cluster.
-//! Needs `SIMTEST_TEST_FERRETDB_BIN` (set by .ci/run); without it those tests say SKIPPED.
+//! A MongoDB server of a test's own (FerretDB 2 on PostgreSQL with DocumentDB), for tests that stop
+//! MongoDB or need a second cluster. Needs `SIMTEST_TEST_DOCUMENTDB_DIR`, the folder with `start.sh`
+//! and `stop.sh` (set by .ci/run; see its README); without it those tests say SKIPPED. Each server has
+//! a data dir of its own, so several run at once.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Once;
-use std::time::{Duration, Instant};
 
 pub struct FerretDb {
-    bin: PathBuf,
+    scripts: PathBuf,
     pub port: u16,
-    state: tempfile::TempDir,
-    child: Option<Child>,
+    pg_port: u16,
+    data: tempfile::TempDir,
+    running: bool,
 }
 
 impl FerretDb {
-    /// A new FerretDB on a free loopback port, or `None` (after one SKIPPED line) without a binary.
+    /// A new server on free loopback ports, or `None` (after one SKIPPED line) without the scripts.
     pub fn start() -> Option<Self> {
         static SAID: Once = Once::new();
-        let Some(bin) = std::env::var_os("SIMTEST_TEST_FERRETDB_BIN").map(PathBuf::from) else {
+        let Some(scripts) = std::env::var_os("SIMTEST_TEST_DOCUMENTDB_DIR").map(PathBuf::from)
+        else {
             SAID.call_once(|| {
                 use std::io::Write as _;
                 let _ = writeln!(
                     std::io::stderr(),
-                    "SKIPPED: tests that run their own FerretDB (set SIMTEST_TEST_FERRETDB_BIN)"
+                    "SKIPPED: tests that run their own MongoDB server (set SIMTEST_TEST_DOCUMENTDB_DIR)"
                 );
             });
             return None;
         };
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let free_port = || {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        };
         let mut db = Self {
-            bin,
-            port,
-            state: tempfile::tempdir().unwrap(),
-            child: None,
+            scripts,
+            port: free_port(),
+            pg_port: free_port(),
+            data: tempfile::tempdir().unwrap(),
+            running: false,
         };
         db.resume();
         Some(db)
@@ -46,41 +52,34 @@ impl FerretDb {
         format!("mongodb://127.0.0.1:{}", self.port)
     }
 
-    /// Kills the server (its data stays).
+    /// Stops the server (its data stays).
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+        if std::mem::take(&mut self.running) {
+            let _ = Command::new("bash")
+                .arg(self.scripts.join("stop.sh"))
+                .arg(self.data.path())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
         }
     }
 
-    /// Starts the server again on the same port and data, and waits until it accepts connections.
+    /// Starts the server again on the same ports and data; returns once it accepts connections.
     pub fn resume(&mut self) {
-        let dir = self.state.path().display().to_string();
-        let child = Command::new(&self.bin)
-            .args([
-                "--handler=sqlite".to_owned(),
-                format!("--sqlite-url=file:{dir}/"),
-                format!("--listen-addr=127.0.0.1:{}", self.port),
-                format!("--state-dir={dir}"),
-                "--debug-addr=127.0.0.1:0".to_owned(),
-                "--telemetry=disable".to_owned(),
-                "--log-level=error".to_owned(),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start FerretDB");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "FerretDB did not start on port {}",
-                self.port
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let out = Command::new("bash")
+            .arg(self.scripts.join("start.sh"))
+            .arg(self.data.path())
+            .arg(self.port.to_string())
+            .arg(self.pg_port.to_string())
+            .stdin(Stdio::null())
+            .output()
+            .expect("run start.sh");
+        assert!(
+            out.status.success(),
+            "start.sh failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        self.running = true;
     }
 }
 

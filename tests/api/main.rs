@@ -2,6 +2,7 @@
 
 mod helpers;
 
+mod abandoned;
 mod auth;
 mod cli;
 mod crash;

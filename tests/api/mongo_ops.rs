@@ -365,7 +365,8 @@ async fn instances_on_one_database_share_the_token_secret() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_processes_migrating_one_database_at_once_both_succeed_and_each_migration_runs_once() {
+async fn two_processes_migrating_one_database_at_once_both_succeed_and_each_migration_is_recorded_once()
+ {
     if !mongo_available() {
         return;
     }
@@ -376,7 +377,8 @@ async fn two_processes_migrating_one_database_at_once_both_succeed_and_each_migr
     let (a, b) = (connect().await.unwrap(), connect().await.unwrap());
     let (applied_a, applied_b) = tokio::join!(a.migrate(), b.migrate());
     let (applied_a, applied_b) = (applied_a.unwrap(), applied_b.unwrap());
-    // Each migration applied by exactly one of the two: the sets are disjoint and together are all.
+    // Each migration recorded (reported applied) by exactly one of the two: the sets are disjoint and
+    // together are all.
     let both: Vec<&String> = applied_a.iter().filter(|m| applied_b.contains(m)).collect();
     assert!(both.is_empty(), "applied twice: {both:?}");
     let mut all: Vec<String> = applied_a.iter().chain(&applied_b).cloned().collect();
