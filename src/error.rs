@@ -97,6 +97,13 @@ impl From<StoreError> for Error {
     }
 }
 
+/// Every problem found in a request, as its one 422.
+impl From<Vec<FieldProblem>> for Error {
+    fn from(problems: Vec<FieldProblem>) -> Self {
+        Error::Invalid(problems)
+    }
+}
+
 impl Error {
     pub fn status(&self) -> StatusCode {
         match self {

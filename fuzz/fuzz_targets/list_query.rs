@@ -1,4 +1,4 @@
-//! List query strings (`?raw query\n` or built from the known parameters): `parse_list_query`,
+//! List query strings (`?raw query\n` or built from the known parameters): `list_query_for`,
 //! then the parsed filter and sort against a few sample unit tests.
 #![no_main]
 

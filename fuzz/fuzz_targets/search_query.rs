@@ -1,4 +1,4 @@
-//! Search query strings (`?raw query\n` or built from the known parameters): `parse_search_query`,
+//! Search query strings (`?raw query\n` or built from the known parameters): `search_query_for`,
 //! then the filter against a sample unit test, which must be found once its name holds the
 //! searched text.
 #![no_main]

@@ -12,9 +12,10 @@ use serde_json::{Map, Value, json};
 use simtest::domain::json::parse_strict;
 use simtest::domain::limits;
 use simtest::domain::query::{
-    ListQuery, MAX_LIMIT, QueryParams, SEARCH_LIMIT, SortField, SortKey, UnitTestFilter, compare,
-    fold_case, parse_list_query, parse_search_query,
+    ListQuery, MAX_LIMIT, SEARCH_LIMIT, SortField, SortKey, UnitTestFilter, compare, fold_case,
 };
+use simtest::domain::query_string::QueryParams;
+use simtest::service::{list_query_for as parse_list_query, search_query_for as parse_search_query};
 use simtest::domain::{
     Criterion, FieldProblem, NewUnitTest, ObjectIdHex, SuccessCriterion, Tag, Timestamp, UnitTest,
     UnitTestPatch, UserInfo,

@@ -24,7 +24,7 @@ use super::pipeline;
 use super::unit_tests::ListResponse;
 use crate::AppState;
 use crate::auth::{CurrentUser, Permission};
-use crate::domain::query::{QueryParams, parse_list_query};
+use crate::domain::query_string::QueryParams;
 use crate::error::{Error, Result};
 use crate::ratelimit::Limited;
 
@@ -62,10 +62,9 @@ async fn replay_list_page(
         .clone();
     let body = cell
         .get_or_try_init(|| async {
-            let query = parse_list_query(&user.org_id, &QueryParams::parse(Some("limit=50")))
-                .map_err(Error::Invalid)?;
-            let page = state.unit_tests.list(&user, &query).await?;
-            let body = ListResponse::new(&page, query.offset, &state.renderings)?;
+            let params = QueryParams::parse(Some("limit=50"));
+            let listed = state.unit_tests.list(&user, &params).await?;
+            let body = ListResponse::new(&listed.page, listed.offset, &state.renderings)?;
             let bytes = serde_json::to_vec(&body)
                 .map_err(|e| Error::Internal(format!("cannot render the list page: {e}")))?;
             Ok::<_, Error>(Bytes::from(bytes))

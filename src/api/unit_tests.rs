@@ -25,9 +25,8 @@ use super::{pipeline, with_trailing_slash};
 use crate::AppState;
 use crate::auth::{CurrentUser, Permission};
 use crate::domain::problems::Problems;
-use crate::domain::query::{
-    FilterValues, ListPage, QueryParams, parse_list_query, parse_search_query,
-};
+use crate::domain::query::{FilterValues, ListPage};
+use crate::domain::query_string::QueryParams;
 use crate::domain::{IdKey, NewUnitTest, UnitTestPatch};
 use crate::error::{Error, Result};
 use crate::ratelimit::Limited;
@@ -97,7 +96,7 @@ async fn create_unit_test(
     body: JsonBody,
 ) -> Result<Response> {
     user.require(Permission::Create)?;
-    let new = NewUnitTest::parse(&body.value().map_err(Error::Invalid)?).map_err(Error::Invalid)?;
+    let new = NewUnitTest::parse(&body.value()?)?;
     let id = state.unit_tests.create(&user, new).await?;
     Ok((
         StatusCode::CREATED,
@@ -158,20 +157,9 @@ async fn list_unit_tests(
     user: CurrentUser,
     RawQuery(raw): RawQuery,
 ) -> Result<Response> {
-    if !user.can(Permission::Get) {
-        // The contract answers an empty page rather than 403 to a caller who may not read.
-        let empty = ListResponse {
-            simulation_unit_tests: Vec::new(),
-            has_more: false,
-            continuation_token: None,
-            filter_values: None,
-        };
-        return Ok(Json(empty).into_response());
-    }
-    let query = parse_list_query(&user.org_id, &QueryParams::parse(raw.as_deref()))
-        .map_err(Error::Invalid)?;
-    let page = state.unit_tests.list(&user, &query).await?;
-    let body = ListResponse::new(&page, query.offset, &state.renderings)?;
+    let params = QueryParams::parse(raw.as_deref());
+    let listed = state.unit_tests.list(&user, &params).await?;
+    let body = ListResponse::new(&listed.page, listed.offset, &state.renderings)?;
     Ok(Json(body).into_response())
 }
 
@@ -210,15 +198,10 @@ async fn search_unit_tests(
     user: CurrentUser,
     RawQuery(raw): RawQuery,
 ) -> Result<Response> {
-    if !user.can(Permission::Get) {
-        return Ok(Json(SearchResponse {
-            simulation_unit_tests: Vec::new(),
-        })
-        .into_response());
-    }
-    let query = parse_search_query(&user.org_id, &QueryParams::parse(raw.as_deref()))
-        .map_err(Error::Invalid)?;
-    let page = state.unit_tests.list(&user, &query).await?;
+    let page = state
+        .unit_tests
+        .search(&user, &QueryParams::parse(raw.as_deref()))
+        .await?;
     let items = state
         .renderings
         .render_all(&page.items, IdKey::UnderscoreId)?;

@@ -6,6 +6,7 @@ pub mod limits;
 mod org;
 pub mod problems;
 pub mod query;
+pub mod query_string;
 mod requests;
 mod unit_test;
 

@@ -4,13 +4,76 @@
 
 pub mod seed;
 
-use crate::auth::CurrentUser;
-use crate::domain::query::{ListPage, ListQuery};
+use crate::auth::{CurrentUser, Permission};
+use crate::domain::query::{
+    ListPage, ListQuery, ListRequest, SEARCH_LIMIT, SearchRequest, SortField, SortKey,
+};
+use crate::domain::query_string::{QueryParams, parse_list_request, parse_search_request};
 use crate::domain::{
-    NewUnitTest, ObjectIdHex, SuccessCriterion, Timestamp, UnitTest, UnitTestPatch,
+    FieldProblem, NewUnitTest, ObjectIdHex, SuccessCriterion, Timestamp, UnitTest, UnitTestPatch,
 };
 use crate::error::{Error, Reference};
 use crate::store::{NamedKind, StoreError};
+
+/// A list page and the offset it starts at (the next page's `continuation_token` follows from it).
+pub struct UnitTestPage {
+    pub page: ListPage,
+    pub offset: u64,
+}
+
+impl UnitTestPage {
+    fn empty() -> Self {
+        Self {
+            page: ListPage {
+                items: Vec::new(),
+                has_more: false,
+                filter_values: None,
+            },
+            offset: 0,
+        }
+    }
+}
+
+/// The list rules: what was asked, with the facets (`filter_values`) on the first page only.
+pub fn list_query(request: ListRequest) -> ListQuery {
+    ListQuery {
+        with_facets: request.offset == 0,
+        filter: request.filter,
+        sort: request.sort,
+        offset: request.offset,
+        limit: request.limit,
+    }
+}
+
+/// The search rules: live unit tests only, most recently updated first, at most [`SEARCH_LIMIT`],
+/// no facets.
+pub fn search_query(request: SearchRequest) -> ListQuery {
+    let mut filter = request.filter;
+    filter.is_deleted = Some(false);
+    ListQuery {
+        filter,
+        sort: vec![SortKey {
+            field: SortField::UpdatedAt,
+            descending: true,
+        }],
+        offset: 0,
+        limit: SEARCH_LIMIT,
+        with_facets: false,
+    }
+}
+
+/// The store query a list query string asks for: parsed, then [`list_query`]'s rules.
+pub fn list_query_for(org_id: &str, params: &QueryParams) -> Result<ListQuery, Vec<FieldProblem>> {
+    Ok(list_query(parse_list_request(org_id, params)?))
+}
+
+/// The store query a search query string asks for: parsed, then [`search_query`]'s rules.
+pub fn search_query_for(
+    org_id: &str,
+    params: &QueryParams,
+) -> Result<ListQuery, Vec<FieldProblem>> {
+    Ok(search_query(parse_search_request(org_id, params)?))
+}
 
 /// How often an update or delete re-reads and retries when a concurrent change got in first.
 const MAX_WRITE_ATTEMPTS: usize = 64;
@@ -60,8 +123,36 @@ impl UnitTestService {
         }
     }
 
-    pub async fn list(&self, user: &CurrentUser, query: &ListQuery) -> Result<ListPage, Error> {
-        Ok(user.store.list_unit_tests(query).await?)
+    /// A list page for the query string `params`. A caller who may not read gets an empty page,
+    /// not 403 (the contract's rule), before the query string is even judged.
+    pub async fn list(
+        &self,
+        user: &CurrentUser,
+        params: &QueryParams,
+    ) -> Result<UnitTestPage, Error> {
+        if !user.can(Permission::Get) {
+            return Ok(UnitTestPage::empty());
+        }
+        let query = list_query_for(&user.org_id, params)?;
+        let page = user.store.list_unit_tests(&query).await?;
+        Ok(UnitTestPage {
+            page,
+            offset: query.offset,
+        })
+    }
+
+    /// The search answer for the query string `params` (see [`search_query`]); empty for a caller
+    /// who may not read.
+    pub async fn search(
+        &self,
+        user: &CurrentUser,
+        params: &QueryParams,
+    ) -> Result<ListPage, Error> {
+        if !user.can(Permission::Get) {
+            return Ok(UnitTestPage::empty().page);
+        }
+        let query = search_query_for(&user.org_id, params)?;
+        Ok(user.store.list_unit_tests(&query).await?)
     }
 
     #[tracing::instrument(skip_all, fields(org = %user.org_id, unit_test_id = %id))]

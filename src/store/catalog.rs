@@ -829,9 +829,9 @@ mod tests {
         ] {
             for offset in 0..125 {
                 let q = format!("{raw}&limit=7&continuation_token={offset}");
-                let query = crate::domain::query::parse_list_query(
+                let query = crate::service::list_query_for(
                     "acme",
-                    &crate::domain::query::QueryParams::parse(Some(&q)),
+                    &crate::domain::query_string::QueryParams::parse(Some(&q)),
                 )
                 .unwrap();
                 assert_eq!(catalog.plan(&query), by_definition(&docs, &query), "{q}");

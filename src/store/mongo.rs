@@ -1435,7 +1435,10 @@ impl Store for MongoStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::query::{QueryParams, parse_list_query, parse_search_query};
+    use crate::domain::query_string::QueryParams;
+    use crate::service::{
+        list_query_for as parse_list_query, search_query_for as parse_search_query,
+    };
     use crate::store::testgen::{id, sample};
 
     fn list(query: &str) -> ListQuery {
@@ -1732,8 +1735,10 @@ mod tests {
         use rand::rngs::StdRng;
 
         use super::*;
-        use crate::domain::query::{
-            FilterValues, QueryParams, parse_list_query, parse_search_query,
+        use crate::domain::query::FilterValues;
+        use crate::domain::query_string::QueryParams;
+        use crate::service::{
+            list_query_for as parse_list_query, search_query_for as parse_search_query,
         };
         use crate::store::embedded::EmbeddedStore;
         use crate::store::testgen::{random_query, random_unit_test};

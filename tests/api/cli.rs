@@ -293,9 +293,9 @@ async fn sigterm_lets_in_flight_requests_finish_and_every_request_logs_one_json_
 
     // And the write survived the shutdown.
     let store = simtest::store::embedded::EmbeddedStore::open(dir.path()).unwrap();
-    let query = simtest::domain::query::parse_list_query(
+    let query = simtest::service::list_query_for(
         "acme",
-        &simtest::domain::query::QueryParams::parse(None),
+        &simtest::domain::query_string::QueryParams::parse(None),
     )
     .unwrap();
     let page = simtest::store::Store::list_unit_tests(&store, &query)

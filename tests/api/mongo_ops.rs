@@ -294,9 +294,9 @@ async fn orgs_are_routed_to_their_named_cluster() {
 
     // Each unit test landed in its org's cluster and nowhere else.
     let count = |store: Arc<dyn Store>, org: &'static str| async move {
-        let query = simtest::domain::query::parse_list_query(
+        let query = simtest::service::list_query_for(
             org,
-            &simtest::domain::query::QueryParams::parse(None),
+            &simtest::domain::query_string::QueryParams::parse(None),
         )
         .unwrap();
         store.list_unit_tests(&query).await.unwrap().items.len()
