@@ -4,7 +4,7 @@ mod helpers;
 
 mod auth;
 mod cli;
-mod crash;
+pub mod crash;
 mod create;
 mod delete;
 mod edges;
