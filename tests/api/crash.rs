@@ -16,23 +16,26 @@ use serde_json::{Value, json};
 use crate::helpers::*;
 
 /// A `simtest serve` child process on the given data dir (and MongoDB database, if any).
-struct Server {
-    child: Child,
-    url: String,
+pub struct Server {
+    pub child: Child,
+    pub url: String,
 }
 
 fn serve(data_dir: &std::path::Path, mongo: Option<(&str, &str)>) -> Server {
-    serve_with_env(data_dir, mongo, &[])
+    serve_with(data_dir, mongo, &[], &[])
 }
 
-fn serve_with_env(
+/// [`serve`] with more command-line arguments and environment variables.
+pub fn serve_with(
     data_dir: &std::path::Path,
     mongo: Option<(&str, &str)>,
-    env: &[(&str, &std::path::Path)],
+    args: &[&str],
+    env: &[(&str, &std::ffi::OsStr)],
 ) -> Server {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_simtest"));
     cmd.envs(env.iter().copied());
     cmd.args(["serve", "--listen", "127.0.0.1:0", "--rate-limits-off"])
+        .args(args)
         .env("SIMTEST_DATA_DIR", data_dir)
         .env("SIMTEST_JWT_SECRET", TEST_TOKEN_SECRET)
         .env("SIMTEST_LOG_FORMAT", "json")
@@ -332,10 +335,14 @@ async fn every_acknowledged_embedded_write_was_synced_to_disk_first() {
     .env("SIMTEST_DATA_DIR", &data);
     assert!(seed.status().unwrap().success());
     let log = dir.path().join("fsync.log");
-    let mut server = serve_with_env(
+    let mut server = serve_with(
         &data,
         None,
-        &[("LD_PRELOAD", &shim), ("SIMTEST_FSYNC_LOG", &log)],
+        &[],
+        &[
+            ("LD_PRELOAD", shim.as_os_str()),
+            ("SIMTEST_FSYNC_LOG", log.as_os_str()),
+        ],
     );
     let token = simtest::auth::TokenKeys::new(TEST_TOKEN_SECRET.as_bytes(), "simtest", 3600)
         .unwrap()

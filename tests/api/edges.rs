@@ -1,6 +1,7 @@
 //! Production edges: rate limits, maintenance, body and time limits, CORS, compression, metrics.
-//! Embedded store only: these edges are HTTP layers in front of the store (the store-dependent
-//! timeout case runs on both stores in `tests/failpoints.rs`).
+//! Those that read the store (budgets per user, API-key throttling, maintenance, 413) run on both
+//! stores; the rest (CORS, compression, metrics, the slow-body timeout) are HTTP layers and run on
+//! the embedded store only. The timeout cases where a write is under way: `tests/failpoints.rs`.
 
 use std::time::Duration;
 
@@ -10,13 +11,46 @@ use simtest::ratelimit::{Budgets, Limited};
 
 use crate::helpers::*;
 
+/// Emits an embedded and a mongo test for each `async fn(Backend)`: these edges read the store
+/// (the caller's user and API key, the data a refused write must not change), so both stores.
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod embedded {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Backend::Embedded).await
+                }
+            )*
+        }
+        mod mongo {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if super::mongo_available() {
+                        super::$name(super::Backend::Mongo).await
+                    }
+                }
+            )*
+        }
+    };
+}
+
+on_both_stores!(
+    a_spent_budget_gives_429_with_retry_after_for_that_user_and_endpoint_only,
+    sign_in_is_throttled_per_api_key_so_secrets_cannot_be_guessed,
+    maintenance_flag_file_switches_v1_to_503_without_a_restart,
+    a_body_over_the_cap_is_413_and_writes_nothing,
+);
+
 fn header<'a>(r: &'a reqwest::Response, name: &str) -> Option<&'a str> {
     r.headers().get(name).map(|v| v.to_str().unwrap())
 }
 
-#[tokio::test]
-async fn a_spent_budget_gives_429_with_retry_after_for_that_user_and_endpoint_only() {
-    let app = spawn_app_with(Backend::Embedded, |c| {
+async fn a_spent_budget_gives_429_with_retry_after_for_that_user_and_endpoint_only(
+    backend: Backend,
+) {
+    let app = spawn_app_with(backend, |c| {
         c.rate_limits = Budgets::default();
         c.rate_limits.set(Limited::SearchUnitTests, 3);
     })
@@ -58,9 +92,8 @@ async fn a_spent_budget_gives_429_with_retry_after_for_that_user_and_endpoint_on
     );
 }
 
-#[tokio::test]
-async fn sign_in_is_throttled_per_api_key_so_secrets_cannot_be_guessed() {
-    let app = spawn_app_with(Backend::Embedded, |c| c.rate_limits.set(Limited::SignIn, 2)).await;
+async fn sign_in_is_throttled_per_api_key_so_secrets_cannot_be_guessed(backend: Backend) {
+    let app = spawn_app_with(backend, |c| c.rate_limits.set(Limited::SignIn, 2)).await;
     let attempt = |key_id: &'static str, secret: &'static str| {
         app.client
             .post(app.url("/v1/acme/user/signin_with_api_key"))
@@ -90,9 +123,8 @@ async fn rate_limits_can_be_turned_off() {
     assert!(header(&r, "x-ratelimit-limit").is_none());
 }
 
-#[tokio::test]
-async fn maintenance_flag_file_switches_v1_to_503_without_a_restart() {
-    let app = spawn_app(Backend::Embedded).await;
+async fn maintenance_flag_file_switches_v1_to_503_without_a_restart(backend: Backend) {
+    let app = spawn_app(backend).await;
     let flag = app.config().maintenance_file.clone();
     std::fs::write(&flag, "").unwrap();
     let mut status = StatusCode::OK;
@@ -163,9 +195,8 @@ async fn maintenance_flag_file_switches_v1_to_503_without_a_restart() {
     );
 }
 
-#[tokio::test]
-async fn a_body_over_the_cap_is_413_and_writes_nothing() {
-    let app = spawn_app_with(Backend::Embedded, |c| c.http.max_body_bytes = 64 * 1024).await;
+async fn a_body_over_the_cap_is_413_and_writes_nothing(backend: Backend) {
+    let app = spawn_app_with(backend, |c| c.http.max_body_bytes = 64 * 1024).await;
     let mut body = unit_test_body("huge");
     body["description"] = json!("x".repeat(100 * 1024));
     let r = app.create(&body).await;

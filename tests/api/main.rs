@@ -5,7 +5,7 @@ mod helpers;
 mod abandoned;
 mod auth;
 mod cli;
-mod crash;
+pub mod crash;
 mod create;
 mod delete;
 mod docs_browser;

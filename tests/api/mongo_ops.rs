@@ -406,3 +406,85 @@ async fn two_processes_migrating_one_database_at_once_both_succeed_and_each_migr
     drop(app);
     let _ = a.drop_database().await;
 }
+
+/// The real configuration path of named clusters: `simtest serve --mongodb-cluster east=URI` (the
+/// binary, its flag parsing, `build_app` opening and migrating the cluster), not stores handed in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mongodb_cluster_flag_routes_requests_to_that_cluster() {
+    let (Some(main), Some(east)) = (FerretDb::start(), FerretDb::start()) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let database = "simtest";
+    // acme lives in the default cluster, umbrella only in east; each seeded by the seed command.
+    let east_fixtures = dir.path().join("east.json");
+    std::fs::write(
+        &east_fixtures,
+        FIXTURES.replace("\"globex\"", "\"umbrella\""),
+    )
+    .unwrap();
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/api/fixtures.json");
+    for (uri, file) in [
+        (main.uri(), std::path::Path::new(fixtures)),
+        (east.uri(), &east_fixtures),
+    ] {
+        let seeded = std::process::Command::new(env!("CARGO_BIN_EXE_simtest"))
+            .arg("seed")
+            .arg(file)
+            .env("SIMTEST_DATA_DIR", dir.path())
+            .env("SIMTEST_MONGODB_URI", &uri)
+            .env("SIMTEST_MONGODB_DATABASE", database)
+            .status()
+            .unwrap();
+        assert!(seeded.success(), "seed {uri}");
+    }
+    let cluster = format!("east={}", east.uri());
+    let mut server = crate::crash::serve_with(
+        dir.path(),
+        Some((&main.uri(), database)),
+        &["--mongodb-cluster", &cluster],
+        &[],
+    );
+    let keys =
+        simtest::auth::TokenKeys::new(TEST_TOKEN_SECRET.as_bytes(), "simtest", 3600).unwrap();
+    let client = reqwest::Client::new();
+    let create = |org: &str, user: &str, cluster: Option<&str>| {
+        let body = if org == "umbrella" {
+            globex_unit_test_body("flagged")
+        } else {
+            unit_test_body("flagged")
+        };
+        let mut r = client
+            .post(format!("{}/v1/{org}/simulation/unit_test/", server.url))
+            .bearer_auth(keys.issue(org, user).unwrap().0)
+            .json(&body);
+        if let Some(name) = cluster {
+            r = r.header("x-mongo-cluster-name", name);
+        }
+        r.send()
+    };
+    assert_eq!(
+        create("acme", "alice", None).await.unwrap().status(),
+        StatusCode::CREATED
+    );
+    // Unknown to the default cluster: its users are not there.
+    let r = create("umbrella", "gary", None).await.unwrap();
+    assert_error(r, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
+    let r = create("umbrella", "gary", Some("east")).await.unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    // The unit test is in east, not in the default cluster.
+    let east_store =
+        simtest::store::mongo::MongoStore::connect(&east.uri(), database, test_write_concern())
+            .await
+            .unwrap();
+    let query = simtest::domain::query::parse_list_query(
+        "umbrella",
+        &simtest::domain::query::QueryParams::parse(Some("")),
+    )
+    .unwrap();
+    let page = east_store.list_unit_tests(&query).await.unwrap();
+    assert_eq!(page.items.len(), 1);
+    assert_eq!(page.items[0].name, "flagged");
+    server.child.kill().unwrap();
+    let _ = server.child.wait();
+}
