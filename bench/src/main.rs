@@ -119,7 +119,7 @@ fn main() -> anyhow::Result<()> {
                 let rows =
                     store_ceiling(&common, &work_dir.join("data"), mongo, IdPool::new(ids), n)
                         .await?;
-                for (scenario, clients, stats) in rows {
+                for (scenario, clients, stats, _) in rows {
                     println!(
                         "{:<16} {clients:>3} clients {:>9.0}/s p50 {:.2} ms p99 {:.2} ms",
                         scenario.name(),
@@ -134,7 +134,37 @@ fn main() -> anyhow::Result<()> {
     })
 }
 
-type Rows = Vec<(Scenario, usize, Stats)>;
+/// Each scenario at each client count: its figures, and its MongoDB round trips per operation.
+type Rows = Vec<(Scenario, usize, Stats, Option<f64>)>;
+
+/// Where MongoDB round trips are counted: the server's `/metrics`, or this process (store ceiling).
+enum Trips {
+    None,
+    Metrics {
+        client: reqwest::Client,
+        url: String,
+    },
+    InProcess,
+}
+
+impl Trips {
+    async fn read(&self) -> Option<u64> {
+        match self {
+            Trips::None => None,
+            Trips::InProcess => Some(simtest::store::round_trips::total()),
+            Trips::Metrics { client, url } => {
+                let text = client.get(url).send().await.ok()?.text().await.ok()?;
+                let prefix = format!("{}{{", simtest::store::round_trips::METRIC);
+                Some(
+                    text.lines()
+                        .filter(|l| l.starts_with(&prefix))
+                        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                        .sum::<f64>() as u64,
+                )
+            }
+        }
+    }
+}
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
     let common = &args.common;
@@ -231,8 +261,16 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         victims: Default::default(),
     });
     check_ceiling_bytes(&http).await?;
+    let trips = match &mongodb {
+        Some(_) => Trips::Metrics {
+            client: http.client.clone(),
+            url: format!("{}/metrics", server.base),
+        },
+        None => Trips::None,
+    };
     let http_rows = measure(
         "http",
+        &trips,
         &http,
         &Scenario::ALL,
         common,
@@ -372,6 +410,11 @@ async fn store_ceiling(
     n: usize,
 ) -> anyhow::Result<Rows> {
     let mut config = simtest::Config::for_data_dir(data_dir);
+    let trips = if mongodb.is_some() {
+        Trips::InProcess
+    } else {
+        Trips::None
+    };
     config.mongodb = mongodb.map(|(uri, db)| simtest::MongoConfig::new(uri, db));
     let store = simtest::open_store(&config).await?;
     let first = simtest::domain::query::parse_list_query(
@@ -401,6 +444,7 @@ async fn store_ceiling(
         .collect();
     Ok(measure(
         "store",
+        &trips,
         &direct,
         &scenarios,
         common,
@@ -412,6 +456,7 @@ async fn store_ceiling(
 /// Drives each scenario at each client count through `call` on `target`, reporting as it goes.
 async fn measure<T, Fut>(
     side: &str,
+    trips: &Trips,
     target: &Arc<T>,
     scenarios: &[Scenario],
     common: &Common,
@@ -425,12 +470,16 @@ where
     for &scenario in scenarios.iter().filter(|s| common.wanted(s)) {
         for &clients in &common.clients {
             let target = target.clone();
+            let before = trips.read().await;
             let stats = drive(clients, common.duration(), move |seq| {
                 call(target.clone(), scenario, seq)
             })
             .await;
+            let per_op = before.zip(trips.read().await).map(|(before, after)| {
+                (after - before) as f64 / (stats.ok + stats.errors).max(1) as f64
+            });
             report_progress(side, scenario, clients, &stats);
-            rows.push((scenario, clients, stats));
+            rows.push((scenario, clients, stats, per_op));
         }
     }
     rows
@@ -441,32 +490,35 @@ where
 fn print_table(http: &Rows, store: &Rows) {
     let ceiling = |clients: usize| {
         http.iter()
-            .find(|(s, c, _)| *s == Scenario::Ceiling && *c == clients)
-            .map(|(_, _, st)| st.per_second())
+            .find(|(s, c, _, _)| *s == Scenario::Ceiling && *c == clients)
+            .map(|(_, _, st, _)| st.per_second())
     };
+    let trips = |t: Option<f64>| t.map_or("–".into(), |t| format!("{t:.1}"));
     println!(
-        "| scenario | clients | req/s | p50 ms | p99 ms | max ms | errors | % of HTTP ceiling | store ops/s | % of store ceiling |"
+        "| scenario | clients | req/s | p50 ms | p99 ms | max ms | errors | % of HTTP ceiling | store ops/s | % of store ceiling | MongoDB round trips per request (store op) |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for (scenario, clients, st) in http {
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for (scenario, clients, st, http_trips) in http {
         let rate = st.per_second();
         let of_http =
             ceiling(*clients).map_or("–".into(), |c| format!("{:.0}%", 100.0 * rate / c));
         let direct = store
             .iter()
-            .find(|(s, c, _)| s == scenario && c == clients)
-            .map(|(_, _, st)| st.per_second());
+            .find(|(s, c, _, _)| s == scenario && c == clients);
+        let store_trips = trips(direct.and_then(|(_, _, _, t)| *t));
+        let direct = direct.map(|(_, _, st, _)| st.per_second());
         let (direct_rate, of_store) = match direct {
             Some(d) => (format!("{d:.0}"), format!("{:.0}%", 100.0 * rate / d)),
             None => ("–".into(), "–".into()),
         };
         println!(
-            "| {} | {clients} | {rate:.0} | {:.2} | {:.2} | {:.2} | {} | {of_http} | {direct_rate} | {of_store} |",
+            "| {} | {clients} | {rate:.0} | {:.2} | {:.2} | {:.2} | {} | {of_http} | {direct_rate} | {of_store} | {} ({store_trips}) |",
             scenario.name(),
             st.ms(0.5),
             st.ms(0.99),
             st.max_ms(),
             st.errors,
+            trips(*http_trips),
         );
     }
 }
