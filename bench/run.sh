@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One command for every API benchmark (BENCHMARKS.md): builds simtest and the load generator in
 # release, then runs N = 10k and 100k on the embedded store, the same on MongoDB when
-# SIMTEST_BENCH_MONGODB_URI is set (e.g. a FerretDB on 127.0.0.1), and N = 1M embedded with --long.
+# SIMTEST_BENCH_MONGODB_URI is set (e.g. FerretDB 2 + DocumentDB from ../shared/documentdb/start.sh),
+# and N = 1M embedded with --long.
 #
 #   bench/run.sh [--long] [--quick] [--sizes 10000,100000] [other simtest-bench run flags]
 #
@@ -41,5 +42,5 @@ if [ -n "$mongo_uri" ]; then
   done
 else
   echo
-  echo "(MongoDB skipped: set SIMTEST_BENCH_MONGODB_URI, e.g. to a FerretDB on 127.0.0.1)"
+  echo "(MongoDB skipped: set SIMTEST_BENCH_MONGODB_URI, e.g. to ../shared/documentdb/start.sh DIR)"
 fi

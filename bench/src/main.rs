@@ -124,7 +124,7 @@ fn main() -> anyhow::Result<()> {
                 let rows =
                     store_ceiling(&common, &work_dir.join("data"), mongo, IdPool::new(ids), n)
                         .await?;
-                for (scenario, clients, stats) in rows {
+                for (scenario, clients, stats, _) in rows {
                     println!(
                         "{:<16} {clients:>3} clients {:>9.0}/s p50 {:.2} ms p99 {:.2} ms, {} errors",
                         scenario.name(),
@@ -140,7 +140,37 @@ fn main() -> anyhow::Result<()> {
     })
 }
 
-type Rows = Vec<(Scenario, usize, Stats)>;
+/// Each scenario at each client count: its figures, and its MongoDB round trips per operation.
+type Rows = Vec<(Scenario, usize, Stats, Option<f64>)>;
+
+/// Where MongoDB round trips are counted: the server's `/metrics`, or this process (store ceiling).
+enum Trips {
+    None,
+    Metrics {
+        client: reqwest::Client,
+        url: String,
+    },
+    InProcess,
+}
+
+impl Trips {
+    async fn read(&self) -> Option<u64> {
+        match self {
+            Trips::None => None,
+            Trips::InProcess => Some(simtest::store::round_trips::total()),
+            Trips::Metrics { client, url } => {
+                let text = client.get(url).send().await.ok()?.text().await.ok()?;
+                let prefix = format!("{}{{", simtest::store::round_trips::METRIC);
+                Some(
+                    text.lines()
+                        .filter(|l| l.starts_with(&prefix))
+                        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                        .sum::<f64>() as u64,
+                )
+            }
+        }
+    }
+}
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
     let common = &args.common;
@@ -240,8 +270,16 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         victims: Default::default(),
     });
     check_ceiling_bytes(&http).await?;
+    let trips = match &mongodb {
+        Some(_) => Trips::Metrics {
+            client: http.client.clone(),
+            url: format!("{}/metrics", server.base),
+        },
+        None => Trips::None,
+    };
     let http_rows = measure(
         "http",
+        &trips,
         &http,
         &Scenario::ALL,
         common,
@@ -382,6 +420,11 @@ async fn store_ceiling(
     n: usize,
 ) -> anyhow::Result<Rows> {
     let mut config = simtest::Config::for_data_dir(data_dir);
+    let trips = if mongodb.is_some() {
+        Trips::InProcess
+    } else {
+        Trips::None
+    };
     config.mongodb = mongodb.map(|(uri, db)| simtest::MongoConfig::new(uri, db));
     // The write concern the server was given (it reads the same variable), e.g. 1 on a standalone
     // mongod, where majority needs a replica set.
@@ -394,9 +437,9 @@ async fn store_ceiling(
             .map_err(|e| anyhow::anyhow!("SIMTEST_MONGODB_WRITE_CONCERN: {e}"))?;
     }
     let store = simtest::open_store(&config).await?;
-    let first = simtest::domain::query::parse_list_query(
+    let first = simtest::service::list_query_for(
         fixtures::ORG,
-        &simtest::domain::query::QueryParams::parse(Some("limit=1")),
+        &simtest::domain::query_string::QueryParams::parse(Some("limit=1")),
     )
     .map_err(|p| anyhow::anyhow!("{p:?}"))?;
     let template = store
@@ -422,6 +465,7 @@ async fn store_ceiling(
         .collect();
     Ok(measure(
         "store",
+        &trips,
         &direct,
         &scenarios,
         common,
@@ -433,6 +477,7 @@ async fn store_ceiling(
 /// Drives each scenario at each client count through `call` on `target`, reporting as it goes.
 async fn measure<T, Fut>(
     side: &str,
+    trips: &Trips,
     target: &Arc<T>,
     scenarios: &[Scenario],
     common: &Common,
@@ -452,12 +497,16 @@ where
             })
             .await;
             let target = target.clone();
+            let before = trips.read().await;
             let stats = drive(clients, common.duration(), move |seq| {
                 call(target.clone(), scenario, seq)
             })
             .await;
+            let per_op = before.zip(trips.read().await).map(|(before, after)| {
+                (after - before) as f64 / (stats.ok + stats.errors).max(1) as f64
+            });
             report_progress(side, scenario, clients, &stats);
-            rows.push((scenario, clients, stats));
+            rows.push((scenario, clients, stats, per_op));
         }
     }
     rows
@@ -468,21 +517,23 @@ where
 fn print_table(http: &Rows, store: &Rows) {
     let ceiling = |clients: usize| {
         http.iter()
-            .find(|(s, c, _)| *s == Scenario::Ceiling && *c == clients)
-            .map(|(_, _, st)| st.per_second())
+            .find(|(s, c, _, _)| *s == Scenario::Ceiling && *c == clients)
+            .map(|(_, _, st, _)| st.per_second())
     };
+    let trips = |t: Option<f64>| t.map_or("–".into(), |t| format!("{t:.1}"));
     println!(
-        "| scenario | clients | req/s | p50 ms | p99 ms | max ms | errors | timeouts | % of HTTP ceiling | store ops/s | store errors | % of store ceiling |"
+        "| scenario | clients | req/s | p50 ms | p99 ms | max ms | errors | timeouts | % of HTTP ceiling | store ops/s | store errors | % of store ceiling | MongoDB round trips per request (store op) |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for (scenario, clients, st) in http {
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for (scenario, clients, st, http_trips) in http {
         let rate = st.per_second();
         let of_http =
             ceiling(*clients).map_or("–".into(), |c| format!("{:.0}%", 100.0 * rate / c));
         let direct = store
             .iter()
-            .find(|(s, c, _)| s == scenario && c == clients)
-            .map(|(_, _, st)| st);
+            .find(|(s, c, _, _)| s == scenario && c == clients);
+        let store_trips = trips(direct.and_then(|(_, _, _, t)| *t));
+        let direct = direct.map(|(_, _, st, _)| st);
         let (direct_rate, direct_errors, of_store) = match direct {
             Some(d) => (
                 format!("{:.0}", d.per_second()),
@@ -492,13 +543,14 @@ fn print_table(http: &Rows, store: &Rows) {
             None => ("–".into(), "–".into(), "–".into()),
         };
         println!(
-            "| {} | {clients} | {rate:.0} | {:.2} | {:.2} | {:.2} | {} | {} | {of_http} | {direct_rate} | {direct_errors} | {of_store} |",
+            "| {} | {clients} | {rate:.0} | {:.2} | {:.2} | {:.2} | {} | {} | {of_http} | {direct_rate} | {direct_errors} | {of_store} | {} ({store_trips}) |",
             scenario.name(),
             st.ms(0.5),
             st.ms(0.99),
             st.max_ms(),
             st.errors,
             st.timeouts,
+            trips(*http_trips),
         );
     }
 }

@@ -4,8 +4,9 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use simtest::domain::query::{QueryParams, parse_list_query, parse_search_query};
+use simtest::domain::query_string::QueryParams;
 use simtest::domain::{ObjectIdHex, Timestamp, UnitTest, UserInfo};
+use simtest::service::{list_query_for, search_query_for};
 use simtest::store::{NamedKind, Store};
 
 use crate::fixtures::{self, ORG};
@@ -309,9 +310,9 @@ impl Direct {
                 let raw = read.query(self.n).unwrap_or_default();
                 let params = QueryParams::parse(Some(&raw));
                 let query = if read.is_search() {
-                    parse_search_query(ORG, &params)
+                    search_query_for(ORG, &params)
                 } else {
-                    parse_list_query(ORG, &params)
+                    list_query_for(ORG, &params)
                 }
                 .map_err(|p| format!("{p:?}"))?;
                 s.list_unit_tests(&query).await.map_err(err)?;

@@ -477,9 +477,9 @@ async fn the_mongodb_cluster_flag_routes_requests_to_that_cluster() {
         simtest::store::mongo::MongoStore::connect(&east.uri(), database, test_write_concern())
             .await
             .unwrap();
-    let query = simtest::domain::query::parse_list_query(
+    let query = simtest::service::list_query_for(
         "umbrella",
-        &simtest::domain::query::QueryParams::parse(Some("")),
+        &simtest::domain::query_string::QueryParams::parse(Some("")),
     )
     .unwrap();
     let page = east_store.list_unit_tests(&query).await.unwrap();
