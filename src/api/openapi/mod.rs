@@ -44,6 +44,7 @@ use crate::ratelimit::{Budgets, Limited};
     components(schemas(
         schemas::ObjectId,
         schemas::StrippedNonemptyString,
+        schemas::SearchQueryString,
         schemas::CreatorFilter,
         schemas::TagFilter,
         schemas::SortKey,
@@ -141,7 +142,7 @@ fn base_document() -> &'static Value {
 
 /// Limits of `domain` the texts name as `{NAME}`: the derives take string literals only, so the
 /// figures are filled in here, once, from the constants the server enforces.
-fn fixed_limits() -> [(&'static str, String); 5] {
+fn fixed_limits() -> [(&'static str, String); 6] {
     [
         (
             "{SHORT_STRING_CHARS}",
@@ -150,6 +151,10 @@ fn fixed_limits() -> [(&'static str, String); 5] {
         ("{DESCRIPTION_CHARS}", limits::DESCRIPTION_CHARS.to_string()),
         ("{TAGS}", limits::TAGS.to_string()),
         ("{SEARCH_TERMS}", limits::SEARCH_TERMS.to_string()),
+        (
+            "{SEARCH_QUERY_CHARS}",
+            limits::SEARCH_QUERY_CHARS.to_string(),
+        ),
         ("{SEARCH_LIMIT}", query::SEARCH_LIMIT.to_string()),
     ]
 }
@@ -360,6 +365,10 @@ mod tests {
         assert_eq!(
             expected["expected_values"]["maxItems"],
             limits::EXPECTED_VALUES
+        );
+        assert_eq!(
+            schemas["SearchQueryString"]["maxLength"],
+            limits::SEARCH_QUERY_CHARS
         );
     }
 

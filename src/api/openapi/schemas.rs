@@ -37,6 +37,16 @@ pub struct ObjectId(String);
 )]
 pub struct StrippedNonemptyString(String);
 
+/// A search query: at most {SEARCH_QUERY_CHARS} characters, not only white space, and no control
+/// characters other than white space (NUL, escape, DEL, C1 controls are refused with 422).
+#[derive(Serialize, ToSchema)]
+#[schema(
+    min_length = 1,
+    max_length = 1000,
+    pattern = r"^[^\u0000-\u0008\u000e-\u001f\u007f-\u0084\u0086-\u009f]*[^\u0000-\u0008\u000e-\u001f\u007f-\u0084\u0086-\u009f\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000-\u0008\u000e-\u001f\u007f-\u0084\u0086-\u009f]*$"
+)]
+pub struct SearchQueryString(String);
+
 /// A unit test description: trimmed on input, not empty afterwards; at most {DESCRIPTION_CHARS}
 /// characters, no NUL.
 #[derive(Serialize, ToSchema)]
@@ -199,7 +209,7 @@ pub struct ListParams {
 pub struct SearchParams {
     /// The query to search for: split on white space (at most {SEARCH_TERMS} distinct terms), a unit test
     /// matches when every term occurs (case-insensitively) in its name or description.
-    #[param(value_type = StrippedNonemptyString)]
+    #[param(value_type = SearchQueryString)]
     query: String,
 }
 
