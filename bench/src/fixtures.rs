@@ -23,6 +23,18 @@ const WORDS: [&str; 8] = [
 /// The one-term and two-term search queries (each matches a share of the collection).
 pub const SEARCH_ONE: &str = "refund";
 pub const SEARCH_TWO: &str = "refund password";
+/// Searches that make an index earn its keep (issue 14); `tests::search_terms_select_as_named`
+/// counts their matches. A term found in a handful of unit tests (the number 4242):
+pub const SEARCH_RARE: &str = "4242";
+/// A term no unit test holds.
+pub const SEARCH_NONE: &str = "zzzz";
+/// Two terms each in 1 of 8 unit tests, never together: the first word of a description is
+/// followed by a comma, and a description has one first word.
+pub const SEARCH_DISJOINT: &str = "refund, password,";
+/// A one-character term no unit test holds.
+pub const SEARCH_ONE_CHAR: &str = "q";
+/// A two-character term in about 1 of 30 unit tests (the numbers holding "77").
+pub const SEARCH_TWO_CHARS: &str = "77";
 /// The tag of the filtered list (`service_id` of service 0 and this tag: about 1 in 20).
 pub const FILTER_TAG: &str = "team:growth";
 
@@ -103,4 +115,51 @@ pub fn unit_test_body(prefix: &str, i: u64) -> Value {
         "success_criterions": criteria,
         "tags": tags,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// How many of the `n` seeded unit tests `query` finds, by the contract's definition.
+    fn matches(query: &str, n: u64) -> usize {
+        let fold = simtest::domain::query::fold_case;
+        let terms: Vec<String> = query.split_whitespace().map(fold).collect();
+        (0..n)
+            .filter(|&i| {
+                let body = unit_test_body("seed-", i);
+                let name = fold(body["name"].as_str().unwrap());
+                let description = fold(body["description"].as_str().unwrap());
+                terms
+                    .iter()
+                    .all(|t| name.contains(t.as_str()) || description.contains(t.as_str()))
+            })
+            .count()
+    }
+
+    #[test]
+    fn search_terms_select_as_named() {
+        for n in [10_000, 100_000] {
+            let share = |query: &str| matches(query, n) as f64 / n as f64;
+            let rare = matches(SEARCH_RARE, n);
+            assert!((1..=30).contains(&rare), "{SEARCH_RARE}: {rare} of {n}");
+            assert_eq!(matches(SEARCH_NONE, n), 0);
+            assert_eq!(matches(SEARCH_ONE_CHAR, n), 0);
+            assert_eq!(matches(SEARCH_DISJOINT, n), 0);
+            for term in SEARCH_DISJOINT.split_whitespace() {
+                assert!((0.12..0.13).contains(&share(term)), "{term} in {n}");
+            }
+            let two = share(SEARCH_TWO_CHARS);
+            assert!(
+                (0.02..0.05).contains(&two),
+                "{SEARCH_TWO_CHARS}: {two} of {n}"
+            );
+            eprintln!(
+                "N = {n}: {SEARCH_RARE:?} {rare}, {SEARCH_TWO_CHARS:?} {:.1}%, {SEARCH_ONE:?} {:.1}%, {SEARCH_TWO:?} {:.1}%",
+                two * 100.0,
+                share(SEARCH_ONE) * 100.0,
+                share(SEARCH_TWO) * 100.0
+            );
+        }
+    }
 }

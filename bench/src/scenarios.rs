@@ -24,13 +24,18 @@ pub enum Scenario {
     ListFacets,
     SearchOne,
     SearchTwo,
+    SearchRare,
+    SearchNone,
+    SearchDisjoint,
+    SearchOneChar,
+    SearchTwoChars,
     Update,
     Delete,
 }
 
 impl Scenario {
     /// In the order they run: reads first, then the writes that change the collection.
-    pub const ALL: [Scenario; 11] = [
+    pub const ALL: [Scenario; 16] = [
         Scenario::Ceiling,
         Scenario::List,
         Scenario::ListPage2,
@@ -39,6 +44,11 @@ impl Scenario {
         Scenario::ListFacets,
         Scenario::SearchOne,
         Scenario::SearchTwo,
+        Scenario::SearchRare,
+        Scenario::SearchNone,
+        Scenario::SearchDisjoint,
+        Scenario::SearchOneChar,
+        Scenario::SearchTwoChars,
         Scenario::Create,
         Scenario::Update,
         Scenario::Delete,
@@ -55,6 +65,11 @@ impl Scenario {
             Scenario::ListFacets => "list facets",
             Scenario::SearchOne => "search 1 term",
             Scenario::SearchTwo => "search 2 terms",
+            Scenario::SearchRare => "search rare",
+            Scenario::SearchNone => "search none",
+            Scenario::SearchDisjoint => "search disjoint",
+            Scenario::SearchOneChar => "search 1 char",
+            Scenario::SearchTwoChars => "search 2 chars",
             Scenario::Update => "update",
             Scenario::Delete => "delete",
         }
@@ -73,15 +88,34 @@ impl Scenario {
             ),
             Scenario::ListDeep => format!("limit=50&continuation_token={deep}"),
             Scenario::ListFacets => format!("limit=50&persona_id={}", fixtures::persona_id(3)),
-            Scenario::SearchOne => format!("query={}", fixtures::SEARCH_ONE),
-            Scenario::SearchTwo => format!("query={}", fixtures::SEARCH_TWO.replace(' ', "%20")),
+            Scenario::SearchOne => search(fixtures::SEARCH_ONE),
+            Scenario::SearchTwo => search(fixtures::SEARCH_TWO),
+            Scenario::SearchRare => search(fixtures::SEARCH_RARE),
+            Scenario::SearchNone => search(fixtures::SEARCH_NONE),
+            Scenario::SearchDisjoint => search(fixtures::SEARCH_DISJOINT),
+            Scenario::SearchOneChar => search(fixtures::SEARCH_ONE_CHAR),
+            Scenario::SearchTwoChars => search(fixtures::SEARCH_TWO_CHARS),
             _ => return None,
         })
     }
 
     fn is_search(self) -> bool {
-        matches!(self, Scenario::SearchOne | Scenario::SearchTwo)
+        matches!(
+            self,
+            Scenario::SearchOne
+                | Scenario::SearchTwo
+                | Scenario::SearchRare
+                | Scenario::SearchNone
+                | Scenario::SearchDisjoint
+                | Scenario::SearchOneChar
+                | Scenario::SearchTwoChars
+        )
     }
+}
+
+/// The search query string for `text` (spaces and commas escaped).
+fn search(text: &str) -> String {
+    format!("query={}", text.replace(' ', "%20").replace(',', "%2C"))
 }
 
 /// Ids of the seeded unit tests, which the update scenario changes (never deletes, so N stays).

@@ -6,8 +6,9 @@
 //! Per org it keeps a compact row per unit test (the fields a query looks at, strings interned to
 //! numbers), a bitmap of rows per filterable value (posting lists: a filter is a few bitmap
 //! unions and intersections) and the rows sorted by each sortable field (a page is a slice, or a
-//! short walk). It is rebuilt from redb at start and changed after each committed write, so it
-//! never holds anything redb does not.
+//! short walk). Search terms are looked up in the postings of the grams of the folded text
+//! ([`GramIndex`]), so a search reads only rows that may match. It is rebuilt from redb at start
+//! and changed after each committed write, so it never holds anything redb does not.
 
 use std::borrow::Borrow;
 use std::cmp::Ordering;
@@ -20,6 +21,7 @@ use crate::domain::query::{
     FilterValues, ListQuery, SortField, SortKey, TagValueFilter, UnitTestFilter, fold_case,
 };
 use crate::domain::{ObjectIdHex, Timestamp, UnitTest, UserInfo};
+use crate::store::grams::{GramIndex, TermRows};
 
 /// A row's number in its org, in the order the unit tests were added; never reused (deletes are
 /// soft, so a unit test keeps its row for good).
@@ -62,6 +64,7 @@ impl Catalog {
     pub fn loaded(&mut self) {
         for org in self.orgs.values_mut() {
             org.sort_orders();
+            org.grams.optimize();
         }
     }
 
@@ -256,8 +259,13 @@ struct OrgIndex {
     by_creator: Postings<u32>,
     by_tag_key: Postings<u32>,
     by_tag: Postings<(u32, Option<u32>)>,
+    /// The grams of each row's `text`, deleted rows included.
+    grams: GramIndex,
     /// Slots sorted as [`ORDERS`] says.
     orders: [Vec<Slot>; 4],
+    /// Rows whose text a search has read, so tests can tell how much a search visits.
+    #[cfg(test)]
+    texts_read: std::sync::atomic::AtomicUsize,
 }
 
 impl OrgIndex {
@@ -336,6 +344,7 @@ impl OrgIndex {
         self.slots.insert(doc.id, slot);
         self.all.insert(slot);
         self.post(slot, true);
+        self.grams.add(slot, &self.rows[slot as usize].text);
         for order in &mut self.orders {
             order.push(slot);
         }
@@ -386,13 +395,24 @@ impl OrgIndex {
             let at = self.position(k, &row);
             self.orders[k].insert(at, slot);
         }
+        // Most writes (a run count, a delete) leave the text as it was.
+        let old = &self.rows[slot as usize].text;
+        if *old != row.text {
+            self.grams.remove(slot, old);
+            self.grams.add(slot, &row.text);
+        }
         self.rows[slot as usize] = row;
         self.post(slot, true);
     }
 
-    /// The rows `filter` selects by its fields other than the search terms; `None` is every row.
-    fn candidates(&self, filter: &UnitTestFilter) -> Option<RoaringBitmap> {
-        let mut selected: Option<RoaringBitmap> = None;
+    /// The rows among `start` (every row when `None`) that `filter` selects by its fields other
+    /// than the search terms; `None` is every row.
+    fn candidates(
+        &self,
+        filter: &UnitTestFilter,
+        start: Option<RoaringBitmap>,
+    ) -> Option<RoaringBitmap> {
+        let mut selected = start;
         let mut narrow = |rows: RoaringBitmap| match &mut selected {
             Some(s) => *s &= rows,
             None => selected = Some(rows),
@@ -456,20 +476,43 @@ impl OrgIndex {
     }
 
     fn plan(&self, query: &ListQuery) -> PagePlan {
+        self.plan_by(query, true)
+    }
+
+    /// The plan of `query`, looking its terms up in the grams or (`grams: false`, the way before
+    /// there were grams, kept to measure against) reading the rows' texts.
+    fn plan_by(&self, query: &ListQuery, grams: bool) -> PagePlan {
         let terms = &query.filter.terms;
-        let mut candidates = self.candidates(&query.filter);
-        let mut terms_left = !terms.is_empty();
-        if terms_left && query.with_facets {
-            // Facets need the whole match, so the terms are checked on every candidate first.
-            let all = candidates.unwrap_or_else(|| self.all.clone());
-            candidates = Some(all.iter().filter(|&s| self.has_terms(s, terms)).collect());
-            terms_left = false;
+        let offset = usize::try_from(query.offset).unwrap_or(usize::MAX);
+        let limit = query.limit as usize;
+        // The rows holding every term's grams; `terms_left`: some of them may lack a term.
+        let (found, exact) = match (grams && !terms.is_empty())
+            .then(|| self.grams.rows_with(terms))
+            .flatten()
+        {
+            Some(TermRows { rows, exact }) => (Some(rows), exact),
+            None => (None, terms.is_empty()),
+        };
+        let mut candidates = self.candidates(&query.filter, found);
+        let mut terms_left = !exact;
+        if terms_left {
+            // Verify every candidate now when facets need the whole match, or when that is
+            // cheaper than the walk below: a walk to the page's end steps over about
+            // (offset + limit) * N / M rows of the order, each a cache miss or so; verifying
+            // reads each of the M candidates once.
+            let m = candidates
+                .as_ref()
+                .map_or(self.rows.len(), |c| c.len() as usize);
+            let walk = offset.saturating_add(limit).saturating_add(1);
+            if query.with_facets || m.saturating_mul(m) <= walk.saturating_mul(self.rows.len()) {
+                let all = candidates.unwrap_or_else(|| self.all.clone());
+                candidates = Some(all.iter().filter(|&s| self.has_terms(s, terms)).collect());
+                terms_left = false;
+            }
         }
         let filter_values = query
             .with_facets
             .then(|| self.facets(candidates.as_ref(), &query.filter));
-        let offset = usize::try_from(query.offset).unwrap_or(usize::MAX);
-        let limit = query.limit as usize;
         let keep = |s: Slot| {
             candidates.as_ref().is_none_or(|c| c.contains(s))
                 && (!terms_left || self.has_terms(s, terms))
@@ -536,6 +579,9 @@ impl OrgIndex {
     }
 
     fn has_terms(&self, slot: Slot, terms: &[String]) -> bool {
+        #[cfg(test)]
+        self.texts_read
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let text = &self.rows[slot as usize].text;
         terms.iter().all(|term| text.contains(term.as_str()))
     }
@@ -765,20 +811,113 @@ mod tests {
         }
     }
 
+    /// Pieces of text that search gets wrong when it is careless: every form of sigma, letters
+    /// whose lower case is longer or shorter, combining marks, regex metacharacters, digits.
+    const PIECES: &[&str] = &[
+        "σ", "ς", "Σ", "ΟΔΟΣ", "οδος", "a", "A", "b", "ab", "ß", "ẞ", "İ", "ﬁ", ".", "*", "(", ")",
+        "[", "\\", "?", "+", "$", "^", "|", "{", "日本", "é", "É", "e\u{301}", "0", "7", "77", "-",
+        "\u{a0}",
+    ];
+
+    /// A random unit test whose name and description are often made of [`PIECES`], and whose
+    /// description holds one of two frequent words, never both.
+    fn random_doc(rng: &mut StdRng, n: usize) -> UnitTest {
+        let mut doc = random_unit_test(rng, n);
+        let text = |rng: &mut StdRng| -> String {
+            (0..rng.gen_range(0..8))
+                .map(|_| {
+                    let piece = PIECES[rng.gen_range(0..PIECES.len())];
+                    if rng.gen_bool(0.2) {
+                        format!("{piece} ")
+                    } else {
+                        piece.to_owned()
+                    }
+                })
+                .collect()
+        };
+        if rng.gen_bool(0.5) {
+            doc.name = format!("{}{n}", text(rng));
+        }
+        if rng.gen_bool(0.6) {
+            let word = if rng.gen_bool(0.5) {
+                "RedPill"
+            } else {
+                "bluepill"
+            };
+            doc.description = format!("{} {word} {}", text(rng), doc.description);
+        }
+        doc
+    }
+
+    /// Search terms as the search endpoint parses them: substrings of what the unit tests hold
+    /// (often in another case), one or two characters, terms nothing holds, and two frequent
+    /// terms no unit test holds together.
+    fn random_terms(rng: &mut StdRng, docs: &[UnitTest]) -> Vec<String> {
+        let one = |rng: &mut StdRng| -> String {
+            match rng.gen_range(0..11) {
+                0..=2 => {
+                    let doc = &docs[rng.gen_range(0..docs.len())];
+                    let text: Vec<char> = if rng.gen_bool(0.5) {
+                        &doc.name
+                    } else {
+                        &doc.description
+                    }
+                    .chars()
+                    .collect();
+                    let start = rng.gen_range(0..=text.len());
+                    let end = (start + rng.gen_range(1..7)).min(text.len());
+                    let piece: String = text[start..end].iter().collect();
+                    if rng.gen_bool(0.5) {
+                        piece.to_uppercase()
+                    } else {
+                        piece
+                    }
+                }
+                3..=4 => PIECES[rng.gen_range(0..PIECES.len())].to_owned(),
+                5 => (0..2)
+                    .map(|_| PIECES[rng.gen_range(0..PIECES.len())])
+                    .collect::<String>()
+                    .chars()
+                    .take(2)
+                    .collect(),
+                // Every 3-byte gram of these is in many rows that lack the term ("σσ" holds
+                // all of "σσσσ"'s), so the grams alone would answer wrongly.
+                6 => ["7777", "σσσσ", "ΣΣΣ", "ababab", "aaaa", "ς7ς", "..."][rng.gen_range(0..7)]
+                    .to_owned(),
+                7 => ["q", "zz", "zzzz", "ж", "ωω", "σς(", ".*"][rng.gen_range(0..7)].to_owned(),
+                8 => "REDPILL bluePill".to_owned(),
+                _ => ["redpill", "BluePill", "ΣΟΔ", "ς", "\\."][rng.gen_range(0..5)].to_owned(),
+            }
+        };
+        let text: Vec<String> = (0..rng.gen_range(1..4)).map(|_| one(rng)).collect();
+        // As `parse_search_query` does it.
+        let mut terms: Vec<String> = Vec::new();
+        for term in text.join(" ").split_whitespace().map(fold_case) {
+            if !terms.contains(&term) {
+                terms.push(term);
+            }
+        }
+        if terms.is_empty() {
+            terms.push("x".into());
+        }
+        terms
+    }
+
     #[test]
     fn plans_match_the_definition_through_inserts_updates_and_deletes() {
         let mut rng = StdRng::seed_from_u64(11);
-        let mut docs: Vec<UnitTest> = (0..300).map(|n| random_unit_test(&mut rng, n)).collect();
+        let mut docs: Vec<UnitTest> = (0..300).map(|n| random_doc(&mut rng, n)).collect();
         let mut catalog = Catalog::build(docs[..200].to_vec());
         for doc in &docs[200..] {
             catalog.upsert(doc);
         }
         let mut non_empty = 0;
-        for round in 0..3000 {
+        let (mut searches, mut found) = (0, 0);
+        for round in 0..6000 {
             if round % 10 == 0 {
                 // Rewrite a unit test in place: new fields, later timestamps, sometimes deleted.
                 let i = rng.gen_range(0..docs.len());
-                let mut next = random_unit_test(&mut rng, 1000 + round);
+                let mut next = random_doc(&mut rng, 1000 + round);
                 next.id = docs[i].id;
                 next.org_id = docs[i].org_id.clone();
                 next.created_at = docs[i].created_at;
@@ -792,9 +931,26 @@ mod tests {
             if rng.gen_bool(0.3) {
                 query.offset = rng.gen_range(0..250);
             }
+            if round % 2 == 1 {
+                query.filter.terms = random_terms(&mut rng, &docs);
+                if rng.gen_bool(0.5) {
+                    // Exactly what the search endpoint asks.
+                    query.filter.is_deleted = Some(false);
+                    query.sort = vec![SortKey {
+                        field: SortField::UpdatedAt,
+                        descending: true,
+                    }];
+                    (query.offset, query.limit) = (0, 100);
+                    query.with_facets = false;
+                }
+            }
             let want = by_definition(&docs, &query);
+            if round % 2 == 1 {
+                searches += 1;
+                found += usize::from(!want.ids.is_empty());
+            }
             if let Some(org) = catalog.orgs.get(&query.filter.org_id) {
-                let rows = org.candidates(&query.filter);
+                let rows = org.candidates(&query.filter, None);
                 assert_eq!(
                     org.facets_by(rows.as_ref(), true, &query.filter),
                     org.facets_by(rows.as_ref(), false, &query.filter),
@@ -808,6 +964,181 @@ mod tests {
             non_empty > 1000,
             "queries too selective to prove much: {non_empty}"
         );
+        assert!(
+            found > searches / 10 && found < searches * 9 / 10,
+            "{found} of {searches} searches found something"
+        );
+    }
+
+    /// Searches on unit tests named and described as the benchmark's (bench/src/fixtures.rs):
+    /// eight words, two per unit test, and a number.
+    #[test]
+    fn a_search_reads_only_unit_tests_that_may_match() {
+        const WORDS: [&str; 8] = [
+            "signup",
+            "billing",
+            "refund",
+            "password",
+            "onboarding",
+            "upgrade",
+            "cancel",
+            "shipping",
+        ];
+        let mut rng = StdRng::seed_from_u64(7);
+        let docs: Vec<UnitTest> = (0..20_000)
+            .map(|n| {
+                let mut d = random_unit_test(&mut rng, n);
+                let (w1, w2) = (WORDS[n % 8], WORDS[(n / 8 + 3) % 8]);
+                d.org_id = "acme".into();
+                d.name = format!("seed-{n} {w1} {w2}");
+                d.description = format!("A user walks through {w1}, then {w2}; case {n}.");
+                d.is_deleted = n % 50 == 0;
+                d.updated_at = Timestamp::from_millis(1_700_000_000_000 + n as i64);
+                d
+            })
+            .collect();
+        let catalog = Catalog::build(docs.clone());
+        let org = &catalog.orgs["acme"];
+        // (query, most texts the search may read)
+        for (text, most) in [
+            ("zzzz", 0),
+            ("q", 0),
+            ("zz", 0),
+            ("REFUND, password,", 0),
+            ("77", 0),
+            ("e", 0),
+            // 4242 and 14242, and those holding 2424 (the same trigrams): 12424 and 2424x.
+            ("4242", 20),
+            // The first 100 of 1 in 8, newest first: a short walk.
+            ("refund", 150),
+            // Every one a match (1 in 32): reading them all is cheaper than a walk.
+            ("refund password", 20_000 / 32 + 10),
+        ] {
+            let query = crate::domain::query::parse_search_query(
+                "acme",
+                &crate::domain::query::QueryParams::parse(Some(&format!("query={text}"))),
+            )
+            .unwrap();
+            org.texts_read
+                .store(0, std::sync::atomic::Ordering::Relaxed);
+            assert_eq!(catalog.plan(&query), by_definition(&docs, &query), "{text}");
+            let read = org.texts_read.load(std::sync::atomic::Ordering::Relaxed);
+            assert!(read <= most, "{text}: read {read} texts");
+        }
+    }
+
+    /// What the grams cost and save at scale, on unit tests shaped as the benchmark's; prints one
+    /// table row per size and search. Run with
+    /// `SIMTEST_SCALE=10000,100000,1000000 cargo test --release --lib search_costs_at_scale -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "a measurement, slow in debug builds"]
+    fn search_costs_at_scale() {
+        use std::time::{Duration, Instant};
+        const WORDS: [&str; 8] = [
+            "signup",
+            "billing",
+            "refund",
+            "password",
+            "onboarding",
+            "upgrade",
+            "cancel",
+            "shipping",
+        ];
+        fn rss_mib() -> f64 {
+            let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+            let pages: f64 = statm
+                .split(' ')
+                .nth(1)
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(0.0);
+            pages * 4096.0 / (1 << 20) as f64
+        }
+        let sizes = std::env::var("SIMTEST_SCALE").unwrap_or_else(|_| "10000,100000".into());
+        println!(
+            "| N | search | grams p50 µs | grams p99 µs | scan p50 µs | scan p99 µs | results |"
+        );
+        for n in sizes
+            .split(',')
+            .map(|s| s.trim().parse::<usize>().expect("a size"))
+        {
+            let mut rng = StdRng::seed_from_u64(1);
+            let template = random_unit_test(&mut rng, 0);
+            let before = rss_mib();
+            let mut catalog = Catalog::default();
+            for i in 0..n {
+                let (w1, w2) = (WORDS[i % 8], WORDS[(i / 8 + 3) % 8]);
+                let mut id = [0u8; 12];
+                id[4..].copy_from_slice(&(i as u64).to_be_bytes());
+                catalog.load(&UnitTest {
+                    id: ObjectIdHex::from_bytes(id),
+                    org_id: "bench".into(),
+                    name: format!("seed-{i} {w1} {w2}"),
+                    description: format!(
+                        "A user walks through {w1}, then {w2}; case {i} of the benchmark set."
+                    ),
+                    is_deleted: false,
+                    updated_at: Timestamp::from_millis(1_700_000_000_000 + i as i64),
+                    ..template.clone()
+                });
+            }
+            catalog.loaded();
+            let with_grams = rss_mib() - before;
+            let org = catalog.orgs.get_mut("bench").expect("the org");
+            let texts: Vec<Box<str>> = org.rows.iter().map(|r| r.text.clone()).collect();
+            let resident = rss_mib();
+            let started = Instant::now();
+            let mut grams = GramIndex::default();
+            for (slot, text) in texts.iter().enumerate() {
+                grams.add(slot as Slot, text);
+            }
+            grams.optimize();
+            let build = started.elapsed();
+            let grams_resident = rss_mib() - resident;
+            let (keys, postings) = grams.size();
+            drop(texts);
+            org.grams = grams;
+            println!(
+                "N = {n}: catalog {with_grams:.0} MiB resident, of which grams {grams_resident:.0} MiB ({keys} keys, {postings} postings, {:.1} MiB by size), built in {} ms",
+                org.grams.bytes() as f64 / (1 << 20) as f64,
+                build.as_millis()
+            );
+            let org = &catalog.orgs["bench"];
+            for text in [
+                "refund",
+                "refund password",
+                "4242",
+                "zzzz",
+                "refund, password,",
+                "q",
+                "77",
+            ] {
+                let query = crate::domain::query::parse_search_query(
+                    "bench",
+                    &crate::domain::query::QueryParams::parse(Some(&format!("query={text}"))),
+                )
+                .expect("a search");
+                let time = |grams: bool| {
+                    let mut times: Vec<Duration> = (0..200)
+                        .map(|_| {
+                            let started = Instant::now();
+                            std::hint::black_box(org.plan_by(&query, grams));
+                            started.elapsed()
+                        })
+                        .collect();
+                    times.sort();
+                    (
+                        times[100].as_secs_f64() * 1e6,
+                        times[198].as_secs_f64() * 1e6,
+                    )
+                };
+                let ((g50, g99), (s50, s99)) = (time(true), time(false));
+                let results = org.plan_by(&query, true).ids.len();
+                assert_eq!(org.plan_by(&query, false).ids.len(), results);
+                println!(
+                    "| {n} | `{text}` | {g50:.0} | {g99:.0} | {s50:.0} | {s99:.0} | {results} |"
+                );
+            }
+        }
     }
 
     #[test]

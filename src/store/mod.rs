@@ -9,6 +9,7 @@ use crate::domain::{ObjectIdHex, UnitTest};
 pub mod catalog;
 pub mod deadline;
 pub mod embedded;
+mod grams;
 pub mod migrate;
 pub mod mongo;
 pub mod records;
