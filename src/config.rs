@@ -195,6 +195,12 @@ pub struct ServeArgs {
     #[arg(long, env = "SIMTEST_SIGN_IN_MAX_WAIT_MS", default_value_t = 5_000,
           value_parser = clap::value_parser!(u64).range(0..=60_000))]
     pub sign_in_max_wait_ms: u64,
+    /// Keep organization, user and role records this long (ms) to authenticate without a store
+    /// round trip; a record deleted or changed by another process is honoured for up to this
+    /// long. 0 (the default) reads them on every request.
+    #[arg(long, env = "SIMTEST_AUTH_CACHE_TTL_MS", default_value_t = 0,
+          value_parser = clap::value_parser!(u64).range(0..=300_000))]
+    pub auth_cache_ttl_ms: u64,
     #[command(flatten)]
     pub rate_limits: RateLimitArgs,
 }
@@ -318,6 +324,8 @@ pub struct Config {
     /// Tokens whose `exp - iat` exceeds this (plus the leeway) are refused, whoever signed them.
     pub token_max_lifetime_seconds: i64,
     pub sign_in: SignInSettings,
+    /// How long organization, user and role records are kept in memory (zero: not at all).
+    pub auth_cache_ttl: Duration,
     /// Body cap, timeout and CORS of the HTTP layer.
     pub http: HttpSettings,
     pub rate_limits: Budgets,
@@ -385,6 +393,7 @@ impl Config {
                 .map_or(self.sign_in.max_concurrent_verifications, |n| n as usize),
             max_wait: Duration::from_millis(args.sign_in_max_wait_ms),
         };
+        self.auth_cache_ttl = Duration::from_millis(args.auth_cache_ttl_ms);
         if let Some(file) = &args.maintenance_file {
             self.maintenance_file = file.clone();
         }
@@ -408,6 +417,7 @@ impl Config {
             token_ttl_seconds: common.token_ttl_seconds,
             token_max_lifetime_seconds: common.token_max_lifetime_seconds,
             sign_in: SignInSettings::default(),
+            auth_cache_ttl: Duration::ZERO,
             http: HttpSettings::default(),
             rate_limits: Budgets::default(),
             maintenance_file: common.data_dir.join("maintenance"),
@@ -437,6 +447,7 @@ impl Config {
             token_ttl_seconds: 3600,
             token_max_lifetime_seconds: DEFAULT_TOKEN_MAX_LIFETIME_SECONDS,
             sign_in: SignInSettings::default(),
+            auth_cache_ttl: Duration::ZERO,
             http: HttpSettings::default(),
             rate_limits: Budgets::default(),
             maintenance_file: data_dir.join("maintenance"),

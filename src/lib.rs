@@ -28,6 +28,7 @@ use ratelimit::RateLimits;
 use service::UnitTestService;
 pub use state::AppState;
 use store::Store;
+use store::cached::CachedRecords;
 use store::embedded::EmbeddedStore;
 use store::mongo::MongoStore;
 
@@ -165,11 +166,10 @@ pub async fn build_app_with_clusters(
     named: BTreeMap<String, Arc<dyn Store>>,
 ) -> Result<App, StartError> {
     let keys = token_keys(config, store.as_ref()).await?;
-    let store = telemetry::MeteredStore::wrap(store);
-    let named = named
-        .into_iter()
-        .map(|(name, s)| (name, telemetry::MeteredStore::wrap(s)))
-        .collect();
+    // Records cached outside the metering, so the store metrics count real lookups only.
+    let wrap = |s| CachedRecords::wrap(telemetry::MeteredStore::wrap(s), config.auth_cache_ttl);
+    let store = wrap(store);
+    let named = named.into_iter().map(|(name, s)| (name, wrap(s))).collect();
     let state = AppState {
         store: store.clone(),
         clusters: Arc::new(Clusters::new(store, named)),

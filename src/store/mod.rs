@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use crate::domain::query::{ListPage, ListQuery};
 use crate::domain::{ObjectIdHex, UnitTest};
 
+pub mod cached;
 pub mod catalog;
 pub mod deadline;
 pub mod embedded;
@@ -22,7 +23,7 @@ pub use records::{
 };
 
 /// What can go wrong below the service layer, independent of the backend.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// A unique rule (an active unit test name in an org) would be broken.
     #[error("duplicate key")]

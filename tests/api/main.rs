@@ -4,6 +4,7 @@ mod helpers;
 
 mod abandoned;
 mod auth;
+mod auth_cache;
 mod cli;
 pub mod crash;
 mod create;
