@@ -34,10 +34,13 @@ pub struct TermRows {
 impl GramIndex {
     /// Adds the grams of `text` for `slot`.
     pub fn add(&mut self, slot: u32, text: &str) {
+        // A gram met twice in one text is simply seen again: no per-text sort or dedup, which
+        // was most of the cost of loading.
         for gram in grams(text) {
             let rows = self.postings.entry(gram).or_default();
-            // Loading adds rows in ascending order, where `push` is an append.
-            if rows.try_push(slot).is_err() {
+            // Loading adds rows in ascending order, where `push` is an append; a row already
+            // last needs nothing.
+            if rows.max() != Some(slot) && rows.try_push(slot).is_err() {
                 rows.insert(slot);
             }
         }
@@ -46,11 +49,11 @@ impl GramIndex {
     /// Takes out the grams of `text` (what `add` was given) for `slot`.
     pub fn remove(&mut self, slot: u32, text: &str) {
         for gram in grams(text) {
-            if let Some(rows) = self.postings.get_mut(&gram) {
-                rows.remove(slot);
-                if rows.is_empty() {
-                    self.postings.remove(&gram);
-                }
+            if let Some(rows) = self.postings.get_mut(&gram)
+                && rows.remove(slot)
+                && rows.is_empty()
+            {
+                self.postings.remove(&gram);
             }
         }
     }
@@ -144,21 +147,18 @@ fn key(gram: &[u8]) -> u32 {
     ((gram.len() as u32) << 24) | packed
 }
 
-/// The distinct grams of `text` without white space.
-fn grams(text: &str) -> Vec<u32> {
+/// The grams of `text` that hold no white space, repeats included.
+fn grams(text: &str) -> impl Iterator<Item = u32> + '_ {
     let bytes = text.as_bytes();
-    let mut keys = Vec::with_capacity(bytes.len() * GRAM);
-    for start in 0..bytes.len() {
-        for end in start + 1..=(start + GRAM).min(bytes.len()) {
-            if blank(bytes[end - 1]) {
-                break;
-            }
-            keys.push(key(&bytes[start..end]));
-        }
-    }
-    keys.sort_unstable();
-    keys.dedup();
-    keys
+    (0..bytes.len()).flat_map(move |start| {
+        let end = (start + GRAM).min(bytes.len());
+        // The grams starting here, up to the first white space.
+        let clean = bytes[start..end]
+            .iter()
+            .position(|&b| blank(b))
+            .unwrap_or(end - start);
+        (1..=clean).map(move |len| key(&bytes[start..start + len]))
+    })
 }
 
 #[cfg(test)]
