@@ -1017,9 +1017,9 @@ mod tests {
             // 1 in 32, newest first: a walk.
             ("refund password", 150),
         ] {
-            let query = crate::domain::query::parse_search_query(
+            let query = crate::service::search_query_for(
                 "acme",
-                &crate::domain::query::QueryParams::parse(Some(&format!("query={text}"))),
+                &crate::domain::query_string::QueryParams::parse(Some(&format!("query={text}"))),
             )
             .unwrap();
             org.texts_read
@@ -1115,9 +1115,11 @@ mod tests {
                 "q",
                 "77",
             ] {
-                let query = crate::domain::query::parse_search_query(
+                let query = crate::service::search_query_for(
                     "bench",
-                    &crate::domain::query::QueryParams::parse(Some(&format!("query={text}"))),
+                    &crate::domain::query_string::QueryParams::parse(Some(&format!(
+                        "query={text}"
+                    ))),
                 )
                 .expect("a search");
                 let time = |grams: bool| {
