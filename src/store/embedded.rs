@@ -4,6 +4,7 @@
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::Instant;
 
 use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
@@ -133,10 +134,12 @@ impl EmbeddedStore {
             path: shown,
             detail: failure.into_store_error().to_string(),
         })?;
+        let catalog = Arc::new(RwLock::new(catalog));
+        index_in_background(&catalog);
         Ok(Self {
             db: Arc::new(db),
             docs: Arc::new(DocCache::new(DOC_CACHE_ENTRIES)),
-            catalog: Arc::new(RwLock::new(catalog)),
+            catalog,
             writer: Arc::default(),
         })
     }
@@ -220,6 +223,42 @@ fn load_catalog(db: &Database) -> Result<Catalog, Failure> {
     }
     catalog.loaded();
     Ok(catalog)
+}
+
+/// Rows whose search grams are built per hold of the catalog's lock: a few ms, so lists and
+/// writes wait no longer than that while the index is built.
+const GRAMS_STEP: usize = 1024;
+
+/// Builds the search grams of the unit tests loaded at start on a thread of its own, a step at a
+/// time, so the store serves from the moment it is open (searches read the texts until the index
+/// is complete). Stops early when the store is dropped.
+fn index_in_background(catalog: &Arc<RwLock<Catalog>>) {
+    let catalog = Arc::downgrade(catalog);
+    let started = Instant::now();
+    let spawned = std::thread::Builder::new()
+        .name("simtest-search-index".into())
+        .spawn(move || {
+            let mut rows = 0;
+            while let Some(catalog) = catalog.upgrade() {
+                let step = catalog
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .index_grams(GRAMS_STEP);
+                if step == 0 {
+                    tracing::info!(
+                        rows,
+                        ms = started.elapsed().as_millis() as u64,
+                        "search index built"
+                    );
+                    return;
+                }
+                rows += step;
+            }
+        });
+    if let Err(error) = spawned {
+        // Searches stay correct without the index, only slower.
+        tracing::error!(%error, "cannot start building the search index");
+    }
 }
 
 fn create_tables(db: &Database) -> Result<(), redb::Error> {
