@@ -352,7 +352,7 @@ impl OrgIndex {
         }
     }
 
-    /// Adds `doc` as a new row, without placing it in the orders.
+    /// Adds `doc` as a new row, without placing it in the orders or its grams in the index.
     fn push(&mut self, doc: &UnitTest) -> Slot {
         let slot = Slot::try_from(self.rows.len()).expect("fewer than 2^32 unit tests per org");
         let row = self.row(doc);
@@ -360,7 +360,6 @@ impl OrgIndex {
         self.slots.insert(doc.id, slot);
         self.all.insert(slot);
         self.post(slot, true);
-        self.grams.push(slot, &self.rows[slot as usize].text);
         for order in &mut self.orders {
             order.push(slot);
         }
@@ -390,6 +389,8 @@ impl OrgIndex {
 
     fn insert(&mut self, doc: &UnitTest) {
         let slot = self.push(doc);
+        // Rows loaded at start are indexed later, in steps (`Catalog::index_grams`).
+        self.grams.push(slot, &self.rows[slot as usize].text);
         for k in 0..ORDERS.len() {
             // `push` appended the slot; ids mostly grow, so this is usually a no-op move.
             self.orders[k].pop();
