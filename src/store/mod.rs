@@ -6,15 +6,13 @@ use async_trait::async_trait;
 use crate::domain::query::{ListPage, ListQuery};
 use crate::domain::{ObjectIdHex, UnitTest};
 
-pub mod catalog;
 pub mod deadline;
 pub mod embedded;
-pub mod migrate;
 pub mod mongo;
 pub mod records;
 pub mod round_trips;
 #[cfg(test)]
-pub(crate) mod testgen;
+pub(crate) mod tests;
 
 pub use records::{
     ApiKey, Metric, NamedRecord, Organization, Records, Role, Service, UnitTestSet, User,

@@ -739,7 +739,7 @@ mod tests {
 
     use super::*;
     use crate::domain::query::{FilterValuesBuilder, compare};
-    use crate::store::testgen::{random_query, random_unit_test};
+    use crate::store::tests::testgen::{random_query, random_unit_test};
 
     /// The page as the definition says: every matching unit test, sorted, sliced.
     fn by_definition(docs: &[UnitTest], query: &ListQuery) -> PagePlan {

@@ -10,7 +10,6 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::catalog::Catalog;
 use super::deadline::Deadline;
 use super::{
     ApiKey, Metric, NamedKind, NamedRecord, Organization, Records, Role, Service, Store,
@@ -18,6 +17,9 @@ use super::{
 };
 use crate::domain::query::{ListPage, ListQuery};
 use crate::domain::{ObjectIdHex, UnitTest};
+use catalog::Catalog;
+
+mod catalog;
 
 type Id = [u8; 12];
 type DocCache = quick_cache::sync::Cache<ObjectIdHex, Arc<UnitTest>>;
