@@ -121,17 +121,12 @@ fn parse_sort(raw: &str) -> Result<SortKey, (&'static str, String)> {
         Some(b'+') => (false, &raw[1..]),
         _ => (false, raw),
     };
-    let field = match name {
-        "updated_at" => SortField::UpdatedAt,
-        "created_at" => SortField::CreatedAt,
-        "name" => SortField::Name,
-        _ => {
-            return Err((
-                "sort_field",
-                "Sort by `updated_at`, `created_at` or `name`, optionally prefixed by `+` or `-`"
-                    .to_owned(),
-            ));
-        }
+    let Some(field) = SortField::from_name(name) else {
+        return Err((
+            "sort_field",
+            "Sort by `updated_at`, `created_at` or `name`, optionally prefixed by `+` or `-`"
+                .to_owned(),
+        ));
     };
     Ok(SortKey { field, descending })
 }

@@ -260,4 +260,15 @@ mod tests {
             doc! {"updated_at": -1, "_id": 1}
         );
     }
+
+    #[test]
+    fn every_sort_field_sorts_the_stored_field_of_its_name() {
+        for field in SortField::ALL {
+            let sort = sort_document(&[SortKey {
+                field,
+                descending: false,
+            }]);
+            assert_eq!(sort.keys().next().map(String::as_str), Some(field.name()));
+        }
+    }
 }
