@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::domain::query::{ListPage, ListQuery};
-use crate::domain::{ObjectIdHex, UnitTest};
+use crate::domain::{ObjectIdHex, UnitTest, UserId};
 use crate::store::{
     ApiKey, Metric, NamedKind, NamedRecord, Organization, Records, Role, Service, Store,
     StoreResult, User,
@@ -76,7 +76,7 @@ impl Store for MeteredStore {
         timed("organization", self.inner.organization(org_id)).await
     }
 
-    async fn user(&self, org_id: &str, user_id: &str) -> StoreResult<Option<User>> {
+    async fn user(&self, org_id: &str, user_id: &UserId) -> StoreResult<Option<User>> {
         timed("user", self.inner.user(org_id, user_id)).await
     }
 

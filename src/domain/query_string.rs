@@ -89,7 +89,7 @@ fn parse_creator(raw: &str) -> Result<UserInfo, (&'static str, String)> {
     match raw.split_once(',') {
         Some((org_id, user_id)) if !org_id.is_empty() && !user_id.is_empty() => Ok(UserInfo {
             org_id: org_id.to_owned(),
-            user_id: user_id.to_owned(),
+            user_id: user_id.into(),
         }),
         _ => Err((
             "creator_format",

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 
 use crate::domain::query::{ListPage, ListQuery};
-use crate::domain::{ObjectIdHex, UnitTest};
+use crate::domain::{ObjectIdHex, UnitTest, UserId};
 
 pub mod deadline;
 pub mod embedded;
@@ -47,7 +47,7 @@ pub trait Store: Send + Sync + 'static {
     async fn ping(&self) -> StoreResult<()>;
 
     async fn organization(&self, org_id: &str) -> StoreResult<Option<Organization>>;
-    async fn user(&self, org_id: &str, user_id: &str) -> StoreResult<Option<User>>;
+    async fn user(&self, org_id: &str, user_id: &UserId) -> StoreResult<Option<User>>;
     async fn role(&self, org_id: &str, name: &str) -> StoreResult<Option<Role>>;
     async fn api_key(&self, org_id: &str, key_id: &str) -> StoreResult<Option<ApiKey>>;
     async fn service(&self, org_id: &str, id: ObjectIdHex) -> StoreResult<Option<Service>>;

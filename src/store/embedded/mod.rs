@@ -16,7 +16,7 @@ use super::{
     StoreError, StoreResult, UnitTestSet, User,
 };
 use crate::domain::query::{ListPage, ListQuery};
-use crate::domain::{ObjectIdHex, UnitTest};
+use crate::domain::{ObjectIdHex, UnitTest, UserId};
 use catalog::Catalog;
 
 mod catalog;
@@ -342,8 +342,8 @@ impl Store for EmbeddedStore {
         })
     }
 
-    async fn user(&self, org_id: &str, user_id: &str) -> StoreResult<Option<User>> {
-        self.read(|db| get_by_str(db, USERS, org_id, user_id))
+    async fn user(&self, org_id: &str, user_id: &UserId) -> StoreResult<Option<User>> {
+        self.read(|db| get_by_str(db, USERS, org_id, user_id.as_str()))
     }
 
     async fn role(&self, org_id: &str, name: &str) -> StoreResult<Option<Role>> {

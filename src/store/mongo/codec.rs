@@ -131,13 +131,13 @@ fn name_guard(t: &UnitTest) -> String {
 }
 
 fn user_info_doc(u: &UserInfo) -> Document {
-    doc! {field::ORG_ID: &u.org_id, field::USER_ID: &u.user_id}
+    doc! {field::ORG_ID: &u.org_id, field::USER_ID: u.user_id.as_str()}
 }
 
 pub(super) fn user_info_of(d: &Document) -> Option<UserInfo> {
     Some(UserInfo {
         org_id: d.get_str(field::ORG_ID).ok()?.to_owned(),
-        user_id: d.get_str(field::USER_ID).ok()?.to_owned(),
+        user_id: d.get_str(field::USER_ID).ok()?.into(),
     })
 }
 

@@ -36,7 +36,7 @@ use super::{
     StoreError, StoreResult, User,
 };
 use crate::domain::query::{ListPage, ListQuery};
-use crate::domain::{ObjectIdHex, UnitTest};
+use crate::domain::{ObjectIdHex, UnitTest, UserId};
 use codec::{
     datetime, id_either_way, ids_either_way, oid, record_from_doc, record_to_doc,
     unit_test_from_doc, unit_test_to_doc,
@@ -427,9 +427,12 @@ impl Db {
             .await
     }
 
-    async fn user(&self, org_id: &str, user_id: &str) -> StoreResult<Option<User>> {
-        self.find_record(c::USER, doc! {"org_id": org_id, "user_id": user_id})
-            .await
+    async fn user(&self, org_id: &str, user_id: &UserId) -> StoreResult<Option<User>> {
+        self.find_record(
+            c::USER,
+            doc! {"org_id": org_id, "user_id": user_id.as_str()},
+        )
+        .await
     }
 
     async fn role(&self, org_id: &str, name: &str) -> StoreResult<Option<Role>> {
@@ -607,7 +610,7 @@ impl Db {
         for u in &r.users {
             self.upsert(
                 c::USER,
-                doc! {"org_id": &u.org_id, "user_id": &u.user_id},
+                doc! {"org_id": &u.org_id, "user_id": u.user_id.as_str()},
                 record_to_doc(u)?,
             )
             .await?;
@@ -684,7 +687,7 @@ macro_rules! detach_by {
         }
     )*};
 }
-detach_by!(clone: UnitTest, ListQuery, Records);
+detach_by!(clone: UnitTest, UserId, ListQuery, Records);
 detach_by!(copy: ObjectIdHex, NamedKind);
 
 /// The [`Store`] impl: each operation of [`Db`] (same name, same arguments) run detached, its
@@ -708,7 +711,7 @@ detached_store! {
     fn ping() -> ();
     fn shared_token_secret(proposal: &str) -> Option<String>;
     fn organization(org_id: &str) -> Option<Organization>;
-    fn user(org_id: &str, user_id: &str) -> Option<User>;
+    fn user(org_id: &str, user_id: &UserId) -> Option<User>;
     fn role(org_id: &str, name: &str) -> Option<Role>;
     fn api_key(org_id: &str, key_id: &str) -> Option<ApiKey>;
     fn service(org_id: &str, id: ObjectIdHex) -> Option<Service>;

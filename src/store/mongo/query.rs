@@ -78,7 +78,7 @@ pub(super) fn filter_document(f: &UnitTestFilter) -> Document {
         let creators: Vec<Document> = f
             .creators
             .iter()
-            .map(|u| doc! {field::CREATOR_ORG_ID: &u.org_id, field::CREATOR_USER_ID: &u.user_id})
+            .map(|u| doc! {field::CREATOR_ORG_ID: &u.org_id, field::CREATOR_USER_ID: u.user_id.as_str()})
             .collect();
         all.push(one_or_any(creators));
     }
