@@ -164,30 +164,8 @@ async fn writes_that_keep_losing_their_race_are_503_too_many_concurrent_changes(
     assert_eq!(now["is_deleted"], false);
 }
 
-macro_rules! failpoint_tests {
-    ($($name:ident),* $(,)?) => {
-        mod embedded {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::short_timeout_app(super::Backend::Embedded).await).await
-                }
-            )*
-        }
-        mod mongo {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    if super::mongo_available() {
-                        super::$name(super::short_timeout_app(super::Backend::Mongo).await).await
-                    }
-                }
-            )*
-        }
-    };
-}
-
-failpoint_tests!(
+backend_tests!(
+    spawn: super::short_timeout_app;
     a_write_held_before_its_commit_past_the_timeout_is_503_and_writes_nothing,
     a_commit_that_outlives_the_timeout_is_answered_with_its_real_outcome,
     a_write_queued_behind_a_slow_commit_gets_503_only_if_it_wrote_nothing,

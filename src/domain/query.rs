@@ -285,6 +285,17 @@ pub struct ListPage {
     pub filter_values: Option<FilterValues>,
 }
 
+impl ListPage {
+    /// No unit tests, nothing after them, no facets.
+    pub fn empty() -> Self {
+        Self {
+            items: Vec::new(),
+            has_more: false,
+            filter_values: None,
+        }
+    }
+}
+
 /// Default and bounds of `limit` (the contract's 0–500, default 50).
 pub const DEFAULT_LIMIT: u32 = 50;
 pub const MAX_LIMIT: u32 = 500;

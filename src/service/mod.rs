@@ -24,11 +24,7 @@ pub struct UnitTestPage {
 impl UnitTestPage {
     fn empty() -> Self {
         Self {
-            page: ListPage {
-                items: Vec::new(),
-                has_more: false,
-                filter_values: None,
-            },
+            page: ListPage::empty(),
             offset: 0,
         }
     }
@@ -149,7 +145,7 @@ impl UnitTestService {
         params: &QueryParams,
     ) -> Result<ListPage, Error> {
         if !user.can(Permission::Get) {
-            return Ok(UnitTestPage::empty().page);
+            return Ok(ListPage::empty());
         }
         let query = search_query_for(&user.org_id, params)?;
         Ok(user.store.list_unit_tests(&query).await?)
