@@ -88,3 +88,29 @@ pub trait Store: Send + Sync + 'static {
         Ok(None)
     }
 }
+
+/// Calls `$callback!` with the signature of every [`Store`] operation (`self` and `StoreResult`
+/// left out), so a store that forwards each one (MongoDB into its detached tasks, the metered
+/// store into its timer) lists them once, here beside the trait.
+macro_rules! for_each_store_operation {
+    ($callback:ident) => {
+        $callback! {
+            fn ping() -> ();
+            fn shared_token_secret(proposal: &str) -> Option<String>;
+            fn organization(org_id: &str) -> Option<Organization>;
+            fn user(org_id: &str, user_id: &UserId) -> Option<User>;
+            fn role(org_id: &str, name: &str) -> Option<Role>;
+            fn api_key(org_id: &str, key_id: &str) -> Option<ApiKey>;
+            fn service(org_id: &str, id: ObjectIdHex) -> Option<Service>;
+            fn named(kind: NamedKind, org_id: &str, id: ObjectIdHex) -> Option<NamedRecord>;
+            fn metrics(org_id: &str, ids: &[ObjectIdHex]) -> Vec<Metric>;
+            fn unit_test_in_live_set(org_id: &str, unit_test_id: ObjectIdHex) -> bool;
+            fn insert_unit_test(doc: &UnitTest) -> ();
+            fn unit_test(org_id: &str, id: ObjectIdHex) -> Option<UnitTest>;
+            fn replace_unit_test(previous: &UnitTest, next: &UnitTest) -> bool;
+            fn list_unit_tests(query: &ListQuery) -> ListPage;
+            fn upsert_records(records: &Records) -> ();
+        }
+    };
+}
+pub(crate) use for_each_store_operation;

@@ -277,6 +277,17 @@ impl Db {
             .transpose()
     }
 
+    /// The record of `org_id` whose `_id` is `id` (stored either way).
+    async fn find_by_id<T: DeserializeOwned>(
+        &self,
+        collection: &str,
+        org_id: &str,
+        id: ObjectIdHex,
+    ) -> StoreResult<Option<T>> {
+        let filter = doc! {"_id": {"$in": id_either_way(id)}, "org_id": org_id};
+        self.find_record(collection, filter).await
+    }
+
     async fn find_records<T: DeserializeOwned>(
         &self,
         collection: &str,
@@ -310,18 +321,19 @@ impl Db {
         Ok(())
     }
 
-    /// Upserts records keyed by their `_id`, which is written as an ObjectId.
-    async fn upsert_by_id<T: Serialize + Sync>(
+    /// Upserts `rows`, each by the filter `key` makes of it (its natural key, or its `_id`); the
+    /// key's fields are written as the filter has them (an `_id` as an ObjectId).
+    async fn upsert_by<T: Serialize + Sync>(
         &self,
         collection: &str,
         rows: &[T],
-        id_of_row: impl Fn(&T) -> ObjectIdHex,
+        key: impl Fn(&T) -> Document,
     ) -> StoreResult<()> {
         for row in rows {
-            let id = id_of_row(row);
+            let filter = key(row);
             let mut d = record_to_doc(row)?;
-            d.insert("_id", oid(id));
-            self.upsert(collection, doc! {"_id": oid(id)}, d).await?;
+            d.extend(filter.clone());
+            self.upsert(collection, filter, d).await?;
         }
         Ok(())
     }
@@ -446,11 +458,7 @@ impl Db {
     }
 
     async fn service(&self, org_id: &str, id: ObjectIdHex) -> StoreResult<Option<Service>> {
-        self.find_record(
-            c::SERVICE,
-            doc! {"_id": {"$in": id_either_way(id)}, "org_id": org_id},
-        )
-        .await
+        self.find_by_id(c::SERVICE, org_id, id).await
     }
 
     async fn named(
@@ -463,11 +471,7 @@ impl Db {
             NamedKind::Persona => c::PERSONA,
             NamedKind::Scenario => c::SCENARIO,
         };
-        self.find_record(
-            collection,
-            doc! {"_id": {"$in": id_either_way(id)}, "org_id": org_id},
-        )
-        .await
+        self.find_by_id(collection, org_id, id).await
     }
 
     async fn metrics(&self, org_id: &str, ids: &[ObjectIdHex]) -> StoreResult<Vec<Metric>> {
@@ -591,45 +595,36 @@ impl Db {
     }
 
     async fn upsert_records(&self, r: &Records) -> StoreResult<()> {
-        for o in &r.organizations {
-            self.upsert(
-                c::ORGANIZATION,
-                doc! {"org_id": &o.org_id},
-                record_to_doc(o)?,
-            )
+        self.upsert_by(c::ORGANIZATION, &r.organizations, |o| {
+            doc! {"org_id": &o.org_id}
+        })
+        .await?;
+        self.upsert_by(c::ROLE, &r.roles, |x| {
+            doc! {"org_id": &x.org_id, "name": &x.name}
+        })
+        .await?;
+        self.upsert_by(c::USER, &r.users, |u| {
+            doc! {"org_id": &u.org_id, "user_id": u.user_id.as_str()}
+        })
+        .await?;
+        self.upsert_by(c::API_KEY, &r.api_keys, |k| {
+            doc! {"org_id": &k.org_id, "key_id": &k.key_id}
+        })
+        .await?;
+        self.upsert_by(c::SERVICE, &r.services, |s| doc! {"_id": oid(s.id)})
             .await?;
-        }
-        for x in &r.roles {
-            self.upsert(
-                c::ROLE,
-                doc! {"org_id": &x.org_id, "name": &x.name},
-                record_to_doc(x)?,
-            )
+        self.upsert_by(c::PERSONA, &r.personas, |s| doc! {"_id": oid(s.id)})
             .await?;
-        }
-        for u in &r.users {
-            self.upsert(
-                c::USER,
-                doc! {"org_id": &u.org_id, "user_id": u.user_id.as_str()},
-                record_to_doc(u)?,
-            )
+        self.upsert_by(c::SCENARIO, &r.scenarios, |s| doc! {"_id": oid(s.id)})
             .await?;
-        }
-        for k in &r.api_keys {
-            self.upsert(
-                c::API_KEY,
-                doc! {"org_id": &k.org_id, "key_id": &k.key_id},
-                record_to_doc(k)?,
-            )
+        self.upsert_by(c::METRIC, &r.metrics, |s| doc! {"_id": oid(s.id)})
             .await?;
-        }
-        self.upsert_by_id(c::SERVICE, &r.services, |s| s.id).await?;
-        self.upsert_by_id(c::PERSONA, &r.personas, |s| s.id).await?;
-        self.upsert_by_id(c::SCENARIO, &r.scenarios, |s| s.id)
-            .await?;
-        self.upsert_by_id(c::METRIC, &r.metrics, |s| s.id).await?;
-        self.upsert_by_id(c::UNIT_TEST_SET, &r.unit_test_sets, |s| s.id)
-            .await?;
+        self.upsert_by(
+            c::UNIT_TEST_SET,
+            &r.unit_test_sets,
+            |s| doc! {"_id": oid(s.id)},
+        )
+        .await?;
         Ok(())
     }
 }
@@ -690,8 +685,8 @@ macro_rules! detach_by {
 detach_by!(clone: UnitTest, UserId, ListQuery, Records);
 detach_by!(copy: ObjectIdHex, NamedKind);
 
-/// The [`Store`] impl: each operation of [`Db`] (same name, same arguments) run detached, its
-/// round trips counted under its name.
+/// The [`Store`] impl, given every operation's signature: each operation of [`Db`] (same name, same
+/// arguments) run detached, its round trips counted under its name.
 macro_rules! detached_store {
     ($(fn $name:ident($($arg:ident: $ty:ty),*) -> $out:ty;)*) => {
         #[async_trait]
@@ -707,23 +702,7 @@ macro_rules! detached_store {
     };
 }
 
-detached_store! {
-    fn ping() -> ();
-    fn shared_token_secret(proposal: &str) -> Option<String>;
-    fn organization(org_id: &str) -> Option<Organization>;
-    fn user(org_id: &str, user_id: &UserId) -> Option<User>;
-    fn role(org_id: &str, name: &str) -> Option<Role>;
-    fn api_key(org_id: &str, key_id: &str) -> Option<ApiKey>;
-    fn service(org_id: &str, id: ObjectIdHex) -> Option<Service>;
-    fn named(kind: NamedKind, org_id: &str, id: ObjectIdHex) -> Option<NamedRecord>;
-    fn metrics(org_id: &str, ids: &[ObjectIdHex]) -> Vec<Metric>;
-    fn unit_test_in_live_set(org_id: &str, unit_test_id: ObjectIdHex) -> bool;
-    fn insert_unit_test(doc: &UnitTest) -> ();
-    fn unit_test(org_id: &str, id: ObjectIdHex) -> Option<UnitTest>;
-    fn replace_unit_test(previous: &UnitTest, next: &UnitTest) -> bool;
-    fn list_unit_tests(query: &ListQuery) -> ListPage;
-    fn upsert_records(records: &Records) -> ();
-}
+super::for_each_store_operation!(detached_store);
 
 #[cfg(test)]
 mod tests {
