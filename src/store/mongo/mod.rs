@@ -3,11 +3,12 @@
 //! ones `UnitTestFilter::matches`, `compare` and offset/limit give there.
 //!
 //! It supports MongoDB 6+ and FerretDB 2 (on PostgreSQL with DocumentDB): single-document updates
-//! are atomic, `$facet` answers a first page's facets in one round trip. The unique active name is a
-//! plain unique index over `(org_id, name, name_guard)`, where `name_guard` is `""` while a unit test
-//! is active and its own id once it is deleted: every active unit test of a name collides, deleted
-//! ones never do (it predates partial indexes here and existing databases rely on it). Tag filters
-//! match `tag_pairs`, each tag stored once more as one string, behind one multikey index.
+//! are atomic, one aggregation answers a first page's facets in one round trip. The unique active
+//! name is a plain unique index over `(org_id, name, name_guard)`, where `name_guard` is `""` while a
+//! unit test is active and its own id once it is deleted: every active unit test of a name
+//! collides, deleted ones never do (it predates partial indexes here and existing databases rely on
+//! it). Tag filters match `tag_pairs`, each tag stored once more as one string, behind one multikey
+//! index.
 //!
 //! Reference collections may hold documents other systems wrote: their `_id` is read whether it is an
 //! ObjectId or a 24-hex string, missing flags take their defaults, unknown fields are ignored.
