@@ -82,6 +82,9 @@ pub enum Error {
     SignInBusy,
     #[error("the store is unavailable")]
     Unavailable(String),
+    /// Every attempt to write a unit test lost its race to another writer of it.
+    #[error("too many concurrent changes to unit test {0}")]
+    TooManyConcurrentChanges(ObjectIdHex),
     #[error("internal error")]
     Internal(String),
 }
@@ -119,9 +122,11 @@ impl Error {
             Self::NameTaken(_) => StatusCode::CONFLICT,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Maintenance | Self::Timeout { .. } | Self::Unavailable(_) | Self::SignInBusy => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Self::Maintenance
+            | Self::Timeout { .. }
+            | Self::Unavailable(_)
+            | Self::TooManyConcurrentChanges(_)
+            | Self::SignInBusy => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -144,6 +149,7 @@ impl Error {
             Self::Maintenance => "maintenance",
             Self::Timeout { .. } => "request_timeout",
             Self::Unavailable(_) => "service_unavailable",
+            Self::TooManyConcurrentChanges(_) => "too_many_concurrent_changes",
             Self::SignInBusy => "sign_in_busy",
             Self::Internal(_) => "internal_error",
         }
@@ -168,6 +174,9 @@ impl Error {
                 ))
             }
             Self::Unavailable(_) => json!("The service is temporarily unavailable; retry shortly."),
+            Self::TooManyConcurrentChanges(id) => json!(format!(
+                "Too many concurrent changes to unit test {id}; retry shortly."
+            )),
             Self::SignInBusy => {
                 json!("Too many sign-ins are being verified at once; retry shortly.")
             }
@@ -190,6 +199,9 @@ impl IntoResponse for Error {
         match &self {
             Self::Internal(cause) => tracing::error!(cause = %cause, "internal error"),
             Self::Unavailable(cause) => tracing::warn!(cause = %cause, "store unavailable"),
+            Self::TooManyConcurrentChanges(id) => {
+                tracing::warn!(unit_test_id = %id, "every write attempt lost its race")
+            }
             Self::Unauthorized(reason) => tracing::info!(reason, "request not authenticated"),
             _ => {}
         }
@@ -210,7 +222,8 @@ impl IntoResponse for Error {
             Self::Timeout { .. } | Self::Unavailable(_) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
             }
-            Self::SignInBusy => {
+            // Contention on one unit test passes quickly.
+            Self::SignInBusy | Self::TooManyConcurrentChanges(_) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             _ => {}

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::domain::query::{ListPage, ListQuery};
-use crate::domain::{ObjectIdHex, UnitTest};
+use crate::domain::{ObjectIdHex, UnitTest, UserId};
 use crate::store::{
     ApiKey, Metric, NamedKind, NamedRecord, Organization, Records, Role, Service, Store,
     StoreResult, User,
@@ -66,86 +66,16 @@ async fn timed<T>(
     result
 }
 
-#[async_trait]
-impl Store for MeteredStore {
-    async fn ping(&self) -> StoreResult<()> {
-        timed("ping", self.inner.ping()).await
-    }
-
-    async fn organization(&self, org_id: &str) -> StoreResult<Option<Organization>> {
-        timed("organization", self.inner.organization(org_id)).await
-    }
-
-    async fn user(&self, org_id: &str, user_id: &str) -> StoreResult<Option<User>> {
-        timed("user", self.inner.user(org_id, user_id)).await
-    }
-
-    async fn role(&self, org_id: &str, name: &str) -> StoreResult<Option<Role>> {
-        timed("role", self.inner.role(org_id, name)).await
-    }
-
-    async fn api_key(&self, org_id: &str, key_id: &str) -> StoreResult<Option<ApiKey>> {
-        timed("api_key", self.inner.api_key(org_id, key_id)).await
-    }
-
-    async fn service(&self, org_id: &str, id: ObjectIdHex) -> StoreResult<Option<Service>> {
-        timed("service", self.inner.service(org_id, id)).await
-    }
-
-    async fn named(
-        &self,
-        kind: NamedKind,
-        org_id: &str,
-        id: ObjectIdHex,
-    ) -> StoreResult<Option<NamedRecord>> {
-        timed("named", self.inner.named(kind, org_id, id)).await
-    }
-
-    async fn metrics(&self, org_id: &str, ids: &[ObjectIdHex]) -> StoreResult<Vec<Metric>> {
-        timed("metrics", self.inner.metrics(org_id, ids)).await
-    }
-
-    async fn unit_test_in_live_set(
-        &self,
-        org_id: &str,
-        unit_test_id: ObjectIdHex,
-    ) -> StoreResult<bool> {
-        timed(
-            "unit_test_in_live_set",
-            self.inner.unit_test_in_live_set(org_id, unit_test_id),
-        )
-        .await
-    }
-
-    async fn insert_unit_test(&self, doc: &UnitTest) -> StoreResult<()> {
-        timed("insert_unit_test", self.inner.insert_unit_test(doc)).await
-    }
-
-    async fn unit_test(&self, org_id: &str, id: ObjectIdHex) -> StoreResult<Option<UnitTest>> {
-        timed("unit_test", self.inner.unit_test(org_id, id)).await
-    }
-
-    async fn replace_unit_test(&self, previous: &UnitTest, next: &UnitTest) -> StoreResult<bool> {
-        timed(
-            "replace_unit_test",
-            self.inner.replace_unit_test(previous, next),
-        )
-        .await
-    }
-
-    async fn list_unit_tests(&self, query: &ListQuery) -> StoreResult<ListPage> {
-        timed("list_unit_tests", self.inner.list_unit_tests(query)).await
-    }
-
-    async fn upsert_records(&self, records: &Records) -> StoreResult<()> {
-        timed("upsert_records", self.inner.upsert_records(records)).await
-    }
-
-    async fn shared_token_secret(&self, proposal: &str) -> StoreResult<Option<String>> {
-        timed(
-            "shared_token_secret",
-            self.inner.shared_token_secret(proposal),
-        )
-        .await
-    }
+/// The [`Store`] impl, given every operation's signature: each one timed under its name.
+macro_rules! timed_store {
+    ($(fn $name:ident($($arg:ident: $ty:ty),*) -> $out:ty;)*) => {
+        #[async_trait]
+        impl Store for MeteredStore {
+            $(async fn $name(&self, $($arg: $ty),*) -> StoreResult<$out> {
+                timed(stringify!($name), self.inner.$name($($arg),*)).await
+            })*
+        }
+    };
 }
+
+crate::store::for_each_store_operation!(timed_store);

@@ -1,7 +1,8 @@
 //! Fault injection (the `fail` crate's failpoints, compiled in by the `failpoints` feature that only
 //! the test build turns on): writes made slow on purpose, past a short request timeout, on both
 //! stores. The promise under test: a request is answered 503 `request_timeout` only if nothing of
-//! it was written; a write that commits is answered with its real outcome, however late.
+//! it was written; a write that commits is answered with its real outcome, however late. And a
+//! write that keeps losing its race to other writers is reported as that, not as an outage.
 //!
 //! Its own test binary because failpoints are process-wide: here they cannot slow down the other
 //! tests, and `FailScenario` runs these one at a time.
@@ -136,31 +137,37 @@ async fn a_write_queued_behind_a_slow_commit_gets_503_only_if_it_wrote_nothing(a
     }
 }
 
-macro_rules! failpoint_tests {
-    ($($name:ident),* $(,)?) => {
-        mod embedded {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::short_timeout_app(super::Backend::Embedded).await).await
-                }
-            )*
-        }
-        mod mongo {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    if super::mongo_available() {
-                        super::$name(super::short_timeout_app(super::Backend::Mongo).await).await
-                    }
-                }
-            )*
-        }
-    };
+/// Every write of an update or a delete loses its race to another writer: once its attempts are
+/// spent the request is 503 `too_many_concurrent_changes` (not `service_unavailable`: the store is
+/// fine) with a short `Retry-After`, and nothing of it was written.
+async fn writes_that_keep_losing_their_race_are_503_too_many_concurrent_changes(app: TestApp) {
+    let _scenario = FailScenario::setup();
+    let kept = app.create_ok(&unit_test_body("kept")).await;
+    fail::cfg("service::lose_race", "return").unwrap();
+    let updated = app.update(&kept, &json!({"description": "never"})).await;
+    assert_eq!(updated.headers()["retry-after"], "1");
+    let code = "too_many_concurrent_changes";
+    let body = assert_error(updated, StatusCode::SERVICE_UNAVAILABLE, code).await;
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("concurrent changes"),
+        "{body}"
+    );
+    let deleted = app.delete(&kept).await;
+    assert_error(deleted, StatusCode::SERVICE_UNAVAILABLE, code).await;
+    fail::remove("service::lose_race");
+
+    let now = app.get(&kept).await;
+    assert_eq!(now["description"], "Checks that kept works");
+    assert_eq!(now["is_deleted"], false);
 }
 
-failpoint_tests!(
+backend_tests!(
+    spawn: super::short_timeout_app;
     a_write_held_before_its_commit_past_the_timeout_is_503_and_writes_nothing,
     a_commit_that_outlives_the_timeout_is_answered_with_its_real_outcome,
     a_write_queued_behind_a_slow_commit_gets_503_only_if_it_wrote_nothing,
+    writes_that_keep_losing_their_race_are_503_too_many_concurrent_changes,
 );

@@ -606,7 +606,7 @@ impl SampleTest {
     pub fn to_unit_test(&self) -> UnitTest {
         let creator = UserInfo {
             org_id: self.creator.0.clone(),
-            user_id: self.creator.1.clone(),
+            user_id: self.creator.1.clone().into(),
         };
         let mut tags: Vec<Tag> = self
             .tags

@@ -121,7 +121,7 @@ pub async fn rate_limit(
     let Some(identity) = request.extensions().get::<Identity>() else {
         return Error::Internal("route without the authentication step".into()).into_response();
     };
-    let key = LimitKey::of(&[&identity.org_id, &identity.user_id]);
+    let key = LimitKey::of(&[&identity.org_id, identity.user_id.as_str()]);
     let decision = state.rate_limits.check(action, key);
     limited(action, decision, request, next).await
 }

@@ -14,6 +14,7 @@ use super::openapi::schemas::{
 use super::{pipeline, with_trailing_slash};
 use crate::AppState;
 use crate::auth::RequestOrg;
+use crate::domain::UserId;
 use crate::domain::problems::{Loc, Problems};
 use crate::error::{Error, Result};
 
@@ -34,7 +35,7 @@ pub const MAX_SIGN_IN_HEADER_CHARS: usize = 256;
 pub struct SignInHeaders {
     pub secret: String,
     pub key_id: String,
-    pub user_id: String,
+    pub user_id: UserId,
 }
 
 /// Never shows the secret.
@@ -80,7 +81,7 @@ impl SignInHeaders {
             (Some(secret), Some(key_id), Some(user_id)) => Ok(Self {
                 secret,
                 key_id,
-                user_id,
+                user_id: user_id.into(),
             }),
             _ => Err(Error::Invalid(p.into_vec())),
         }

@@ -16,7 +16,7 @@ use base64::engine::general_purpose::STANDARD;
 use tokio::sync::Semaphore;
 
 use crate::config::SignInSettings;
-use crate::domain::{OrgId, Timestamp, UserInfo};
+use crate::domain::{OrgId, Timestamp, UserId, UserInfo};
 use crate::error::Error;
 use crate::store::{Store, User};
 pub use token::{Claims, TokenKeys};
@@ -60,7 +60,7 @@ pub struct RequestOrg {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
     pub org_id: String,
-    pub user_id: String,
+    pub user_id: UserId,
     /// The user's role in the token's org, as `identify` read it: acting in that org (nearly
     /// every request) needs no second lookup of the same record.
     pub role: String,
@@ -73,7 +73,7 @@ pub struct CurrentUser {
     pub org_id: String,
     /// The org that issued the token.
     pub token_org_id: String,
-    pub user_id: String,
+    pub user_id: UserId,
     permissions: Vec<Permission>,
     /// The store holding this org's data (its cluster).
     pub store: Arc<dyn Store>,
@@ -140,7 +140,8 @@ impl Authenticator {
         {
             return Err(Error::Unauthorized("X-ORG-ID differs from the token's org"));
         }
-        let user = store.user(&claims.org_id, &claims.sub).await?;
+        let user_id = UserId::from(claims.sub);
+        let user = store.user(&claims.org_id, &user_id).await?;
         // A grant record is another org's user: it cannot be the subject of this org's token.
         let Some(user) = user.filter(User::is_member) else {
             return Err(Error::Unauthorized(
@@ -149,7 +150,7 @@ impl Authenticator {
         };
         Ok(Identity {
             org_id: claims.org_id,
-            user_id: claims.sub,
+            user_id,
             role: user.role,
         })
     }
@@ -241,7 +242,7 @@ impl Authenticator {
         org: &OrgId,
         key_id: &str,
         secret: &str,
-        user_id: &str,
+        user_id: &UserId,
     ) -> Result<(String, Timestamp), Error> {
         let org_id = org.as_str();
         if store.organization(org_id).await?.is_none() {
@@ -265,11 +266,11 @@ impl Authenticator {
         };
         if let Some(reason) = refused {
             // For operators watching for guessing: who was tried, never with what.
-            tracing::warn!(org = %org, key_id, user = user_id, reason, "sign-in refused");
+            tracing::warn!(org = %org, key_id, user = %user_id, reason, "sign-in refused");
             return Err(Error::Unauthorized(reason));
         }
         self.keys
-            .issue(org_id, user_id)
+            .issue(org_id, user_id.as_str())
             .map_err(|e| Error::Internal(e.to_string()))
     }
 

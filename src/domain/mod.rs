@@ -9,6 +9,7 @@ pub mod query;
 pub mod query_string;
 mod requests;
 mod unit_test;
+mod user;
 
 pub use id::ObjectIdHex;
 pub use org::OrgId;
@@ -18,3 +19,4 @@ pub use unit_test::{
     Criterion, IdKey, MetricValueType, SuccessCriterion, Tag, Timestamp, UnitTest, UnitTestJson,
     UserInfo, Verb,
 };
+pub use user::UserId;

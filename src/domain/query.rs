@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::{ObjectIdHex, UnitTest, UserInfo};
+use super::{ObjectIdHex, Timestamp, UnitTest, UserInfo};
 
 /// What one `tag` filter value asks of a tag with its key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,6 +102,9 @@ pub fn fold_case(s: &str) -> String {
         .collect()
 }
 
+/// A field unit tests can be sorted by: its one name (in `sort_by`, and the MongoDB field it
+/// becomes) and its one comparison, used by [`compare`] on unit tests and by the embedded catalog on
+/// its rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SortField {
     UpdatedAt,
@@ -110,12 +113,69 @@ pub enum SortField {
 }
 
 impl SortField {
+    pub const ALL: [SortField; 3] = [Self::UpdatedAt, Self::CreatedAt, Self::Name];
+
     pub fn name(self) -> &'static str {
         match self {
             Self::UpdatedAt => "updated_at",
             Self::CreatedAt => "created_at",
             Self::Name => "name",
         }
+    }
+
+    /// The field called `name`, if any.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.name() == name)
+    }
+
+    /// `a` against `b` by this field alone, ascending.
+    pub fn compare(self, a: &SortFields<'_>, b: &SortFields<'_>) -> Ordering {
+        match self {
+            Self::UpdatedAt => a.updated_at.cmp(&b.updated_at),
+            Self::CreatedAt => a.created_at.cmp(&b.created_at),
+            Self::Name => a.name.cmp(b.name),
+        }
+    }
+}
+
+/// What a sort reads of a unit test, or of the embedded catalog's compact row of one.
+pub struct SortFields<'a> {
+    id: ObjectIdHex,
+    updated_at: Timestamp,
+    created_at: Timestamp,
+    name: &'a str,
+}
+
+impl<'a> SortFields<'a> {
+    pub fn new(
+        id: ObjectIdHex,
+        updated_at: Timestamp,
+        created_at: Timestamp,
+        name: &'a str,
+    ) -> Self {
+        Self {
+            id,
+            updated_at,
+            created_at,
+            name,
+        }
+    }
+}
+
+/// Whatever [`compare`] can sort.
+pub trait Sortable {
+    fn sort_fields(&self) -> SortFields<'_>;
+}
+
+impl Sortable for UnitTest {
+    fn sort_fields(&self) -> SortFields<'_> {
+        SortFields::new(self.id, self.updated_at, self.created_at, &self.name)
+    }
+}
+
+impl<T: Sortable + ?Sized> Sortable for &T {
+    fn sort_fields(&self) -> SortFields<'_> {
+        (**self).sort_fields()
     }
 }
 
@@ -125,15 +185,12 @@ pub struct SortKey {
     pub descending: bool,
 }
 
-/// Compares two unit tests by `sort`, then by id ascending so every order is total.
-pub fn compare(sort: &[SortKey], a: &UnitTest, b: &UnitTest) -> Ordering {
+/// Compares two unit tests (or rows) by `sort`, then by id ascending so every order is total.
+pub fn compare<T: Sortable + ?Sized>(sort: &[SortKey], a: &T, b: &T) -> Ordering {
+    let (a, b) = (a.sort_fields(), b.sort_fields());
     sort.iter()
         .map(|key| {
-            let ord = match key.field {
-                SortField::UpdatedAt => a.updated_at.cmp(&b.updated_at),
-                SortField::CreatedAt => a.created_at.cmp(&b.created_at),
-                SortField::Name => a.name.cmp(&b.name),
-            };
+            let ord = key.field.compare(&a, &b);
             if key.descending { ord.reverse() } else { ord }
         })
         .find(|o| o.is_ne())
@@ -226,6 +283,17 @@ pub struct ListPage {
     pub items: Vec<Arc<UnitTest>>,
     pub has_more: bool,
     pub filter_values: Option<FilterValues>,
+}
+
+impl ListPage {
+    /// No unit tests, nothing after them, no facets.
+    pub fn empty() -> Self {
+        Self {
+            items: Vec::new(),
+            has_more: false,
+            filter_values: None,
+        }
+    }
 }
 
 /// Default and bounds of `limit` (the contract's 0–500, default 50).

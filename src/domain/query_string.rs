@@ -89,7 +89,7 @@ fn parse_creator(raw: &str) -> Result<UserInfo, (&'static str, String)> {
     match raw.split_once(',') {
         Some((org_id, user_id)) if !org_id.is_empty() && !user_id.is_empty() => Ok(UserInfo {
             org_id: org_id.to_owned(),
-            user_id: user_id.to_owned(),
+            user_id: user_id.into(),
         }),
         _ => Err((
             "creator_format",
@@ -121,17 +121,12 @@ fn parse_sort(raw: &str) -> Result<SortKey, (&'static str, String)> {
         Some(b'+') => (false, &raw[1..]),
         _ => (false, raw),
     };
-    let field = match name {
-        "updated_at" => SortField::UpdatedAt,
-        "created_at" => SortField::CreatedAt,
-        "name" => SortField::Name,
-        _ => {
-            return Err((
-                "sort_field",
-                "Sort by `updated_at`, `created_at` or `name`, optionally prefixed by `+` or `-`"
-                    .to_owned(),
-            ));
-        }
+    let Some(field) = SortField::from_name(name) else {
+        return Err((
+            "sort_field",
+            "Sort by `updated_at`, `created_at` or `name`, optionally prefixed by `+` or `-`"
+                .to_owned(),
+        ));
     };
     Ok(SortKey { field, descending })
 }

@@ -5,13 +5,13 @@ use std::fmt;
 use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::ObjectIdHex;
+use super::{ObjectIdHex, UserId};
 
 /// Who did something: the contract's `UserInfo`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct UserInfo {
     pub org_id: String,
-    pub user_id: String,
+    pub user_id: UserId,
 }
 
 /// One tag; `value: None` is a key without a value.

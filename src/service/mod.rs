@@ -24,11 +24,7 @@ pub struct UnitTestPage {
 impl UnitTestPage {
     fn empty() -> Self {
         Self {
-            page: ListPage {
-                items: Vec::new(),
-                has_more: false,
-                filter_values: None,
-            },
+            page: ListPage::empty(),
             offset: 0,
         }
     }
@@ -149,7 +145,7 @@ impl UnitTestService {
         params: &QueryParams,
     ) -> Result<ListPage, Error> {
         if !user.can(Permission::Get) {
-            return Ok(UnitTestPage::empty().page);
+            return Ok(ListPage::empty());
         }
         let query = search_query_for(&user.org_id, params)?;
         Ok(user.store.list_unit_tests(&query).await?)
@@ -178,14 +174,12 @@ impl UnitTestService {
             }
             next.updated_by = user.info();
             next.updated_at = Timestamp::after(current.updated_at);
-            if user.store.replace_unit_test(&current, &next).await? {
+            if replace(user, &current, &next).await? {
                 tracing::info!("unit test updated");
                 return Ok(());
             }
         }
-        Err(Error::Unavailable(
-            "too many concurrent changes to one unit test".into(),
-        ))
+        Err(Error::TooManyConcurrentChanges(id))
     }
 
     #[tracing::instrument(skip_all, fields(org = %user.org_id, unit_test_id = %id))]
@@ -200,14 +194,12 @@ impl UnitTestService {
             next.is_deleted = true;
             next.updated_by = user.info();
             next.updated_at = Timestamp::after(current.updated_at);
-            if user.store.replace_unit_test(&current, &next).await? {
+            if replace(user, &current, &next).await? {
                 tracing::info!("unit test deleted");
                 return Ok(());
             }
         }
-        Err(Error::Unavailable(
-            "too many concurrent changes to one unit test".into(),
-        ))
+        Err(Error::TooManyConcurrentChanges(id))
     }
 
     /// The unit test if it exists in the org and is not deleted.
@@ -344,4 +336,11 @@ fn apply(doc: &mut UnitTest, patch: &UnitTestPatch) {
     set(&mut doc.success_criterions, &patch.success_criterions);
     set(&mut doc.run_count, &patch.run_count);
     set(&mut doc.tags, &patch.tags);
+}
+
+/// Writes `next` over `current` unless another writer changed it first (`false`: read again).
+async fn replace(user: &CurrentUser, current: &UnitTest, next: &UnitTest) -> Result<bool, Error> {
+    // Tests make every write lose its race here (compiled in only with the `failpoints` feature).
+    fail::fail_point!("service::lose_race", |_| Ok(false));
+    Ok(user.store.replace_unit_test(current, next).await?)
 }

@@ -18,7 +18,7 @@ use super::{
     StoreError, StoreResult, User,
 };
 use crate::domain::query::{ListPage, ListQuery};
-use crate::domain::{ObjectIdHex, UnitTest};
+use crate::domain::{ObjectIdHex, UnitTest, UserId};
 
 /// Records of each kind kept at most; a few MiB at this size.
 const CAPACITY: u64 = 10_000;
@@ -27,7 +27,7 @@ const CAPACITY: u64 = 10_000;
 pub struct CachedRecords {
     inner: Arc<dyn Store>,
     organizations: Cache<String, Option<Organization>>,
-    users: Cache<(String, String), Option<User>>,
+    users: Cache<(String, UserId), Option<User>>,
     roles: Cache<(String, String), Option<Role>>,
 }
 
@@ -80,8 +80,8 @@ impl Store for CachedRecords {
             .map_err(shared)
     }
 
-    async fn user(&self, org_id: &str, user_id: &str) -> StoreResult<Option<User>> {
-        let key = (org_id.to_owned(), user_id.to_owned());
+    async fn user(&self, org_id: &str, user_id: &UserId) -> StoreResult<Option<User>> {
+        let key = (org_id.to_owned(), user_id.clone());
         self.users
             .try_get_with(key, self.inner.user(org_id, user_id))
             .await

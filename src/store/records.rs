@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{MetricValueType, ObjectIdHex, Timestamp};
+use crate::domain::{MetricValueType, ObjectIdHex, Timestamp, UserId};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Organization {
@@ -17,7 +17,7 @@ pub struct Organization {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct User {
     pub org_id: String,
-    pub user_id: String,
+    pub user_id: UserId,
     pub role: String,
     /// Set on a grant (SPEC §4): this record lets `home_org_id`'s user `user_id` act in `org_id`
     /// with `role`. A grant is not a user of `org_id`: `org_id` cannot sign it in, and a token of

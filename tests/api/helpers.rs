@@ -379,16 +379,29 @@ pub fn names(page: &Value) -> Vec<String> {
         .collect()
 }
 
-/// Emits one `#[tokio::test]` per backend for each scenario `async fn(TestApp)`; the MongoDB ones
-/// skip (with one `SKIPPED` line per run) when no test MongoDB is configured.
+/// Emits one `#[tokio::test]` per backend for each scenario: `async fn(TestApp)` given the app
+/// spawned on that backend (by `spawn_app`, or by `spawn: path;` given first, an
+/// `async fn(Backend) -> TestApp` named from inside the emitted modules), or with `backend:`
+/// first, `async fn(Backend)` for scenarios that configure their own server. The MongoDB ones skip
+/// (with one `SKIPPED` line per run) when no test MongoDB is configured.
 #[macro_export]
 macro_rules! backend_tests {
+    (backend: $($name:ident),* $(,)?) => {
+        $crate::backend_tests!(@emit |backend| backend; $($name),*);
+    };
+    (spawn: $spawn:path; $($name:ident),* $(,)?) => {
+        $crate::backend_tests!(@emit |backend| $spawn(backend).await; $($name),*);
+    };
     ($($name:ident),* $(,)?) => {
+        $crate::backend_tests!(@emit |backend| $crate::helpers::spawn_app(backend).await; $($name),*);
+    };
+    (@emit |$backend:ident| $arg:expr; $($name:ident),*) => {
         mod embedded {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    super::$name($crate::helpers::spawn_app($crate::helpers::Backend::Embedded).await).await
+                    let $backend = $crate::helpers::Backend::Embedded;
+                    super::$name($arg).await
                 }
             )*
         }
@@ -397,7 +410,8 @@ macro_rules! backend_tests {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     if $crate::helpers::mongo_available() {
-                        super::$name($crate::helpers::spawn_app($crate::helpers::Backend::Mongo).await).await
+                        let $backend = $crate::helpers::Backend::Mongo;
+                        super::$name($arg).await
                     }
                 }
             )*

@@ -383,7 +383,7 @@ async fn two_processes_migrating_one_database_at_once_both_succeed_and_each_migr
     assert!(both.is_empty(), "applied twice: {both:?}");
     let mut all: Vec<String> = applied_a.iter().chain(&applied_b).cloned().collect();
     all.sort();
-    let mut expected: Vec<String> = simtest::store::migrate::MIGRATIONS
+    let mut expected: Vec<String> = simtest::store::mongo::migrate::MIGRATIONS
         .iter()
         .map(|(name, _)| (*name).to_owned())
         .collect();

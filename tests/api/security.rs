@@ -15,31 +15,8 @@ use simtest::store::embedded::EmbeddedStore;
 
 use crate::helpers::*;
 
-/// Runs `$name(Backend)` once per store (for tests that configure their own server).
-macro_rules! on_both_stores {
-    ($($name:ident),* $(,)?) => {
-        mod embedded {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name($crate::helpers::Backend::Embedded).await
-                }
-            )*
-        }
-        mod mongo {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    if $crate::helpers::mongo_available() {
-                        super::$name($crate::helpers::Backend::Mongo).await
-                    }
-                }
-            )*
-        }
-    };
-}
-
-on_both_stores!(
+crate::backend_tests!(
+    backend:
     an_encoded_org_draws_on_the_sign_in_budget_of_its_decoded_form,
     an_encoded_org_is_the_org_it_decodes_to,
     a_same_named_user_in_another_org_grants_nothing,

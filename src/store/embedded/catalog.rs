@@ -17,11 +17,12 @@ use std::hash::Hash;
 
 use roaring::RoaringBitmap;
 
+use super::grams::{GramIndex, TermRows};
 use crate::domain::query::{
-    FilterValues, ListQuery, SortField, SortKey, TagValueFilter, UnitTestFilter, fold_case,
+    FilterValues, ListQuery, SortField, SortFields, SortKey, Sortable, TagValueFilter,
+    UnitTestFilter, compare, fold_case,
 };
 use crate::domain::{ObjectIdHex, Timestamp, UnitTest, UserInfo};
-use crate::store::grams::{GramIndex, TermRows};
 
 /// A row's number in its org, in the order the unit tests were added; never reused (deletes are
 /// soft, so a unit test keeps its row for good).
@@ -237,24 +238,15 @@ fn order_number(field: Option<SortField>) -> usize {
 
 /// `a` against `b` by `field` alone (`None`: no field, all equal).
 fn by_field(field: Option<SortField>, a: &Row, b: &Row) -> Ordering {
-    match field {
-        None => Ordering::Equal,
-        Some(SortField::UpdatedAt) => a.updated_at.cmp(&b.updated_at),
-        Some(SortField::CreatedAt) => a.created_at.cmp(&b.created_at),
-        Some(SortField::Name) => a.name.cmp(&b.name),
-    }
+    field.map_or(Ordering::Equal, |field| {
+        field.compare(&a.sort_fields(), &b.sort_fields())
+    })
 }
 
-/// The order of [`crate::domain::query::compare`], on rows.
-fn by_sort(sort: &[SortKey], a: &Row, b: &Row) -> Ordering {
-    sort.iter()
-        .map(|key| {
-            let ord = by_field(Some(key.field), a, b);
-            if key.descending { ord.reverse() } else { ord }
-        })
-        .find(|o| o.is_ne())
-        .unwrap_or(Ordering::Equal)
-        .then_with(|| a.id.cmp(&b.id))
+impl Sortable for Row {
+    fn sort_fields(&self) -> SortFields<'_> {
+        SortFields::new(self.id, self.updated_at, self.created_at, &self.name)
+    }
 }
 
 #[derive(Default)]
@@ -614,7 +606,7 @@ impl OrgIndex {
         let total = slots.len();
         let end = offset.saturating_add(limit).min(total);
         let cmp =
-            |a: &Slot, b: &Slot| by_sort(sort, &self.rows[*a as usize], &self.rows[*b as usize]);
+            |a: &Slot, b: &Slot| compare(sort, &self.rows[*a as usize], &self.rows[*b as usize]);
         if end < total && end > 0 {
             slots.select_nth_unstable_by(end - 1, cmp);
             slots.truncate(end);
@@ -800,8 +792,8 @@ mod tests {
     use rand::{Rng, SeedableRng};
 
     use super::*;
-    use crate::domain::query::{FilterValuesBuilder, compare};
-    use crate::store::testgen::{random_query, random_unit_test};
+    use crate::domain::query::FilterValuesBuilder;
+    use crate::store::tests::testgen::{random_query, random_unit_test};
 
     /// The page as the definition says: every matching unit test, sorted, sliced.
     fn by_definition(docs: &[UnitTest], query: &ListQuery) -> PagePlan {

@@ -11,14 +11,17 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::catalog::Catalog;
 use super::deadline::Deadline;
 use super::{
     ApiKey, Metric, NamedKind, NamedRecord, Organization, Records, Role, Service, Store,
     StoreError, StoreResult, UnitTestSet, User,
 };
 use crate::domain::query::{ListPage, ListQuery};
-use crate::domain::{ObjectIdHex, UnitTest};
+use crate::domain::{ObjectIdHex, UnitTest, UserId};
+use catalog::Catalog;
+
+mod catalog;
+mod grams;
 
 type Id = [u8; 12];
 type DocCache = quick_cache::sync::Cache<ObjectIdHex, Arc<UnitTest>>;
@@ -379,8 +382,8 @@ impl Store for EmbeddedStore {
         })
     }
 
-    async fn user(&self, org_id: &str, user_id: &str) -> StoreResult<Option<User>> {
-        self.read(|db| get_by_str(db, USERS, org_id, user_id))
+    async fn user(&self, org_id: &str, user_id: &UserId) -> StoreResult<Option<User>> {
+        self.read(|db| get_by_str(db, USERS, org_id, user_id.as_str()))
     }
 
     async fn role(&self, org_id: &str, name: &str) -> StoreResult<Option<Role>> {
