@@ -767,3 +767,148 @@ fn put_by_id<'a, T: Serialize + 'a>(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::domain::query::{SortField, SortKey, UnitTestFilter};
+    use crate::store::testgen::{id, sample};
+
+    fn unit_test(n: u8, name: &str) -> UnitTest {
+        UnitTest {
+            id: id(n),
+            name: name.into(),
+            ..sample()
+        }
+    }
+
+    fn pending(
+        op: Op,
+        deadline: Option<Arc<Deadline>>,
+    ) -> (Pending, oneshot::Receiver<StoreResult<bool>>) {
+        let (answer, answered) = oneshot::channel();
+        (
+            Pending {
+                op,
+                deadline,
+                answer,
+            },
+            answered,
+        )
+    }
+
+    /// The active unit tests' (id, name) as a list answers them, and as redb holds them.
+    async fn active(store: &EmbeddedStore) -> (Vec<(u8, String)>, Vec<(u8, String)>) {
+        let query = ListQuery {
+            filter: UnitTestFilter {
+                is_deleted: Some(false),
+                ..UnitTestFilter::for_org("acme")
+            },
+            sort: vec![SortKey {
+                field: SortField::CreatedAt,
+                descending: false,
+            }],
+            offset: 0,
+            limit: 100,
+            with_facets: false,
+        };
+        let mut listed: Vec<_> = (store.list_unit_tests(&query).await.unwrap().items.iter())
+            .map(|t| (t.id.bytes()[0], t.name.clone()))
+            .collect();
+        listed.sort();
+        let mut stored = Vec::new();
+        for n in 1..=9 {
+            if let Some(t) = store.unit_test("acme", id(n)).await.unwrap()
+                && !t.is_deleted
+            {
+                stored.push((n, t.name));
+            }
+        }
+        (listed, stored)
+    }
+
+    /// One batch holding writes that depend on each other: each is decided against the state the
+    /// writes before it left, a refused or timed-out write changes nothing and fails no other, and
+    /// the catalog ends up holding exactly what redb committed.
+    #[tokio::test]
+    async fn a_batch_decides_each_write_against_the_writes_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let a = unit_test(1, "a");
+        store.insert_unit_test(&a).await.unwrap();
+        let mut deleted_a = a.clone();
+        deleted_a.is_deleted = true;
+        deleted_a.updated_at = Timestamp::after(a.updated_at);
+        let mut renamed_a = a.clone();
+        renamed_a.description = "stale".into();
+        renamed_a.updated_at = Timestamp::after(a.updated_at);
+        let passed = Deadline::new(Duration::ZERO);
+        let replace = |expected: Timestamp, next: &UnitTest| Op::Replace {
+            expected,
+            next: next.clone(),
+        };
+        let (batch, answers): (Vec<_>, Vec<_>) = [
+            pending(Op::Insert(unit_test(2, "b")), None),
+            // The name the write before took, in the same batch.
+            pending(Op::Insert(unit_test(3, "b")), None),
+            // A version that is not the stored one.
+            pending(replace(Timestamp::from_millis(1), &renamed_a), None),
+            pending(replace(a.updated_at, &deleted_a), None),
+            // The name the delete before freed, in the same batch.
+            pending(Op::Insert(unit_test(4, "a")), None),
+            // Stale now: the delete in this batch changed it.
+            pending(replace(a.updated_at, &renamed_a), None),
+            // Its time ran out before the commit: left out.
+            pending(Op::Insert(unit_test(5, "c")), Some(passed.clone())),
+            // So the name is still free.
+            pending(Op::Insert(unit_test(6, "c")), None),
+        ]
+        .into_iter()
+        .unzip();
+        let writer = Writer {
+            db: store.db.clone(),
+            docs: store.docs.clone(),
+            catalog: store.catalog.clone(),
+        };
+        tokio::task::spawn_blocking(move || writer.write_batch(batch))
+            .await
+            .unwrap();
+        let mut got = Vec::new();
+        for answer in answers {
+            got.push(match answer.await.unwrap() {
+                Ok(written) => written.to_string(),
+                Err(e) => e.to_string(),
+            });
+        }
+        assert_eq!(
+            got,
+            [
+                "true",
+                "false",
+                "false",
+                "true",
+                "true",
+                "false",
+                "store unavailable: the request's time ran out before the write",
+                "true"
+            ]
+        );
+        assert!(passed.expired(), "the late write is answered 503");
+        let expected = vec![(2, "b".into()), (4, "a".into()), (6, "c".into())];
+        assert_eq!(active(&store).await, (expected.clone(), expected.clone()));
+        assert!(store.unit_test("acme", id(3)).await.unwrap().is_none());
+        assert!(store.unit_test("acme", id(5)).await.unwrap().is_none());
+        // The names table agrees: each active name is taken, and stays so after a reopen.
+        drop(store);
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        assert_eq!(active(&store).await, (expected.clone(), expected));
+        for (n, name) in [(7, "a"), (8, "b"), (9, "c")] {
+            assert!(matches!(
+                store.insert_unit_test(&unit_test(n, name)).await,
+                Err(StoreError::Duplicate)
+            ));
+        }
+    }
+}

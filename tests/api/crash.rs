@@ -375,3 +375,117 @@ async fn every_acknowledged_embedded_write_was_synced_to_disk_first() {
     server.child.kill().unwrap();
     let _ = server.child.wait();
 }
+
+/// The value of a counter without labels in a `/metrics` text (0 when not yet counted).
+fn counter(metrics: &str, name: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// (commits, writes) of the embedded store so far, from the server's `/metrics`.
+async fn commits_and_writes(client: &reqwest::Client, server: &Server) -> (u64, u64) {
+    let text = client
+        .get(format!("{}/metrics", server.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    (
+        counter(&text, "simtest_embedded_commits_total"),
+        counter(&text, "simtest_embedded_writes_total"),
+    )
+}
+
+/// Group commit, seen from outside: 64 concurrent creates (and 16 more reusing some of their
+/// names) share commits; each name is created exactly once, the refused ones fail no other; every
+/// acknowledged create is there after a SIGKILL and a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_embedded_creates_share_commits_and_survive_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut seed = Command::new(env!("CARGO_BIN_EXE_simtest"));
+    seed.args([
+        "seed",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/api/fixtures.json"),
+    ])
+    .env("SIMTEST_DATA_DIR", dir.path());
+    assert!(seed.status().unwrap().success());
+    let mut server = serve(dir.path(), None);
+    let token = simtest::auth::TokenKeys::new(TEST_TOKEN_SECRET.as_bytes(), "simtest", 3600)
+        .unwrap()
+        .issue("acme", "alice")
+        .unwrap()
+        .0;
+    let client = reqwest::Client::new();
+    let base = format!("{}/v1/acme/simulation/unit_test/", server.url);
+    let (commits_before, writes_before) = commits_and_writes(&client, &server).await;
+
+    let names: Vec<String> = (0..64)
+        .chain(0..16)
+        .map(|i| format!("grouped {i}"))
+        .collect();
+    let creates = names.iter().map(|name| {
+        let request = client
+            .post(&base)
+            .bearer_auth(&token)
+            .json(&unit_test_body(name));
+        async move { status_and_json(request.send().await.unwrap()).await }
+    });
+    let answers = futures::future::join_all(creates).await;
+    let mut created: HashMap<&str, Vec<String>> = HashMap::new();
+    for (name, (status, body)) in names.iter().zip(&answers) {
+        match *status {
+            StatusCode::CREATED => created
+                .entry(name)
+                .or_default()
+                .push(body["simulation_unit_test_id"].as_str().unwrap().to_owned()),
+            StatusCode::CONFLICT => {
+                assert_eq!(body["error_code"], "unit_test_name_taken", "{body}")
+            }
+            other => panic!("{name}: unexpected {other}: {body}"),
+        }
+    }
+    assert_eq!(created.len(), 64, "every name was created");
+    assert!(
+        created.values().all(|ids| ids.len() == 1),
+        "each name exactly once: {created:?}"
+    );
+
+    let (commits, writes) = commits_and_writes(&client, &server).await;
+    let (commits, writes) = (commits - commits_before, writes - writes_before);
+    assert_eq!(writes, 64, "one write per create that was answered 201");
+    assert!(
+        commits < writes,
+        "concurrent creates share commits: {commits} commits for {writes} writes"
+    );
+
+    server.child.kill().unwrap(); // SIGKILL
+    server.child.wait().unwrap();
+    let mut server = serve(dir.path(), None);
+    let base = format!("{}/v1/acme/simulation/unit_test/", server.url);
+    let page: Value = client
+        .get(format!("{base}?limit=500"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let stored: HashMap<&str, &str> = page["simulation_unit_tests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| Some((t["id"].as_str()?, t["name"].as_str()?)))
+        .filter(|(_, name)| name.starts_with("grouped "))
+        .collect();
+    assert_eq!(stored.len(), 64, "{stored:?}");
+    for (name, ids) in &created {
+        assert_eq!(stored.get(ids[0].as_str()), Some(name), "{name} lost");
+    }
+    server.child.kill().unwrap();
+    let _ = server.child.wait();
+}
