@@ -68,6 +68,30 @@ pub fn serve_with(
     }
 }
 
+/// The fixtures, seeded through the command an operator uses.
+fn seed_fixtures(data_dir: &std::path::Path, mongo: Option<(&str, &str)>) {
+    let mut seed = Command::new(env!("CARGO_BIN_EXE_simtest"));
+    seed.args([
+        "seed",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/api/fixtures.json"),
+    ])
+    .env("SIMTEST_DATA_DIR", data_dir);
+    if let Some((uri, db)) = mongo {
+        seed.env("SIMTEST_MONGODB_URI", uri)
+            .env("SIMTEST_MONGODB_DATABASE", db);
+    }
+    assert!(seed.status().unwrap().success());
+}
+
+/// A token of alice (acme's admin in the fixtures), signed with the servers' test secret.
+fn alice_token() -> String {
+    simtest::auth::TokenKeys::new(TEST_TOKEN_SECRET.as_bytes(), "simtest", 3600)
+        .unwrap()
+        .issue("acme", "alice")
+        .unwrap()
+        .0
+}
+
 /// What one worker knows about its unit tests: the last acknowledged run_count, and a value that
 /// was sent but not acknowledged when the server died (it may or may not have landed).
 #[derive(Default, Clone)]
@@ -85,25 +109,10 @@ async fn survives_sigkill_under_load(backend: Backend) {
         Backend::Embedded => None,
         Backend::Mongo => Some((mongo_uri.as_deref().unwrap(), database.as_str())),
     };
-    // Fixtures first, through the same command an operator uses.
-    let mut seed = Command::new(env!("CARGO_BIN_EXE_simtest"));
-    seed.args([
-        "seed",
-        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/api/fixtures.json"),
-    ])
-    .env("SIMTEST_DATA_DIR", dir.path());
-    if let Some((uri, db)) = mongo {
-        seed.env("SIMTEST_MONGODB_URI", uri)
-            .env("SIMTEST_MONGODB_DATABASE", db);
-    }
-    assert!(seed.status().unwrap().success());
+    seed_fixtures(dir.path(), mongo);
 
     let mut server = serve(dir.path(), mongo);
-    let token = simtest::auth::TokenKeys::new(TEST_TOKEN_SECRET.as_bytes(), "simtest", 3600)
-        .unwrap()
-        .issue("acme", "alice")
-        .unwrap()
-        .0;
+    let token = alice_token();
     let known: Arc<Mutex<HashMap<String, Known>>> = Arc::default();
     let client = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_millis(1500);
@@ -327,13 +336,7 @@ async fn every_acknowledged_embedded_write_was_synced_to_disk_first() {
         .expect("cc");
     assert!(built.success(), "the LD_PRELOAD shim builds");
     let data = dir.path().join("data");
-    let mut seed = Command::new(env!("CARGO_BIN_EXE_simtest"));
-    seed.args([
-        "seed",
-        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/api/fixtures.json"),
-    ])
-    .env("SIMTEST_DATA_DIR", &data);
-    assert!(seed.status().unwrap().success());
+    seed_fixtures(&data, None);
     let log = dir.path().join("fsync.log");
     let mut server = serve_with(
         &data,
@@ -344,11 +347,7 @@ async fn every_acknowledged_embedded_write_was_synced_to_disk_first() {
             ("SIMTEST_FSYNC_LOG", log.as_os_str()),
         ],
     );
-    let token = simtest::auth::TokenKeys::new(TEST_TOKEN_SECRET.as_bytes(), "simtest", 3600)
-        .unwrap()
-        .issue("acme", "alice")
-        .unwrap()
-        .0;
+    let token = alice_token();
     let client = reqwest::Client::new();
     let base = format!("{}/v1/acme/simulation/unit_test/", server.url);
     let mut ids = Vec::new();
@@ -406,19 +405,9 @@ async fn commits_and_writes(client: &reqwest::Client, server: &Server) -> (u64, 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_embedded_creates_share_commits_and_survive_sigkill() {
     let dir = tempfile::tempdir().unwrap();
-    let mut seed = Command::new(env!("CARGO_BIN_EXE_simtest"));
-    seed.args([
-        "seed",
-        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/api/fixtures.json"),
-    ])
-    .env("SIMTEST_DATA_DIR", dir.path());
-    assert!(seed.status().unwrap().success());
+    seed_fixtures(dir.path(), None);
     let mut server = serve(dir.path(), None);
-    let token = simtest::auth::TokenKeys::new(TEST_TOKEN_SECRET.as_bytes(), "simtest", 3600)
-        .unwrap()
-        .issue("acme", "alice")
-        .unwrap()
-        .0;
+    let token = alice_token();
     let client = reqwest::Client::new();
     let base = format!("{}/v1/acme/simulation/unit_test/", server.url);
     let (commits_before, writes_before) = commits_and_writes(&client, &server).await;
