@@ -375,24 +375,9 @@ async fn every_acknowledged_embedded_write_was_synced_to_disk_first() {
     let _ = server.child.wait();
 }
 
-/// The value of a counter without labels in a `/metrics` text (0 when not yet counted).
-fn counter(metrics: &str, name: &str) -> u64 {
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-        .unwrap_or(0)
-}
-
 /// (commits, writes) of the embedded store so far, from the server's `/metrics`.
 async fn commits_and_writes(client: &reqwest::Client, server: &Server) -> (u64, u64) {
-    let text = client
-        .get(format!("{}/metrics", server.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = metrics_text(client, &server.url).await;
     (
         counter(&text, "simtest_embedded_commits_total"),
         counter(&text, "simtest_embedded_writes_total"),
