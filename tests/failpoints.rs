@@ -164,6 +164,61 @@ async fn writes_that_keep_losing_their_race_are_503_too_many_concurrent_changes(
     assert_eq!(now["is_deleted"], false);
 }
 
+/// Writes queued behind a slow commit share the next commit, each with its own outcome: a taken
+/// name is refused (409) without failing the others. Embedded store only (one writer; MongoDB sends
+/// each write by itself). The commit and write counters are process-wide: other tests' writes add
+/// one commit per write at most, so they cannot make up commits saved here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_queued_behind_a_slow_commit_share_the_next_commit_embedded() {
+    let app = spawn_app_with(Backend::Embedded, |c| {
+        c.http.request_timeout = Duration::from_secs(30)
+    })
+    .await;
+    let _scenario = FailScenario::setup();
+    let saved = async || {
+        let text = metrics_text(&app.client, &app.url("")).await;
+        counter(&text, "simtest_embedded_writes_total")
+            - counter(&text, "simtest_embedded_commits_total")
+    };
+    let saved_before = saved().await;
+    let commit = "embedded::commit";
+    fail::cfg(commit, "sleep(1000)").unwrap();
+    let create = |name: &str| {
+        let request = app
+            .client
+            .post(app.url("/v1/acme/simulation/unit_test/"))
+            .bearer_auth(app.admin_token())
+            .json(&unit_test_body(name));
+        tokio::spawn(async move { request.send().await.unwrap().status() })
+    };
+    let held = create("held");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Queued while the writer is held: the eight new names and one taken by the held write.
+    let queued: Vec<_> = (0..8)
+        .map(|i| create(&format!("queued {i}")))
+        .chain([create("held")])
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    fail::remove(commit);
+    assert_eq!(held.await.unwrap(), StatusCode::CREATED);
+    let mut statuses = Vec::new();
+    for q in queued {
+        statuses.push(q.await.unwrap());
+    }
+    assert_eq!(statuses[..8], [StatusCode::CREATED; 8]);
+    assert_eq!(statuses[8], StatusCode::CONFLICT);
+    let mut stored = names(&app.list("").await);
+    stored.sort();
+    assert_eq!(stored.len(), 9, "{stored:?}");
+    // All eight arrive during the held commit (700 ms) in practice, saving 7 commits; half of
+    // them sharing is the least that proves it.
+    let saved = saved().await - saved_before;
+    assert!(
+        saved >= 4,
+        "queued writes shared commits: {saved} commits saved"
+    );
+}
+
 backend_tests!(
     spawn: super::short_timeout_app;
     a_write_held_before_its_commit_past_the_timeout_is_503_and_writes_nothing,

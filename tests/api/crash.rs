@@ -68,6 +68,30 @@ pub fn serve_with(
     }
 }
 
+/// The fixtures, seeded through the command an operator uses.
+fn seed_fixtures(data_dir: &std::path::Path, mongo: Option<(&str, &str)>) {
+    let mut seed = Command::new(env!("CARGO_BIN_EXE_simtest"));
+    seed.args([
+        "seed",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/api/fixtures.json"),
+    ])
+    .env("SIMTEST_DATA_DIR", data_dir);
+    if let Some((uri, db)) = mongo {
+        seed.env("SIMTEST_MONGODB_URI", uri)
+            .env("SIMTEST_MONGODB_DATABASE", db);
+    }
+    assert!(seed.status().unwrap().success());
+}
+
+/// A token of alice (acme's admin in the fixtures), signed with the servers' test secret.
+fn alice_token() -> String {
+    simtest::auth::TokenKeys::new(TEST_TOKEN_SECRET.as_bytes(), "simtest", 3600)
+        .unwrap()
+        .issue("acme", "alice")
+        .unwrap()
+        .0
+}
+
 /// What one worker knows about its unit tests: the last acknowledged run_count, and a value that
 /// was sent but not acknowledged when the server died (it may or may not have landed).
 #[derive(Default, Clone)]
@@ -85,25 +109,10 @@ async fn survives_sigkill_under_load(backend: Backend) {
         Backend::Embedded => None,
         Backend::Mongo => Some((mongo_uri.as_deref().unwrap(), database.as_str())),
     };
-    // Fixtures first, through the same command an operator uses.
-    let mut seed = Command::new(env!("CARGO_BIN_EXE_simtest"));
-    seed.args([
-        "seed",
-        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/api/fixtures.json"),
-    ])
-    .env("SIMTEST_DATA_DIR", dir.path());
-    if let Some((uri, db)) = mongo {
-        seed.env("SIMTEST_MONGODB_URI", uri)
-            .env("SIMTEST_MONGODB_DATABASE", db);
-    }
-    assert!(seed.status().unwrap().success());
+    seed_fixtures(dir.path(), mongo);
 
     let mut server = serve(dir.path(), mongo);
-    let token = simtest::auth::TokenKeys::new(TEST_TOKEN_SECRET.as_bytes(), "simtest", 3600)
-        .unwrap()
-        .issue("acme", "alice")
-        .unwrap()
-        .0;
+    let token = alice_token();
     let known: Arc<Mutex<HashMap<String, Known>>> = Arc::default();
     let client = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_millis(1500);
@@ -327,13 +336,7 @@ async fn every_acknowledged_embedded_write_was_synced_to_disk_first() {
         .expect("cc");
     assert!(built.success(), "the LD_PRELOAD shim builds");
     let data = dir.path().join("data");
-    let mut seed = Command::new(env!("CARGO_BIN_EXE_simtest"));
-    seed.args([
-        "seed",
-        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/api/fixtures.json"),
-    ])
-    .env("SIMTEST_DATA_DIR", &data);
-    assert!(seed.status().unwrap().success());
+    seed_fixtures(&data, None);
     let log = dir.path().join("fsync.log");
     let mut server = serve_with(
         &data,
@@ -344,11 +347,7 @@ async fn every_acknowledged_embedded_write_was_synced_to_disk_first() {
             ("SIMTEST_FSYNC_LOG", log.as_os_str()),
         ],
     );
-    let token = simtest::auth::TokenKeys::new(TEST_TOKEN_SECRET.as_bytes(), "simtest", 3600)
-        .unwrap()
-        .issue("acme", "alice")
-        .unwrap()
-        .0;
+    let token = alice_token();
     let client = reqwest::Client::new();
     let base = format!("{}/v1/acme/simulation/unit_test/", server.url);
     let mut ids = Vec::new();
@@ -372,6 +371,95 @@ async fn every_acknowledged_embedded_write_was_synced_to_disk_first() {
     let r = client.get(&base).bearer_auth(&token).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(store_syncs(&log), before, "a list synced the store file");
+    server.child.kill().unwrap();
+    let _ = server.child.wait();
+}
+
+/// (commits, writes) of the embedded store so far, from the server's `/metrics`.
+async fn commits_and_writes(client: &reqwest::Client, server: &Server) -> (u64, u64) {
+    let text = metrics_text(client, &server.url).await;
+    (
+        counter(&text, "simtest_embedded_commits_total"),
+        counter(&text, "simtest_embedded_writes_total"),
+    )
+}
+
+/// Group commit, seen from outside: 64 concurrent creates (and 16 more reusing some of their
+/// names) share commits; each name is created exactly once, the refused ones fail no other; every
+/// acknowledged create is there after a SIGKILL and a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_embedded_creates_share_commits_and_survive_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    seed_fixtures(dir.path(), None);
+    let mut server = serve(dir.path(), None);
+    let token = alice_token();
+    let client = reqwest::Client::new();
+    let base = format!("{}/v1/acme/simulation/unit_test/", server.url);
+    let (commits_before, writes_before) = commits_and_writes(&client, &server).await;
+
+    let names: Vec<String> = (0..64)
+        .chain(0..16)
+        .map(|i| format!("grouped {i}"))
+        .collect();
+    let creates = names.iter().map(|name| {
+        let request = client
+            .post(&base)
+            .bearer_auth(&token)
+            .json(&unit_test_body(name));
+        async move { status_and_json(request.send().await.unwrap()).await }
+    });
+    let answers = futures::future::join_all(creates).await;
+    let mut created: HashMap<&str, Vec<String>> = HashMap::new();
+    for (name, (status, body)) in names.iter().zip(&answers) {
+        match *status {
+            StatusCode::CREATED => created
+                .entry(name)
+                .or_default()
+                .push(body["simulation_unit_test_id"].as_str().unwrap().to_owned()),
+            StatusCode::CONFLICT => {
+                assert_eq!(body["error_code"], "unit_test_name_taken", "{body}")
+            }
+            other => panic!("{name}: unexpected {other}: {body}"),
+        }
+    }
+    assert_eq!(created.len(), 64, "every name was created");
+    assert!(
+        created.values().all(|ids| ids.len() == 1),
+        "each name exactly once: {created:?}"
+    );
+
+    let (commits, writes) = commits_and_writes(&client, &server).await;
+    let (commits, writes) = (commits - commits_before, writes - writes_before);
+    assert_eq!(writes, 64, "one write per create that was answered 201");
+    assert!(
+        commits < writes,
+        "concurrent creates share commits: {commits} commits for {writes} writes"
+    );
+
+    server.child.kill().unwrap(); // SIGKILL
+    server.child.wait().unwrap();
+    let mut server = serve(dir.path(), None);
+    let base = format!("{}/v1/acme/simulation/unit_test/", server.url);
+    let page: Value = client
+        .get(format!("{base}?limit=500"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let stored: HashMap<&str, &str> = page["simulation_unit_tests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| Some((t["id"].as_str()?, t["name"].as_str()?)))
+        .filter(|(_, name)| name.starts_with("grouped "))
+        .collect();
+    assert_eq!(stored.len(), 64, "{stored:?}");
+    for (name, ids) in &created {
+        assert_eq!(stored.get(ids[0].as_str()), Some(name), "{name} lost");
+    }
     server.child.kill().unwrap();
     let _ = server.child.wait();
 }

@@ -327,6 +327,20 @@ impl Drop for TestApp {
 }
 
 /// A valid create body named `name`, referencing acme's fixtures.
+/// The `/metrics` text of the server at `base` (`http://host:port`).
+pub async fn metrics_text(client: &Client, base: &str) -> String {
+    let response = client.get(format!("{base}/metrics")).send().await.unwrap();
+    response.text().await.unwrap()
+}
+
+/// The value of a counter without labels in a `/metrics` text (0 when not yet counted).
+pub fn counter(metrics: &str, name: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
 pub fn unit_test_body(name: &str) -> Value {
     json!({
         "name": name,

@@ -1,15 +1,22 @@
 //! The embedded store: one redb file in the data dir. ACID transactions, fsync on every commit
-//! (`Durability::Immediate`, redb's default), so an acknowledged write survives a crash. Writes are
-//! serialized by redb, which makes the name check and the insert one atomic step.
+//! (`Durability::Immediate`, redb's default), so an acknowledged write survives a crash.
+//!
+//! Writes share commits (group commit): one writer thread takes every write queued while it was
+//! busy and applies them in one redb transaction, each checked against the state the ones before it
+//! left (a taken name, a stale version), so a refused write changes nothing and fails no other.
+//! Each write is answered once its batch is committed, so concurrent writers share one fsync
+//! instead of queueing for one each; a lone write is committed at once (no timer).
 
 use std::path::Path;
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::thread::JoinHandle;
 use std::time::Instant;
 
 use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tokio::sync::{mpsc, oneshot};
 
 use super::deadline::Deadline;
 use super::{
@@ -17,7 +24,7 @@ use super::{
     StoreError, StoreResult, UnitTestSet, User,
 };
 use crate::domain::query::{ListPage, ListQuery};
-use crate::domain::{ObjectIdHex, UnitTest, UserId};
+use crate::domain::{ObjectIdHex, Timestamp, UnitTest, UserId};
 use catalog::Catalog;
 
 mod catalog;
@@ -52,16 +59,42 @@ const CACHE_BYTES: usize = 16 * 1024 * 1024;
 /// (the first ones, the newest) are then served without redb or JSON decoding.
 const DOC_CACHE_ENTRIES: usize = 8 * 1024;
 
+/// At most this many writes share a commit: enough to cover every client of a busy server, small
+/// enough that a batch's transaction stays a few milliseconds.
+const MAX_BATCH: usize = 256;
+
+/// Writes waiting for the writer; when full, writers wait to queue (backpressure, not memory).
+const QUEUE: usize = 4 * MAX_BATCH;
+
+/// Counter of redb write transactions committed by the writer.
+pub const COMMITS_METRIC: &str = "simtest_embedded_commits_total";
+/// Counter of writes committed (creates, updates, deletes, seed upserts); divided by
+/// [`COMMITS_METRIC`] it gives the writes per commit.
+pub const WRITES_METRIC: &str = "simtest_embedded_writes_total";
+
 pub struct EmbeddedStore {
     db: Arc<Database>,
     /// Recently read or written unit tests by id. An entry is used only when its org and version
     /// are those the catalog planned, so a stale or overwritten entry is a miss, never an error.
     docs: Arc<DocCache>,
-    /// The unit tests' index; lists and searches are answered from it.
+    /// The unit tests' index; lists and searches are answered from it. Only the writer changes
+    /// it, after each commit, so it sees the writes in the order redb committed them and never
+    /// holds anything redb does not.
     catalog: Arc<RwLock<Catalog>>,
-    /// Held from a unit test write's transaction to its catalog update, so the catalog sees the
-    /// writes in the order redb committed them.
-    writer: Arc<Mutex<()>>,
+    /// The queue of the writer thread (`None` only while dropping).
+    writes: Option<mpsc::Sender<Pending>>,
+    writer: Option<JoinHandle<()>>,
+}
+
+impl Drop for EmbeddedStore {
+    /// Closes the queue and waits for the writer to finish what was queued, so the file is closed
+    /// when the store is gone (it can be opened again at once, e.g. by a restart in a test).
+    fn drop(&mut self) {
+        self.writes.take();
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
 }
 
 /// Why the embedded store could not be opened, in words an operator can act on.
@@ -134,63 +167,49 @@ impl EmbeddedStore {
             source,
         })?;
         let catalog = load_catalog(&db).map_err(|failure| OpenError::Corrupt {
-            path: shown,
+            path: shown.clone(),
             detail: failure.into_store_error().to_string(),
         })?;
+        let db = Arc::new(db);
+        let docs = Arc::new(DocCache::new(DOC_CACHE_ENTRIES));
         let catalog = Arc::new(RwLock::new(catalog));
         index_in_background(&catalog);
+        let (writes, queue) = mpsc::channel(QUEUE);
+        let writer = Writer {
+            db: db.clone(),
+            docs: docs.clone(),
+            catalog: catalog.clone(),
+        };
+        let writer = std::thread::Builder::new()
+            .name("simtest-writer".into())
+            .spawn(move || writer.run(queue))
+            .map_err(|e| OpenError::Open {
+                path: shown.clone(),
+                source: e.into(),
+            })?;
         Ok(Self {
-            db: Arc::new(db),
-            docs: Arc::new(DocCache::new(DOC_CACHE_ENTRIES)),
+            db,
+            docs,
             catalog,
-            writer: Arc::default(),
+            writes: Some(writes),
+            writer: Some(writer),
         })
     }
 
-    /// Runs a unit test write: `work` gets the open transaction and says what to commit (`Some`
-    /// of the document written) or to abort (`None`); the catalog learns of what was committed.
-    async fn write_unit_test<T, F>(&self, work: F) -> StoreResult<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&redb::WriteTransaction) -> Result<(T, Option<UnitTest>), Failure>
-            + Send
-            + 'static,
-    {
-        let (catalog, writer, docs) =
-            (self.catalog.clone(), self.writer.clone(), self.docs.clone());
-        // The request's deadline, taken along to the blocking pool (see `store::deadline`).
-        let deadline = Deadline::current();
-        self.run(move |db| {
-            let _turn = writer.lock().unwrap_or_else(PoisonError::into_inner);
-            let mut txn = db.begin_write()?;
-            // Saves the allocator state with each commit, so opening after a crash is quick
-            // instead of a walk over the whole file.
-            txn.set_quick_repair(true);
-            let (answer, written) = work(&txn)?;
-            match written {
-                Some(doc) => {
-                    // Tests slow the write down here: the time can run out before the commit.
-                    fail::fail_point!("embedded::before_commit");
-                    if deadline.as_ref().is_some_and(|d| d.begin_commit().is_err()) {
-                        txn.abort()?;
-                        return Err(Failure::Store(StoreError::Unavailable(
-                            "the request's time ran out before the write".into(),
-                        )));
-                    }
-                    // ...or here: the commit itself is slow, and its outcome must still be sent.
-                    fail::fail_point!("embedded::commit");
-                    txn.commit()?;
-                    catalog
-                        .write()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .upsert(&doc);
-                    docs.insert(doc.id, Arc::new(doc));
-                }
-                None => txn.abort()?,
-            }
-            Ok(answer)
-        })
-        .await
+    /// Queues `op` for the writer and waits for its answer: `Ok(true)` once it is committed,
+    /// `Ok(false)` when it was refused (a taken name, a stale or deleted unit test; nothing written).
+    async fn write(&self, op: Op) -> StoreResult<bool> {
+        let (answer, answered) = oneshot::channel();
+        let pending = Pending {
+            op,
+            // The request's deadline goes along to the writer (see `store::deadline`).
+            deadline: Deadline::current(),
+            answer,
+        };
+        let stopped = || StoreError::Internal("the store's writer stopped".into());
+        let writes = self.writes.as_ref().ok_or_else(stopped)?;
+        writes.send(pending).await.map_err(|_| stopped())?;
+        answered.await.map_err(|_| stopped())?
     }
 
     /// Runs a redb read on the calling thread. Reads take microseconds (their pages come from
@@ -199,19 +218,287 @@ impl EmbeddedStore {
     fn read<T>(&self, work: impl FnOnce(&Database) -> Result<T, Failure>) -> StoreResult<T> {
         work(&self.db).map_err(Failure::into_store_error)
     }
+}
 
-    /// Runs blocking redb work (a write: its commit waits for the disk) off the async runtime.
-    async fn run<T, F>(&self, work: F) -> StoreResult<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Database) -> Result<T, Failure> + Send + 'static,
-    {
-        let db = self.db.clone();
-        match tokio::task::spawn_blocking(move || work(&db)).await {
-            Ok(done) => done.map_err(Failure::into_store_error),
-            Err(join) => Err(StoreError::Internal(format!("store task failed: {join}"))),
+/// A write waiting in the writer's queue.
+struct Pending {
+    op: Op,
+    deadline: Option<Arc<Deadline>>,
+    /// `Ok(true)`: committed; `Ok(false)`: refused, nothing written.
+    answer: oneshot::Sender<StoreResult<bool>>,
+}
+
+/// What a write asks for.
+enum Op {
+    /// A new unit test; refused when an active one of its org has its name.
+    Insert(UnitTest),
+    /// `next` replaces the stored unit test if that is active and still at `expected`; refused
+    /// otherwise. `next.is_deleted` frees the name.
+    Replace { expected: Timestamp, next: UnitTest },
+    /// Seed records, upserted by their natural keys; never refused.
+    Records(Box<Records>),
+}
+
+/// A write decided against the batch's state so far, not yet applied.
+enum Change<'a> {
+    Insert(&'a UnitTest, Vec<u8>),
+    /// The document, its bytes, and the name it frees (a delete).
+    Replace(&'a UnitTest, Vec<u8>, Option<String>),
+    Records(&'a Records),
+}
+
+/// Why a batch did not commit as it was.
+enum BatchFailure {
+    /// Applying the write at this index failed part-way: the transaction is dropped (nothing of
+    /// it written) and the batch is tried again without that write.
+    Write(usize, Failure),
+    /// The transaction could not begin or commit: no write of the batch was stored.
+    Commit(Failure),
+}
+
+/// The one thread that writes: it owns redb's write transactions and the catalog's updates.
+struct Writer {
+    db: Arc<Database>,
+    docs: Arc<DocCache>,
+    catalog: Arc<RwLock<Catalog>>,
+}
+
+impl Writer {
+    /// Takes whatever is queued when it becomes free (at most [`MAX_BATCH`]), writes it as one
+    /// batch, and so on until the store is dropped and the queue is empty.
+    fn run(self, mut queue: mpsc::Receiver<Pending>) {
+        while let Some(first) = queue.blocking_recv() {
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH
+                && let Ok(next) = queue.try_recv()
+            {
+                batch.push(next);
+            }
+            // A bug in one batch must not stop every later write: its writers are answered with
+            // an error (their answer senders are dropped) and the writer goes on.
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.write_batch(batch);
+            }));
+            if outcome.is_err() {
+                tracing::error!("the store's writer panicked while writing a batch");
+            }
         }
     }
+
+    /// Commits `batch` and answers each of its writes. A write that fails part-way is answered with
+    /// its error and the rest are written again without it.
+    fn write_batch(&self, mut batch: Vec<Pending>) {
+        while !batch.is_empty() {
+            match self.commit(&batch) {
+                Ok(answers) => {
+                    self.committed(batch, answers);
+                    return;
+                }
+                Err(BatchFailure::Write(index, failure)) => {
+                    let failed = batch.remove(index);
+                    let _ = failed.answer.send(Err(failure.into_store_error()));
+                }
+                Err(BatchFailure::Commit(failure)) => {
+                    let detail = failure.into_store_error().to_string();
+                    for pending in batch {
+                        let _ = pending
+                            .answer
+                            .send(Err(StoreError::Internal(detail.clone())));
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Applies the writes of `batch` in order in one transaction and commits it if any wrote: each
+    /// write's answer, in batch order.
+    fn commit(&self, batch: &[Pending]) -> Result<Vec<StoreResult<bool>>, BatchFailure> {
+        let mut txn = self
+            .db
+            .begin_write()
+            .map_err(|e| BatchFailure::Commit(e.into()))?;
+        // Saves the allocator state with each commit, so opening after a crash is quick instead
+        // of a walk over the whole file.
+        txn.set_quick_repair(true);
+        let mut answers = Vec::with_capacity(batch.len());
+        for (index, pending) in batch.iter().enumerate() {
+            let change = match decide(&txn, &pending.op) {
+                Ok(Some(change)) => change,
+                Ok(None) => {
+                    answers.push(Ok(false));
+                    continue;
+                }
+                // Deciding only reads: nothing was changed, the others go on.
+                Err(failure) => {
+                    answers.push(Err(failure.into_store_error()));
+                    continue;
+                }
+            };
+            // Tests slow the write down here: the time can run out before the commit.
+            fail::fail_point!("embedded::before_commit");
+            if let Some(deadline) = &pending.deadline
+                && deadline.begin_commit().is_err()
+            {
+                answers.push(Err(StoreError::Unavailable(
+                    "the request's time ran out before the write".into(),
+                )));
+                continue;
+            }
+            apply(&txn, change).map_err(|failure| BatchFailure::Write(index, failure))?;
+            answers.push(Ok(true));
+        }
+        if answers.iter().any(|a| matches!(a, Ok(true))) {
+            // ...or here: the commit itself is slow, and its outcome must still be sent.
+            fail::fail_point!("embedded::commit");
+            txn.commit().map_err(|e| BatchFailure::Commit(e.into()))?;
+        } else {
+            txn.abort().map_err(|e| BatchFailure::Commit(e.into()))?;
+        }
+        Ok(answers)
+    }
+
+    /// After a commit: the catalog and the document cache learn what was written, in commit order,
+    /// and then (so a writer's next read sees its write) each writer gets its answer.
+    fn committed(&self, batch: Vec<Pending>, answers: Vec<StoreResult<bool>>) {
+        let written = answers.iter().filter(|a| matches!(a, Ok(true))).count();
+        if written > 0 {
+            metrics::counter!(COMMITS_METRIC).increment(1);
+            metrics::counter!(WRITES_METRIC).increment(written as u64);
+        }
+        let mut to_cache = Vec::new();
+        {
+            let mut catalog = self.catalog.write().unwrap_or_else(PoisonError::into_inner);
+            for (pending, answer) in batch.iter().zip(&answers) {
+                if let (Ok(true), Op::Insert(doc) | Op::Replace { next: doc, .. }) =
+                    (answer, &pending.op)
+                {
+                    catalog.upsert(doc);
+                    to_cache.push(doc.clone());
+                }
+            }
+        }
+        for doc in to_cache {
+            self.docs.insert(doc.id, Arc::new(doc));
+        }
+        for (pending, answer) in batch.into_iter().zip(answers) {
+            let _ = pending.answer.send(answer);
+        }
+    }
+}
+
+/// Decides `op` against the transaction's state (the commits before and the batch's writes so
+/// far): `None` when it is refused. Only reads.
+fn decide<'a>(txn: &redb::WriteTransaction, op: &'a Op) -> Result<Option<Change<'a>>, Failure> {
+    match op {
+        Op::Insert(doc) => {
+            let bytes = encode(doc)?;
+            if !doc.is_deleted {
+                let names = txn.open_table(ACTIVE_NAMES)?;
+                if names
+                    .get((doc.org_id.as_str(), doc.name.as_str()))?
+                    .is_some()
+                {
+                    return Ok(None);
+                }
+            }
+            Ok(Some(Change::Insert(doc, bytes)))
+        }
+        Op::Replace { expected, next } => {
+            let bytes = encode(next)?;
+            let docs = txn.open_table(UNIT_TESTS)?;
+            let current: Option<UnitTest> = docs
+                .get((next.org_id.as_str(), next.id.bytes()))?
+                .map(|v| decode(v.value()))
+                .transpose()?;
+            Ok(match current {
+                Some(current) if !current.is_deleted && current.updated_at == *expected => {
+                    let frees = next.is_deleted.then_some(current.name);
+                    Some(Change::Replace(next, bytes, frees))
+                }
+                _ => None,
+            })
+        }
+        Op::Records(records) => Ok(Some(Change::Records(records))),
+    }
+}
+
+/// Writes a decided change into the transaction.
+fn apply(txn: &redb::WriteTransaction, change: Change<'_>) -> Result<(), Failure> {
+    match change {
+        Change::Insert(doc, bytes) => {
+            if !doc.is_deleted {
+                let mut names = txn.open_table(ACTIVE_NAMES)?;
+                names.insert((doc.org_id.as_str(), doc.name.as_str()), doc.id.bytes())?;
+            }
+            let mut docs = txn.open_table(UNIT_TESTS)?;
+            docs.insert((doc.org_id.as_str(), doc.id.bytes()), bytes.as_slice())?;
+        }
+        Change::Replace(doc, bytes, frees) => {
+            let mut docs = txn.open_table(UNIT_TESTS)?;
+            docs.insert((doc.org_id.as_str(), doc.id.bytes()), bytes.as_slice())?;
+            if let Some(name) = frees {
+                let mut names = txn.open_table(ACTIVE_NAMES)?;
+                names.remove((doc.org_id.as_str(), name.as_str()))?;
+            }
+        }
+        Change::Records(r) => upsert_records(txn, r)?,
+    }
+    Ok(())
+}
+
+/// Upserts seed records by their natural keys.
+fn upsert_records(txn: &redb::WriteTransaction, r: &Records) -> Result<(), Failure> {
+    let mut t = txn.open_table(ORGANIZATIONS)?;
+    for o in &r.organizations {
+        t.insert(o.org_id.as_str(), encode(o)?.as_slice())?;
+    }
+    let mut t = txn.open_table(USERS)?;
+    for u in &r.users {
+        t.insert(
+            (u.org_id.as_str(), u.user_id.as_str()),
+            encode(u)?.as_slice(),
+        )?;
+    }
+    let mut t = txn.open_table(ROLES)?;
+    for x in &r.roles {
+        t.insert((x.org_id.as_str(), x.name.as_str()), encode(x)?.as_slice())?;
+    }
+    let mut t = txn.open_table(API_KEYS)?;
+    for k in &r.api_keys {
+        t.insert(
+            (k.org_id.as_str(), k.key_id.as_str()),
+            encode(k)?.as_slice(),
+        )?;
+    }
+    put_by_id(
+        txn,
+        SERVICES,
+        r.services.iter().map(|s| (s.org_id.as_str(), s.id, s)),
+    )?;
+    put_by_id(
+        txn,
+        PERSONAS,
+        r.personas.iter().map(|s| (s.org_id.as_str(), s.id, s)),
+    )?;
+    put_by_id(
+        txn,
+        SCENARIOS,
+        r.scenarios.iter().map(|s| (s.org_id.as_str(), s.id, s)),
+    )?;
+    put_by_id(
+        txn,
+        METRICS,
+        r.metrics.iter().map(|s| (s.org_id.as_str(), s.id, s)),
+    )?;
+    put_by_id(
+        txn,
+        UNIT_TEST_SETS,
+        r.unit_test_sets
+            .iter()
+            .map(|s| (s.org_id.as_str(), s.id, s)),
+    )?;
+    Ok(())
 }
 
 /// The catalog of every unit test in the store.
@@ -448,24 +735,10 @@ impl Store for EmbeddedStore {
     }
 
     async fn insert_unit_test(&self, doc: &UnitTest) -> StoreResult<()> {
-        let doc = doc.clone();
-        self.write_unit_test(move |txn| {
-            let bytes = encode(&doc)?;
-            let mut names = txn.open_table(ACTIVE_NAMES)?;
-            if !doc.is_deleted {
-                if names
-                    .get((doc.org_id.as_str(), doc.name.as_str()))?
-                    .is_some()
-                {
-                    return Err(Failure::Store(StoreError::Duplicate));
-                }
-                names.insert((doc.org_id.as_str(), doc.name.as_str()), doc.id.bytes())?;
-            }
-            let mut docs = txn.open_table(UNIT_TESTS)?;
-            docs.insert((doc.org_id.as_str(), doc.id.bytes()), bytes.as_slice())?;
-            Ok(((), Some(doc.clone())))
-        })
-        .await
+        match self.write(Op::Insert(doc.clone())).await? {
+            true => Ok(()),
+            false => Err(StoreError::Duplicate),
+        }
     }
 
     async fn unit_test(&self, org_id: &str, id: ObjectIdHex) -> StoreResult<Option<UnitTest>> {
@@ -473,28 +746,10 @@ impl Store for EmbeddedStore {
     }
 
     async fn replace_unit_test(&self, previous: &UnitTest, next: &UnitTest) -> StoreResult<bool> {
-        // redb serializes write transactions: the check and the write below are one atomic step.
-        let expected_updated_at = previous.updated_at;
-        let doc = next.clone();
-        self.write_unit_test(move |txn| {
-            let bytes = encode(&doc)?;
-            let key = (doc.org_id.as_str(), doc.id.bytes());
-            let mut docs = txn.open_table(UNIT_TESTS)?;
-            let current: Option<UnitTest> =
-                docs.get(key)?.map(|v| decode(v.value())).transpose()?;
-            match current {
-                Some(current)
-                    if !current.is_deleted && current.updated_at == expected_updated_at =>
-                {
-                    docs.insert(key, bytes.as_slice())?;
-                    if doc.is_deleted {
-                        let mut names = txn.open_table(ACTIVE_NAMES)?;
-                        names.remove((current.org_id.as_str(), current.name.as_str()))?;
-                    }
-                    Ok((true, Some(doc.clone())))
-                }
-                _ => Ok((false, None)),
-            }
+        // The writer checks and writes in one step: of two racing replaces one wins.
+        self.write(Op::Replace {
+            expected: previous.updated_at,
+            next: next.clone(),
         })
         .await
     }
@@ -537,64 +792,9 @@ impl Store for EmbeddedStore {
     }
 
     async fn upsert_records(&self, records: &Records) -> StoreResult<()> {
-        let r = records.clone();
-        self.run(move |db| {
-            let txn = db.begin_write()?;
-            {
-                let mut t = txn.open_table(ORGANIZATIONS)?;
-                for o in &r.organizations {
-                    t.insert(o.org_id.as_str(), encode(o)?.as_slice())?;
-                }
-                let mut t = txn.open_table(USERS)?;
-                for u in &r.users {
-                    t.insert(
-                        (u.org_id.as_str(), u.user_id.as_str()),
-                        encode(u)?.as_slice(),
-                    )?;
-                }
-                let mut t = txn.open_table(ROLES)?;
-                for x in &r.roles {
-                    t.insert((x.org_id.as_str(), x.name.as_str()), encode(x)?.as_slice())?;
-                }
-                let mut t = txn.open_table(API_KEYS)?;
-                for k in &r.api_keys {
-                    t.insert(
-                        (k.org_id.as_str(), k.key_id.as_str()),
-                        encode(k)?.as_slice(),
-                    )?;
-                }
-                put_by_id(
-                    &txn,
-                    SERVICES,
-                    r.services.iter().map(|s| (s.org_id.as_str(), s.id, s)),
-                )?;
-                put_by_id(
-                    &txn,
-                    PERSONAS,
-                    r.personas.iter().map(|s| (s.org_id.as_str(), s.id, s)),
-                )?;
-                put_by_id(
-                    &txn,
-                    SCENARIOS,
-                    r.scenarios.iter().map(|s| (s.org_id.as_str(), s.id, s)),
-                )?;
-                put_by_id(
-                    &txn,
-                    METRICS,
-                    r.metrics.iter().map(|s| (s.org_id.as_str(), s.id, s)),
-                )?;
-                put_by_id(
-                    &txn,
-                    UNIT_TEST_SETS,
-                    r.unit_test_sets
-                        .iter()
-                        .map(|s| (s.org_id.as_str(), s.id, s)),
-                )?;
-            }
-            txn.commit()?;
-            Ok(())
-        })
-        .await
+        self.write(Op::Records(Box::new(records.clone())))
+            .await
+            .map(drop)
     }
 }
 
@@ -608,4 +808,149 @@ fn put_by_id<'a, T: Serialize + 'a>(
         table.insert((org_id, id.bytes()), encode(row)?.as_slice())?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::domain::query::{SortField, SortKey, UnitTestFilter};
+    use crate::store::tests::testgen::{id, sample};
+
+    fn unit_test(n: u8, name: &str) -> UnitTest {
+        UnitTest {
+            id: id(n),
+            name: name.into(),
+            ..sample()
+        }
+    }
+
+    fn pending(
+        op: Op,
+        deadline: Option<Arc<Deadline>>,
+    ) -> (Pending, oneshot::Receiver<StoreResult<bool>>) {
+        let (answer, answered) = oneshot::channel();
+        (
+            Pending {
+                op,
+                deadline,
+                answer,
+            },
+            answered,
+        )
+    }
+
+    /// The active unit tests' (id, name) as a list answers them, and as redb holds them.
+    async fn active(store: &EmbeddedStore) -> (Vec<(u8, String)>, Vec<(u8, String)>) {
+        let query = ListQuery {
+            filter: UnitTestFilter {
+                is_deleted: Some(false),
+                ..UnitTestFilter::for_org("acme")
+            },
+            sort: vec![SortKey {
+                field: SortField::CreatedAt,
+                descending: false,
+            }],
+            offset: 0,
+            limit: 100,
+            with_facets: false,
+        };
+        let mut listed: Vec<_> = (store.list_unit_tests(&query).await.unwrap().items.iter())
+            .map(|t| (t.id.bytes()[0], t.name.clone()))
+            .collect();
+        listed.sort();
+        let mut stored = Vec::new();
+        for n in 1..=9 {
+            if let Some(t) = store.unit_test("acme", id(n)).await.unwrap()
+                && !t.is_deleted
+            {
+                stored.push((n, t.name));
+            }
+        }
+        (listed, stored)
+    }
+
+    /// One batch holding writes that depend on each other: each is decided against the state the
+    /// writes before it left, a refused or timed-out write changes nothing and fails no other, and
+    /// the catalog ends up holding exactly what redb committed.
+    #[tokio::test]
+    async fn a_batch_decides_each_write_against_the_writes_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let a = unit_test(1, "a");
+        store.insert_unit_test(&a).await.unwrap();
+        let mut deleted_a = a.clone();
+        deleted_a.is_deleted = true;
+        deleted_a.updated_at = Timestamp::after(a.updated_at);
+        let mut renamed_a = a.clone();
+        renamed_a.description = "stale".into();
+        renamed_a.updated_at = Timestamp::after(a.updated_at);
+        let passed = Deadline::new(Duration::ZERO);
+        let replace = |expected: Timestamp, next: &UnitTest| Op::Replace {
+            expected,
+            next: next.clone(),
+        };
+        let (batch, answers): (Vec<_>, Vec<_>) = [
+            pending(Op::Insert(unit_test(2, "b")), None),
+            // The name the write before took, in the same batch.
+            pending(Op::Insert(unit_test(3, "b")), None),
+            // A version that is not the stored one.
+            pending(replace(Timestamp::from_millis(1), &renamed_a), None),
+            pending(replace(a.updated_at, &deleted_a), None),
+            // The name the delete before freed, in the same batch.
+            pending(Op::Insert(unit_test(4, "a")), None),
+            // Stale now: the delete in this batch changed it.
+            pending(replace(a.updated_at, &renamed_a), None),
+            // Its time ran out before the commit: left out.
+            pending(Op::Insert(unit_test(5, "c")), Some(passed.clone())),
+            // So the name is still free.
+            pending(Op::Insert(unit_test(6, "c")), None),
+        ]
+        .into_iter()
+        .unzip();
+        let writer = Writer {
+            db: store.db.clone(),
+            docs: store.docs.clone(),
+            catalog: store.catalog.clone(),
+        };
+        tokio::task::spawn_blocking(move || writer.write_batch(batch))
+            .await
+            .unwrap();
+        let mut got = Vec::new();
+        for answer in answers {
+            got.push(match answer.await.unwrap() {
+                Ok(written) => written.to_string(),
+                Err(e) => e.to_string(),
+            });
+        }
+        assert_eq!(
+            got,
+            [
+                "true",
+                "false",
+                "false",
+                "true",
+                "true",
+                "false",
+                "store unavailable: the request's time ran out before the write",
+                "true"
+            ]
+        );
+        assert!(passed.expired(), "the late write is answered 503");
+        let expected = vec![(2, "b".into()), (4, "a".into()), (6, "c".into())];
+        assert_eq!(active(&store).await, (expected.clone(), expected.clone()));
+        assert!(store.unit_test("acme", id(3)).await.unwrap().is_none());
+        assert!(store.unit_test("acme", id(5)).await.unwrap().is_none());
+        // The names table agrees: each active name is taken, and stays so after a reopen.
+        drop(store);
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        assert_eq!(active(&store).await, (expected.clone(), expected));
+        for (n, name) in [(7, "a"), (8, "b"), (9, "c")] {
+            assert!(matches!(
+                store.insert_unit_test(&unit_test(n, name)).await,
+                Err(StoreError::Duplicate)
+            ));
+        }
+    }
 }
