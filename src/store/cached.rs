@@ -62,94 +62,58 @@ impl CachedRecords {
     }
 }
 
-/// Concurrent misses of one key share one store lookup; its error reaches each of them.
-fn shared(error: Arc<StoreError>) -> StoreError {
-    (*error).clone()
+/// `lookup`'s answer, kept in `cache` under `key`; concurrent misses of one key share one lookup,
+/// and its error reaches each of them.
+async fn cached<K, V>(
+    cache: &Cache<K, V>,
+    key: K,
+    lookup: impl Future<Output = StoreResult<V>>,
+) -> StoreResult<V>
+where
+    K: std::hash::Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    cache
+        .try_get_with(key, lookup)
+        .await
+        .map_err(|error: Arc<StoreError>| (*error).clone())
 }
 
-#[async_trait]
-impl Store for CachedRecords {
-    async fn ping(&self) -> StoreResult<()> {
-        self.inner.ping().await
-    }
-
-    async fn organization(&self, org_id: &str) -> StoreResult<Option<Organization>> {
-        self.organizations
-            .try_get_with(org_id.to_owned(), self.inner.organization(org_id))
-            .await
-            .map_err(shared)
-    }
-
-    async fn user(&self, org_id: &str, user_id: &UserId) -> StoreResult<Option<User>> {
-        let key = (org_id.to_owned(), user_id.clone());
-        self.users
-            .try_get_with(key, self.inner.user(org_id, user_id))
-            .await
-            .map_err(shared)
-    }
-
-    async fn role(&self, org_id: &str, name: &str) -> StoreResult<Option<Role>> {
-        let key = (org_id.to_owned(), name.to_owned());
-        self.roles
-            .try_get_with(key, self.inner.role(org_id, name))
-            .await
-            .map_err(shared)
-    }
-
-    /// Never cached: a deleted or expired key stops signing in at once.
-    async fn api_key(&self, org_id: &str, key_id: &str) -> StoreResult<Option<ApiKey>> {
-        self.inner.api_key(org_id, key_id).await
-    }
-
-    async fn service(&self, org_id: &str, id: ObjectIdHex) -> StoreResult<Option<Service>> {
-        self.inner.service(org_id, id).await
-    }
-
-    async fn named(
-        &self,
-        kind: NamedKind,
-        org_id: &str,
-        id: ObjectIdHex,
-    ) -> StoreResult<Option<NamedRecord>> {
-        self.inner.named(kind, org_id, id).await
-    }
-
-    async fn metrics(&self, org_id: &str, ids: &[ObjectIdHex]) -> StoreResult<Vec<Metric>> {
-        self.inner.metrics(org_id, ids).await
-    }
-
-    async fn unit_test_in_live_set(
-        &self,
-        org_id: &str,
-        unit_test_id: ObjectIdHex,
-    ) -> StoreResult<bool> {
-        self.inner.unit_test_in_live_set(org_id, unit_test_id).await
-    }
-
-    async fn insert_unit_test(&self, doc: &UnitTest) -> StoreResult<()> {
-        self.inner.insert_unit_test(doc).await
-    }
-
-    async fn unit_test(&self, org_id: &str, id: ObjectIdHex) -> StoreResult<Option<UnitTest>> {
-        self.inner.unit_test(org_id, id).await
-    }
-
-    async fn replace_unit_test(&self, previous: &UnitTest, next: &UnitTest) -> StoreResult<bool> {
-        self.inner.replace_unit_test(previous, next).await
-    }
-
-    async fn list_unit_tests(&self, query: &ListQuery) -> StoreResult<ListPage> {
-        self.inner.list_unit_tests(query).await
-    }
-
-    async fn upsert_records(&self, records: &Records) -> StoreResult<()> {
-        let result = self.inner.upsert_records(records).await;
+/// The body of each store operation: the record lookups through their cache, record writes
+/// clearing it, everything else (API keys too: a deleted key stops signing in at once) straight
+/// to the store.
+macro_rules! through_cache {
+    ($store:ident, organization, $org_id:ident) => {
+        cached(&$store.organizations, $org_id.to_owned(), $store.inner.organization($org_id)).await
+    };
+    ($store:ident, user, $org_id:ident, $user_id:ident) => {{
+        let key = ($org_id.to_owned(), $user_id.clone());
+        cached(&$store.users, key, $store.inner.user($org_id, $user_id)).await
+    }};
+    ($store:ident, role, $org_id:ident, $name:ident) => {{
+        let key = ($org_id.to_owned(), $name.to_owned());
+        cached(&$store.roles, key, $store.inner.role($org_id, $name)).await
+    }};
+    ($store:ident, upsert_records, $records:ident) => {{
+        let result = $store.inner.upsert_records($records).await;
         // Also after a failure: part of the records may have been written.
-        self.forget_all();
+        $store.forget_all();
         result
-    }
-
-    async fn shared_token_secret(&self, proposal: &str) -> StoreResult<Option<String>> {
-        self.inner.shared_token_secret(proposal).await
-    }
+    }};
+    ($store:ident, $name:ident $(, $arg:ident)*) => {
+        $store.inner.$name($($arg),*).await
+    };
 }
+
+macro_rules! cached_store {
+    ($(fn $name:ident($($arg:ident: $ty:ty),*) -> $out:ty;)*) => {
+        #[async_trait]
+        impl Store for CachedRecords {
+            $(async fn $name(&self, $($arg: $ty),*) -> StoreResult<$out> {
+                through_cache!(self, $name $(, $arg)*)
+            })*
+        }
+    };
+}
+
+super::for_each_store_operation!(cached_store);

@@ -985,33 +985,42 @@ mod tests {
         );
     }
 
+    /// `count` random unit tests of acme, each then shaped by `shape` (given its number).
+    fn acme_docs(seed: u64, count: usize, shape: impl Fn(usize, &mut UnitTest)) -> Vec<UnitTest> {
+        let mut rng = StdRng::seed_from_u64(seed);
+        (0..count)
+            .map(|n| {
+                let mut d = random_unit_test(&mut rng, n);
+                d.org_id = "acme".into();
+                shape(n, &mut d);
+                d
+            })
+            .collect()
+    }
+
+    /// The benchmark's words (bench/src/fixtures.rs), two in each unit test.
+    const WORDS: [&str; 8] = [
+        "signup",
+        "billing",
+        "refund",
+        "password",
+        "onboarding",
+        "upgrade",
+        "cancel",
+        "shipping",
+    ];
+
     /// Searches on unit tests named and described as the benchmark's (bench/src/fixtures.rs):
     /// eight words, two per unit test, and a number.
     #[test]
     fn a_search_reads_only_unit_tests_that_may_match() {
-        const WORDS: [&str; 8] = [
-            "signup",
-            "billing",
-            "refund",
-            "password",
-            "onboarding",
-            "upgrade",
-            "cancel",
-            "shipping",
-        ];
-        let mut rng = StdRng::seed_from_u64(7);
-        let docs: Vec<UnitTest> = (0..20_000)
-            .map(|n| {
-                let mut d = random_unit_test(&mut rng, n);
-                let (w1, w2) = (WORDS[n % 8], WORDS[(n / 8 + 3) % 8]);
-                d.org_id = "acme".into();
-                d.name = format!("seed-{n} {w1} {w2}");
-                d.description = format!("A user walks through {w1}, then {w2}; case {n}.");
-                d.is_deleted = n % 50 == 0;
-                d.updated_at = Timestamp::from_millis(1_700_000_000_000 + n as i64);
-                d
-            })
-            .collect();
+        let docs = acme_docs(7, 20_000, |n, d| {
+            let (w1, w2) = (WORDS[n % 8], WORDS[(n / 8 + 3) % 8]);
+            d.name = format!("seed-{n} {w1} {w2}");
+            d.description = format!("A user walks through {w1}, then {w2}; case {n}.");
+            d.is_deleted = n % 50 == 0;
+            d.updated_at = Timestamp::from_millis(1_700_000_000_000 + n as i64);
+        });
         let catalog = Catalog::build(docs.clone());
         let org = &catalog.orgs["acme"];
         // (query, most texts the search may read)
@@ -1049,16 +1058,6 @@ mod tests {
     #[ignore = "a measurement, slow in debug builds"]
     fn search_costs_at_scale() {
         use std::time::{Duration, Instant};
-        const WORDS: [&str; 8] = [
-            "signup",
-            "billing",
-            "refund",
-            "password",
-            "onboarding",
-            "upgrade",
-            "cancel",
-            "shipping",
-        ];
         fn rss_mib() -> f64 {
             let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
             let pages: f64 = statm
@@ -1155,14 +1154,7 @@ mod tests {
 
     #[test]
     fn descending_orders_keep_ties_in_id_order_from_any_offset() {
-        let mut rng = StdRng::seed_from_u64(5);
-        let docs: Vec<UnitTest> = (0..120)
-            .map(|n| {
-                let mut d = random_unit_test(&mut rng, n);
-                d.org_id = "acme".into();
-                d
-            })
-            .collect();
+        let docs = acme_docs(5, 120, |_, _| {});
         let catalog = Catalog::build(docs.clone());
         for raw in [
             "sort_by=-updated_at",
