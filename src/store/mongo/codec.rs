@@ -35,6 +35,10 @@ pub(super) mod field {
     pub const UPDATED_BY: &str = "updated_by";
     pub const CREATED_AT: &str = "created_at";
     pub const UPDATED_AT: &str = "updated_at";
+    /// The search text (`crate::domain::search::search_text`): what search's regexes look in,
+    /// case-sensitively, so MongoDB folds case exactly as the definition does (a case-insensitive
+    /// regex on the name does not find `İ` by `i̇`, its lower case).
+    pub const SEARCH_TEXT: &str = "search_text";
     /// The distinct 3-byte grams of the search text (see [`super::search_grams`]).
     pub const SEARCH_GRAMS: &str = "search_grams";
 
@@ -195,6 +199,7 @@ pub(super) fn unit_test_to_doc(t: &UnitTest) -> StoreResult<Document> {
         field::UPDATED_BY: user_info_doc(&t.updated_by),
         field::CREATED_AT: datetime(t.created_at),
         field::UPDATED_AT: datetime(t.updated_at),
+        field::SEARCH_TEXT: search_text(&t.name, &t.description),
         field::SEARCH_GRAMS: search_grams(&t.name, &t.description),
     })
 }

@@ -19,6 +19,7 @@ use super::Db;
 use super::codec::{field, search_grams};
 use super::collections as c;
 use super::errors::{NAMESPACE_EXISTS, command_code, reply_count, store_error};
+use crate::domain::search::search_text;
 use crate::store::{StoreError, StoreResult};
 
 /// The migrations, in the order they apply. A new file gets a new line here; applied ones never change.
@@ -169,8 +170,8 @@ impl Db {
         Ok(applied)
     }
 
-    /// Writes `search_grams` into the unit test documents written without it (before migration
-    /// 0003), in `_id` order, [`BACKFILL_BATCH`] at a time. Resumable: it only reads documents
+    /// Writes `search_grams` and `search_text` into the unit test documents written without them
+    /// (before migration 0003), in `_id` order, [`BACKFILL_BATCH`] at a time. Resumable: it only reads documents
     /// lacking the field. Safe beside another instance doing the same and beside writers: each
     /// update applies only if the document still lacks the field and still has the name and
     /// description its grams were computed from, and writes what any instance would. Once a pass
@@ -222,7 +223,10 @@ impl Db {
                         field::DESCRIPTION: description,
                         field::SEARCH_GRAMS: {"$exists": false},
                     },
-                    "u": {"$set": {field::SEARCH_GRAMS: search_grams(name, description)}},
+                    "u": {"$set": {
+                        field::SEARCH_TEXT: search_text(name, description),
+                        field::SEARCH_GRAMS: search_grams(name, description),
+                    }},
                 });
             }
             if read == 0 {

@@ -558,7 +558,10 @@ impl Db {
         for (key, value) in &after {
             // The grams go along every time: a document written before they existed (and not
             // backfilled yet) gets them with its first change.
-            if key != "updated_at" && (before.get(key) != Some(value) || key == field::SEARCH_GRAMS)
+            if key != "updated_at"
+                && (before.get(key) != Some(value)
+                    || key == field::SEARCH_GRAMS
+                    || key == field::SEARCH_TEXT)
             {
                 changed.insert(key.clone(), value.clone());
             }
@@ -1221,6 +1224,7 @@ mod tests {
                 .map(|t| {
                     let mut d = unit_test_to_doc(t).unwrap();
                     d.remove(field::SEARCH_GRAMS).unwrap();
+                    d.remove(field::SEARCH_TEXT).unwrap();
                     d
                 })
                 .collect();

@@ -108,9 +108,17 @@ pub(super) fn filter_document(f: &UnitTestFilter) -> Document {
         all.push(grams);
     }
     for term in &f.terms {
+        // The term (folded) in the folded text; in documents written before that field existed
+        // (until the backfill reaches them), in the name or the description ignoring case.
         all.push(doc! {"$or": [
-            {field::NAME: contains_ignoring_case(term)},
-            {field::DESCRIPTION: contains_ignoring_case(term)},
+            {field::SEARCH_TEXT: {"$regex": escape_regex(term)}},
+            {
+                field::SEARCH_TEXT: {"$exists": false},
+                "$or": [
+                    {field::NAME: contains_ignoring_case(term)},
+                    {field::DESCRIPTION: contains_ignoring_case(term)},
+                ],
+            },
         ]});
     }
     if !all.is_empty() {
@@ -249,12 +257,16 @@ mod tests {
     }
 
     #[test]
-    fn search_terms_are_escaped_case_insensitive_regexes_on_name_or_description() {
+    fn search_terms_are_escaped_regexes_on_the_folded_text_or_older_documents_name_or_description()
+    {
         let f = search("Sign (v2.0)").filter;
         let either = |pattern: &str| {
             doc! {"$or": [
-                {"name": {"$regex": pattern, "$options": "i"}},
-                {"description": {"$regex": pattern, "$options": "i"}},
+                {"search_text": {"$regex": pattern}},
+                {"search_text": {"$exists": false}, "$or": [
+                    {"name": {"$regex": pattern, "$options": "i"}},
+                    {"description": {"$regex": pattern, "$options": "i"}},
+                ]},
             ]}
         };
         // The grams of every term of three bytes or more narrow first: "sig", "ign", "(v2",
