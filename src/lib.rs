@@ -111,6 +111,7 @@ pub async fn open_mongo(mongo: &MongoConfig) -> Result<MongoStore, StartError> {
             uri: config::redact_uri(&mongo.uri),
             source,
         })?;
+    store.spawn_search_grams_backfill();
     Ok(store)
 }
 

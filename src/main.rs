@@ -148,6 +148,16 @@ async fn migrate(config: &Config) -> anyhow::Result<()> {
             redact_uri(&mongo.uri)
         )
     })?;
+    let backfill = store
+        .backfill_search_grams()
+        .await
+        .context("cannot backfill the search grams")?;
+    if backfill.written > 0 || backfill.left > 0 {
+        println!(
+            "search grams written into {} unit tests ({} left: changed meanwhile by an older version)",
+            backfill.written, backfill.left
+        );
+    }
     if applied.is_empty() {
         println!("MongoDB database {:?} is up to date", mongo.database);
     } else {

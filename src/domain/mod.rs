@@ -8,6 +8,7 @@ pub mod problems;
 pub mod query;
 pub mod query_string;
 mod requests;
+pub mod search;
 mod unit_test;
 mod user;
 

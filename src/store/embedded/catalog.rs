@@ -20,8 +20,9 @@ use roaring::RoaringBitmap;
 use super::grams::{GramIndex, TermRows};
 use crate::domain::query::{
     FilterValues, ListQuery, SortField, SortFields, SortKey, Sortable, TagValueFilter,
-    UnitTestFilter, compare, fold_case,
+    UnitTestFilter, compare,
 };
+use crate::domain::search::search_text;
 use crate::domain::{ObjectIdHex, Timestamp, UnitTest, UserInfo};
 
 /// A row's number in its org, in the order the unit tests were added; never reused (deletes are
@@ -278,9 +279,7 @@ struct OrgIndex {
 
 impl OrgIndex {
     fn row(&mut self, doc: &UnitTest) -> Row {
-        let mut text = fold_case(&doc.name);
-        text.push('\n');
-        text.push_str(&fold_case(&doc.description));
+        let text = search_text(&doc.name, &doc.description);
         let mut metrics: Vec<u32> = doc
             .success_criterions
             .iter()
@@ -793,7 +792,7 @@ mod tests {
 
     use super::*;
     use crate::domain::query::FilterValuesBuilder;
-    use crate::store::tests::testgen::{random_query, random_unit_test};
+    use crate::store::tests::testgen::{random_doc, random_query, random_terms, random_unit_test};
 
     /// The page as the definition says: every matching unit test, sorted, sliced.
     fn by_definition(docs: &[UnitTest], query: &ListQuery) -> PagePlan {
@@ -817,98 +816,6 @@ mod tests {
             has_more: end < matching.len(),
             filter_values,
         }
-    }
-
-    /// Pieces of text that search gets wrong when it is careless: every form of sigma, letters
-    /// whose lower case is longer or shorter, combining marks, regex metacharacters, digits.
-    const PIECES: &[&str] = &[
-        "σ", "ς", "Σ", "ΟΔΟΣ", "οδος", "a", "A", "b", "ab", "ß", "ẞ", "İ", "ﬁ", ".", "*", "(", ")",
-        "[", "\\", "?", "+", "$", "^", "|", "{", "日本", "é", "É", "e\u{301}", "0", "7", "77", "-",
-        "\u{a0}",
-    ];
-
-    /// A random unit test whose name and description are often made of [`PIECES`], and whose
-    /// description holds one of two frequent words, never both.
-    fn random_doc(rng: &mut StdRng, n: usize) -> UnitTest {
-        let mut doc = random_unit_test(rng, n);
-        let text = |rng: &mut StdRng| -> String {
-            (0..rng.gen_range(0..8))
-                .map(|_| {
-                    let piece = PIECES[rng.gen_range(0..PIECES.len())];
-                    if rng.gen_bool(0.2) {
-                        format!("{piece} ")
-                    } else {
-                        piece.to_owned()
-                    }
-                })
-                .collect()
-        };
-        if rng.gen_bool(0.5) {
-            doc.name = format!("{}{n}", text(rng));
-        }
-        if rng.gen_bool(0.6) {
-            let word = if rng.gen_bool(0.5) {
-                "RedPill"
-            } else {
-                "bluepill"
-            };
-            doc.description = format!("{} {word} {}", text(rng), doc.description);
-        }
-        doc
-    }
-
-    /// Search terms as the search endpoint parses them: substrings of what the unit tests hold
-    /// (often in another case), one or two characters, terms nothing holds, and two frequent
-    /// terms no unit test holds together.
-    fn random_terms(rng: &mut StdRng, docs: &[UnitTest]) -> Vec<String> {
-        let one = |rng: &mut StdRng| -> String {
-            match rng.gen_range(0..11) {
-                0..=2 => {
-                    let doc = &docs[rng.gen_range(0..docs.len())];
-                    let text: Vec<char> = if rng.gen_bool(0.5) {
-                        &doc.name
-                    } else {
-                        &doc.description
-                    }
-                    .chars()
-                    .collect();
-                    let start = rng.gen_range(0..=text.len());
-                    let end = (start + rng.gen_range(1..7)).min(text.len());
-                    let piece: String = text[start..end].iter().collect();
-                    if rng.gen_bool(0.5) {
-                        piece.to_uppercase()
-                    } else {
-                        piece
-                    }
-                }
-                3..=4 => PIECES[rng.gen_range(0..PIECES.len())].to_owned(),
-                5 => (0..2)
-                    .map(|_| PIECES[rng.gen_range(0..PIECES.len())])
-                    .collect::<String>()
-                    .chars()
-                    .take(2)
-                    .collect(),
-                // Every 3-byte gram of these is in many rows that lack the term ("σσ" holds
-                // all of "σσσσ"'s), so the grams alone would answer wrongly.
-                6 => ["7777", "σσσσ", "ΣΣΣ", "ababab", "aaaa", "ς7ς", "..."][rng.gen_range(0..7)]
-                    .to_owned(),
-                7 => ["q", "zz", "zzzz", "ж", "ωω", "σς(", ".*"][rng.gen_range(0..7)].to_owned(),
-                8 => "REDPILL bluePill".to_owned(),
-                _ => ["redpill", "BluePill", "ΣΟΔ", "ς", "\\."][rng.gen_range(0..5)].to_owned(),
-            }
-        };
-        let text: Vec<String> = (0..rng.gen_range(1..4)).map(|_| one(rng)).collect();
-        // As `parse_search_query` does it.
-        let mut terms: Vec<String> = Vec::new();
-        for term in text.join(" ").split_whitespace().map(fold_case) {
-            if !terms.contains(&term) {
-                terms.push(term);
-            }
-        }
-        if terms.is_empty() {
-            terms.push("x".into());
-        }
-        terms
     }
 
     #[test]

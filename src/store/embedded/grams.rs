@@ -18,8 +18,7 @@
 use roaring::RoaringBitmap;
 use rustc_hash::FxHashMap;
 
-/// The longest gram kept.
-const GRAM: usize = 3;
+use crate::domain::search::{GRAM, blank, grams, key, trigrams};
 
 /// The postings of every gram of the text of every row indexed so far.
 #[derive(Default)]
@@ -134,7 +133,7 @@ impl GramIndex {
                 keys.extend((!bytes.is_empty()).then(|| key(bytes)));
             } else {
                 exact = false;
-                keys.extend(bytes.windows(GRAM).map(key));
+                keys.extend(trigrams(term));
             }
         }
         keys.sort_unstable();
@@ -188,31 +187,6 @@ impl GramIndex {
                 .map(RoaringBitmap::serialized_size)
                 .sum::<usize>()
     }
-}
-
-/// ASCII white space, which no search term holds (`char::is_whitespace` covers all of these).
-fn blank(b: u8) -> bool {
-    matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
-}
-
-/// A gram of 1 to 3 bytes as a number: the bytes, and the length above them.
-fn key(gram: &[u8]) -> u32 {
-    let packed = gram.iter().fold(0u32, |k, &b| (k << 8) | u32::from(b));
-    ((gram.len() as u32) << 24) | packed
-}
-
-/// The grams of `text` that hold no white space, repeats included.
-fn grams(text: &str) -> impl Iterator<Item = u32> + '_ {
-    let bytes = text.as_bytes();
-    (0..bytes.len()).flat_map(move |start| {
-        let end = (start + GRAM).min(bytes.len());
-        // The grams starting here, up to the first white space.
-        let clean = bytes[start..end]
-            .iter()
-            .position(|&b| blank(b))
-            .unwrap_or(end - start);
-        (1..=clean).map(move |len| key(&bytes[start..start + len]))
-    })
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::errors::corrupt;
+use crate::domain::search::{search_text, trigrams};
 use crate::domain::{Criterion, ObjectIdHex, SuccessCriterion, Tag, Timestamp, UnitTest, UserInfo};
 use crate::store::{StoreError, StoreResult};
 
@@ -34,6 +35,12 @@ pub(super) mod field {
     pub const UPDATED_BY: &str = "updated_by";
     pub const CREATED_AT: &str = "created_at";
     pub const UPDATED_AT: &str = "updated_at";
+    /// The search text (`crate::domain::search::search_text`): what search's regexes look in,
+    /// case-sensitively, so MongoDB folds case exactly as the definition does (a case-insensitive
+    /// regex on the name does not find `İ` by `i̇`, its lower case).
+    pub const SEARCH_TEXT: &str = "search_text";
+    /// The distinct 3-byte grams of the search text (see [`super::search_grams`]).
+    pub const SEARCH_GRAMS: &str = "search_grams";
 
     // Inside the sub-documents: a success criterion (`name` too), a tag, a user (`org_id` too).
     pub const METRIC_ID: &str = "metric_id";
@@ -192,7 +199,28 @@ pub(super) fn unit_test_to_doc(t: &UnitTest) -> StoreResult<Document> {
         field::UPDATED_BY: user_info_doc(&t.updated_by),
         field::CREATED_AT: datetime(t.created_at),
         field::UPDATED_AT: datetime(t.updated_at),
+        field::SEARCH_TEXT: search_text(&t.name, &t.description),
+        field::SEARCH_GRAMS: search_grams(&t.name, &t.description),
     })
+}
+
+/// The distinct 3-byte grams of the search text of a unit test of `name` and `description`
+/// ([`crate::domain::search`]), ascending, as `Int32`s (every key fits). Search asks for documents
+/// holding every 3-byte gram of its terms, through a multikey index on this field, then verifies
+/// with regexes. 1- and 2-byte grams are left out: they would triple the index entries, and terms
+/// that short keep the regexes alone.
+pub(super) fn search_grams(name: &str, description: &str) -> Vec<i32> {
+    let mut keys: Vec<i32> = trigrams(&search_text(name, description))
+        .map(gram_int)
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    keys
+}
+
+/// A gram key as stored: keys are at most `0x03ff_ffff`.
+pub(super) fn gram_int(key: u32) -> i32 {
+    i32::try_from(key).expect("gram keys fit an i32")
 }
 
 pub(super) fn unit_test_from_doc(d: &Document) -> StoreResult<UnitTest> {

@@ -3,17 +3,23 @@
 //! Every step is idempotent — creating an existing collection or an identical index is a no-op —
 //! so two processes applying one migration at once do no harm. The runner records each applied
 //! migration in `simtest_migrations`.
+//!
+//! Data a migration's index needs in documents written before it is written by a backfill
+//! ([`Db::backfill_search_grams`]), which the server runs in the background after migrating and
+//! `simtest migrate` runs to the end: queries never depend on it being done.
 
 use std::collections::HashSet;
 
 use mongodb::IndexModel;
-use mongodb::bson::{self, Document, doc};
+use mongodb::bson::{self, Bson, Document, doc};
 use mongodb::options::IndexOptions;
 use serde::Deserialize;
 
 use super::Db;
+use super::codec::{field, search_grams};
 use super::collections as c;
-use super::errors::{NAMESPACE_EXISTS, command_code, store_error};
+use super::errors::{NAMESPACE_EXISTS, command_code, reply_count, store_error};
+use crate::domain::search::search_text;
 use crate::store::{StoreError, StoreResult};
 
 /// The migrations, in the order they apply. A new file gets a new line here; applied ones never change.
@@ -26,7 +32,28 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0002_user_grants",
         include_str!("../../../migrations/0002_user_grants.json"),
     ),
+    (
+        "0003_search_grams",
+        include_str!("../../../migrations/0003_search_grams.json"),
+    ),
 ];
+
+/// How many documents one backfill step reads and rewrites (one `find` and one `update` command).
+const BACKFILL_BATCH: usize = 500;
+
+/// The record in `simtest_migrations` saying every unit test document has its `search_grams`.
+const SEARCH_GRAMS_BACKFILLED: &str = "0003_search_grams backfilled";
+
+/// What a backfill did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Backfill {
+    /// Documents it wrote the field into.
+    pub written: u64,
+    /// Documents lacking the field it left as they were: changed meanwhile by an instance that
+    /// does not write the field (an older version), or unreadable. Search still finds them; the
+    /// next backfill tries again.
+    pub left: u64,
+}
 
 /// One migration file.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -53,6 +80,9 @@ pub struct IndexSpec {
     pub keys: Vec<(String, i32)>,
     #[serde(default)]
     pub unique: bool,
+    /// A filter: only the documents it matches are indexed (`partialFilterExpression`).
+    #[serde(default)]
+    pub partial: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 impl Migration {
@@ -140,6 +170,105 @@ impl Db {
         Ok(applied)
     }
 
+    /// Writes `search_grams` and `search_text` into the unit test documents written without them
+    /// (before migration 0003), in `_id` order, [`BACKFILL_BATCH`] at a time. Resumable: it only reads documents
+    /// lacking the field. Safe beside another instance doing the same and beside writers: each
+    /// update applies only if the document still lacks the field and still has the name and
+    /// description its grams were computed from, and writes what any instance would. Once a pass
+    /// leaves nothing behind it records so, and later calls return at once.
+    pub(super) async fn backfill_search_grams(&self) -> StoreResult<Backfill> {
+        let records = self.db.collection::<Document>(c::MIGRATIONS);
+        let done = doc! {"_id": SEARCH_GRAMS_BACKFILLED};
+        if records
+            .find_one(done.clone())
+            .await
+            .map_err(store_error)?
+            .is_some()
+        {
+            return Ok(Backfill::default());
+        }
+        let unit_tests = self.collection(c::UNIT_TEST);
+        let mut outcome = Backfill::default();
+        let mut after: Option<Bson> = None;
+        loop {
+            let mut lacking = doc! {field::SEARCH_GRAMS: {"$exists": false}};
+            if let Some(last) = &after {
+                lacking.insert(field::ID, doc! {"$gt": last.clone()});
+            }
+            let mut cursor = unit_tests
+                .find(lacking)
+                .projection(doc! {field::NAME: 1, field::DESCRIPTION: 1})
+                .sort(doc! {field::ID: 1})
+                .limit(BACKFILL_BATCH as i64)
+                .batch_size(BACKFILL_BATCH as u32)
+                .await
+                .map_err(store_error)?;
+            let mut updates = Vec::with_capacity(BACKFILL_BATCH);
+            let mut read = 0u64;
+            while cursor.advance().await.map_err(store_error)? {
+                let d = cursor.deserialize_current().map_err(store_error)?;
+                read += 1;
+                after = d.get(field::ID).cloned();
+                let (Some(id), Ok(name), Ok(description)) = (
+                    d.get(field::ID),
+                    d.get_str(field::NAME),
+                    d.get_str(field::DESCRIPTION),
+                ) else {
+                    continue;
+                };
+                updates.push(doc! {
+                    "q": {
+                        field::ID: id.clone(),
+                        field::NAME: name,
+                        field::DESCRIPTION: description,
+                        field::SEARCH_GRAMS: {"$exists": false},
+                    },
+                    "u": {"$set": {
+                        field::SEARCH_TEXT: search_text(name, description),
+                        field::SEARCH_GRAMS: search_grams(name, description),
+                    }},
+                });
+            }
+            if read == 0 {
+                break;
+            }
+            let mut written = 0;
+            if !updates.is_empty() {
+                let reply = self
+                    .db
+                    .run_command(doc! {
+                        "update": c::UNIT_TEST,
+                        "updates": updates,
+                        "ordered": false,
+                    })
+                    .await
+                    .map_err(store_error)?;
+                written = u64::try_from(reply_count(&reply, "nModified")).unwrap_or(0);
+            }
+            outcome.written += written;
+            // What another instance wrote meanwhile is not left behind; what nobody wrote is.
+            outcome.left += read - written;
+        }
+        if outcome.left > 0 {
+            let still = unit_tests
+                .count_documents(doc! {field::SEARCH_GRAMS: {"$exists": false}})
+                .await
+                .map_err(store_error)?;
+            outcome.left = still;
+        }
+        if outcome.left == 0 {
+            records
+                .update_one(
+                    done,
+                    doc! {"$setOnInsert": {"applied_at": bson::DateTime::now()}},
+                )
+                .upsert(true)
+                .await
+                .map_err(store_error)?;
+        }
+        Ok(outcome)
+    }
+
     async fn apply(&self, migration: &Migration) -> StoreResult<()> {
         let existing: HashSet<String> = self
             .db
@@ -164,12 +293,21 @@ impl Db {
             for (field, direction) in &index.keys {
                 keys.insert(field.clone(), *direction);
             }
+            let partial = index
+                .partial
+                .as_ref()
+                .map(bson::to_document)
+                .transpose()
+                .map_err(|e| {
+                    StoreError::Internal(format!("index {}: bad partial filter: {e}", index.name))
+                })?;
             let model = IndexModel::builder()
                 .keys(keys)
                 .options(
                     IndexOptions::builder()
                         .name(index.name.clone())
                         .unique(index.unique.then_some(true))
+                        .partial_filter_expression(partial)
                         .build(),
                 )
                 .build();

@@ -39,7 +39,7 @@ use super::{
 use crate::domain::query::{ListPage, ListQuery};
 use crate::domain::{ObjectIdHex, UnitTest, UserId};
 use codec::{
-    datetime, id_either_way, ids_either_way, oid, record_from_doc, record_to_doc,
+    datetime, field, id_either_way, ids_either_way, oid, record_from_doc, record_to_doc,
     unit_test_from_doc, unit_test_to_doc,
 };
 use errors::{command_write_outcome, is_duplicate_key, reply_count, store_error};
@@ -192,6 +192,31 @@ impl MongoStore {
     /// of those it applied (empty when the database is up to date).
     pub async fn migrate(&self) -> StoreResult<Vec<String>> {
         self.inner.migrate().await
+    }
+
+    /// Writes the search grams into unit test documents written before they existed (see
+    /// [`migrate::Backfill`]); returns at once when an earlier pass finished the job.
+    pub async fn backfill_search_grams(&self) -> StoreResult<migrate::Backfill> {
+        self.inner.backfill_search_grams().await
+    }
+
+    /// Runs [`Self::backfill_search_grams`] in the background, logging what it did: searches are
+    /// right meanwhile (they keep documents without grams for the regexes), only slower.
+    pub fn spawn_search_grams_backfill(&self) {
+        let db = self.inner.clone();
+        tokio::spawn(async move {
+            match db.backfill_search_grams().await {
+                Ok(done) if done == migrate::Backfill::default() => {}
+                Ok(done) => tracing::info!(
+                    written = done.written,
+                    left = done.left,
+                    "search grams backfilled"
+                ),
+                Err(error) => {
+                    tracing::warn!(%error, "search grams backfill failed; the next start retries")
+                }
+            }
+        });
     }
 
     /// Drops the whole database (tests give each run a database of its own and drop it after).
@@ -531,7 +556,13 @@ impl Db {
         let after = unit_test_to_doc(next)?;
         let mut changed = Document::new();
         for (key, value) in &after {
-            if key != "updated_at" && before.get(key) != Some(value) {
+            // The grams go along every time: a document written before they existed (and not
+            // backfilled yet) gets them with its first change.
+            if key != "updated_at"
+                && (before.get(key) != Some(value)
+                    || key == field::SEARCH_GRAMS
+                    || key == field::SEARCH_TEXT)
+            {
                 changed.insert(key.clone(), value.clone());
             }
         }
@@ -1127,6 +1158,126 @@ mod tests {
                     assert_indexed(&format!("{what} facets"), &explain);
                 }
             }
+            mongo.drop_database().await.unwrap();
+        }
+
+        /// The winning plan of the search `text` in `acme`, as the store sends it.
+        async fn search_plan(mongo: &MongoStore, text: &str) -> Vec<String> {
+            let query =
+                parse_search_query("acme", &QueryParams::parse(Some(&format!("query={text}"))))
+                    .unwrap();
+            let find = doc! {
+                "find": c::UNIT_TEST,
+                "filter": filter_document(&query.filter),
+                "sort": sort_document(&query.sort),
+                "limit": i64::from(query.limit) + 1,
+            };
+            let explain = mongo
+                .database()
+                .run_command(doc! {"explain": find, "verbosity": "queryPlanner"})
+                .await
+                .unwrap();
+            assert_indexed(text, &explain);
+            plan_nodes(&explain)
+        }
+
+        #[tokio::test]
+        async fn selective_searches_use_the_grams_index() {
+            let Some(mongo) = mongo().await else { return };
+            seed_many_orgs(&mongo).await;
+            // A term no unit test holds, one a single unit test holds (names end in their
+            // number), and two terms each frequent in `acme` but not together.
+            for text in ["zqxj", "3960", "signup%20zeta"] {
+                let plan = search_plan(&mongo, text).await;
+                assert!(
+                    plan.iter().any(|n| n.contains("org_id_search_grams_live")),
+                    "{text}: {plan:?}"
+                );
+            }
+            let grams_of = |text: &str| {
+                let query =
+                    parse_search_query("acme", &QueryParams::parse(Some(&format!("query={text}"))))
+                        .unwrap();
+                filter_document(&query.filter)
+            };
+            // A short term has no grams: the regexes alone, through the org's indexes.
+            assert!(!grams_of("ze").to_string().contains("search_grams"));
+            search_plan(&mongo, "ze").await;
+            mongo.drop_database().await.unwrap();
+        }
+
+        #[tokio::test]
+        async fn the_backfill_writes_the_grams_of_older_documents_once_even_from_two_instances() {
+            let Some(mongo) = mongo().await else { return };
+            let mut rng = StdRng::seed_from_u64(5);
+            // Written as before migration 0003: no `search_grams`.
+            let docs: Vec<UnitTest> = (0..1234)
+                .map(|n| {
+                    let mut t = random_unit_test(&mut rng, n);
+                    t.id = ObjectIdHex::from_bytes(ObjectId::new().bytes());
+                    t.name = format!("Ωmega {n}");
+                    t
+                })
+                .collect();
+            let older: Vec<Document> = docs
+                .iter()
+                .map(|t| {
+                    let mut d = unit_test_to_doc(t).unwrap();
+                    d.remove(field::SEARCH_GRAMS).unwrap();
+                    d.remove(field::SEARCH_TEXT).unwrap();
+                    d
+                })
+                .collect();
+            let unit_tests = mongo.collection(c::UNIT_TEST);
+            unit_tests.insert_many(older).await.unwrap();
+            let live_named = |n: usize| {
+                docs.iter()
+                    .filter(|t| {
+                        !t.is_deleted && t.org_id == "acme" && t.name == format!("Ωmega {n}")
+                    })
+                    .count()
+            };
+            let search = |text: &str| {
+                parse_search_query("acme", &QueryParams::parse(Some(&format!("query={text}"))))
+                    .unwrap()
+            };
+            // Before the backfill, searches find the older documents all the same.
+            let found = mongo
+                .list_unit_tests(&search("%CE%A9MEGA%201000"))
+                .await
+                .unwrap();
+            assert_eq!(found.items.len(), live_named(1000));
+            let found = mongo.list_unit_tests(&search("ωmega%20777")).await.unwrap();
+            assert_eq!(found.items.len(), live_named(777));
+            // Two instances at once: every document written once, by one of them.
+            let (a, b) = tokio::join!(
+                mongo.backfill_search_grams(),
+                mongo.inner.backfill_search_grams()
+            );
+            let (a, b) = (a.unwrap(), b.unwrap());
+            assert_eq!(a.written + b.written, docs.len() as u64, "{a:?} {b:?}");
+            assert_eq!((a.left, b.left), (0, 0));
+            for t in &docs {
+                let d = unit_tests
+                    .find_one(doc! {"_id": oid(t.id)})
+                    .await
+                    .unwrap()
+                    .unwrap();
+                let grams: Vec<i32> = d
+                    .get_array(field::SEARCH_GRAMS)
+                    .unwrap()
+                    .iter()
+                    .map(|g| g.as_i32().unwrap())
+                    .collect();
+                assert_eq!(grams, codec::search_grams(&t.name, &t.description));
+            }
+            let found = mongo.list_unit_tests(&search("ωmega%20777")).await.unwrap();
+            assert_eq!(found.items.len(), live_named(777));
+            // Done, and recorded: later starts do nothing.
+            assert_eq!(
+                mongo.backfill_search_grams().await.unwrap(),
+                migrate::Backfill::default()
+            );
             mongo.drop_database().await.unwrap();
         }
 

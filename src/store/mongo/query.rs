@@ -4,9 +4,10 @@
 
 use mongodb::bson::{Bson, Document, doc};
 
-use super::codec::{field, oid, tag_pair};
+use super::codec::{field, gram_int, oid, tag_pair};
 use crate::domain::ObjectIdHex;
 use crate::domain::query::{SortField, SortKey, TagValueFilter, UnitTestFilter};
+use crate::domain::search::trigrams;
 
 /// Escapes every character a regular expression gives a meaning to, so a search term is literal in
 /// PCRE (MongoDB) and RE2 (FerretDB) alike.
@@ -103,16 +104,47 @@ pub(super) fn filter_document(f: &UnitTestFilter) -> Document {
         };
         all.push(condition);
     }
+    if let Some(grams) = search_grams_condition(&f.terms) {
+        all.push(grams);
+    }
     for term in &f.terms {
+        // The term (folded) in the folded text; in documents written before that field existed
+        // (until the backfill reaches them), in the name or the description ignoring case.
         all.push(doc! {"$or": [
-            {field::NAME: contains_ignoring_case(term)},
-            {field::DESCRIPTION: contains_ignoring_case(term)},
+            {field::SEARCH_TEXT: {"$regex": escape_regex(term)}},
+            {
+                field::SEARCH_TEXT: {"$exists": false},
+                "$or": [
+                    {field::NAME: contains_ignoring_case(term)},
+                    {field::DESCRIPTION: contains_ignoring_case(term)},
+                ],
+            },
         ]});
     }
     if !all.is_empty() {
         d.insert("$and", all);
     }
     d
+}
+
+/// What the `search_grams` of a document holding every term must hold: every 3-byte gram of every
+/// term (`None` when no term has three bytes). Documents written before the field existed, until
+/// the backfill reaches them, have none and are kept for the regexes to decide: the grams only
+/// narrow, the regexes verify.
+fn search_grams_condition(terms: &[String]) -> Option<Document> {
+    let mut grams: Vec<i32> = terms
+        .iter()
+        .flat_map(|term| trigrams(term))
+        .map(gram_int)
+        .collect();
+    grams.sort_unstable();
+    grams.dedup();
+    (!grams.is_empty()).then(|| {
+        doc! {"$or": [
+            {field::SEARCH_GRAMS: {"$all": grams}},
+            {field::SEARCH_GRAMS: {"$exists": false}},
+        ]}
+    })
 }
 
 /// One condition as is, several as an `$or`.
@@ -225,17 +257,37 @@ mod tests {
     }
 
     #[test]
-    fn search_terms_are_escaped_case_insensitive_regexes_on_name_or_description() {
+    fn search_terms_are_escaped_regexes_on_the_folded_text_or_older_documents_name_or_description()
+    {
         let f = search("Sign (v2.0)").filter;
         let either = |pattern: &str| {
             doc! {"$or": [
-                {"name": {"$regex": pattern, "$options": "i"}},
-                {"description": {"$regex": pattern, "$options": "i"}},
+                {"search_text": {"$regex": pattern}},
+                {"search_text": {"$exists": false}, "$or": [
+                    {"name": {"$regex": pattern, "$options": "i"}},
+                    {"description": {"$regex": pattern, "$options": "i"}},
+                ]},
             ]}
         };
+        // The grams of every term of three bytes or more narrow first: "sig", "ign", "(v2",
+        // "v2.", "2.0", ".0)", ascending.
+        let grams: Vec<i32> = ["(v2", ".0)", "2.0", "ign", "sig", "v2."]
+            .iter()
+            .map(|g| gram_int(crate::domain::search::key(g.as_bytes())))
+            .collect();
+        assert!(grams.is_sorted());
         assert_eq!(
             filter_document(&f),
-            doc! {"org_id": "acme", "is_deleted": false, "$and": [either("sign"), either(r"\(v2\.0\)")]}
+            doc! {"org_id": "acme", "is_deleted": false, "$and": [
+                {"$or": [{"search_grams": {"$all": grams}}, {"search_grams": {"$exists": false}}]},
+                either("sign"),
+                either(r"\(v2\.0\)"),
+            ]}
+        );
+        // Terms under three bytes have no 3-byte gram: the regexes alone.
+        assert_eq!(
+            filter_document(&search("ab σ").filter),
+            doc! {"org_id": "acme", "is_deleted": false, "$and": [either("ab"), either("σ")]}
         );
     }
 
