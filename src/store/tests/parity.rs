@@ -11,6 +11,7 @@ use crate::domain::query::{FilterValues, ListPage, ListQuery, SortField, SortKey
 use crate::domain::{ObjectIdHex, UnitTest};
 use crate::store::Store;
 use crate::store::embedded::EmbeddedStore;
+use crate::store::mongo::MongoStore;
 
 fn summary(p: &ListPage) -> (Vec<(String, ObjectIdHex)>, bool, Option<FilterValues>) {
     (
@@ -20,17 +21,26 @@ fn summary(p: &ListPage) -> (Vec<(String, ObjectIdHex)>, bool, Option<FilterValu
     )
 }
 
-#[tokio::test]
-async fn answers_match_the_embedded_store() {
-    let Some(mongo) = mongo().await else { return };
+/// A fresh MongoDB database and a fresh embedded store (in the returned dir), both holding
+/// `docs`; `None` without a test MongoDB.
+async fn both_holding(docs: &[UnitTest]) -> Option<(MongoStore, EmbeddedStore, tempfile::TempDir)> {
+    let mongo = mongo().await?;
     let dir = tempfile::tempdir().unwrap();
     let embedded = EmbeddedStore::open(dir.path()).unwrap();
-    let mut rng = StdRng::seed_from_u64(7);
-    let docs: Vec<UnitTest> = (0..150).map(|n| random_unit_test(&mut rng, n)).collect();
-    for d in &docs {
+    for d in docs {
         embedded.insert_unit_test(d).await.unwrap();
         mongo.insert_unit_test(d).await.unwrap();
     }
+    Some((mongo, embedded, dir))
+}
+
+#[tokio::test]
+async fn answers_match_the_embedded_store() {
+    let mut rng = StdRng::seed_from_u64(7);
+    let docs: Vec<UnitTest> = (0..150).map(|n| random_unit_test(&mut rng, n)).collect();
+    let Some((mongo, embedded, _dir)) = both_holding(&docs).await else {
+        return;
+    };
     let ids: Vec<ObjectIdHex> = docs.iter().map(|d| d.id).collect();
     let mut non_empty = 0;
     for round in 0..200 {
@@ -76,15 +86,11 @@ fn by_definition(docs: &[UnitTest], q: &ListQuery) -> (Vec<ObjectIdHex>, bool) {
 /// frequent terms never together; while unit tests are rewritten (their grams with them).
 #[tokio::test]
 async fn searches_match_the_embedded_store_and_the_definition() {
-    let Some(mongo) = mongo().await else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let embedded = EmbeddedStore::open(dir.path()).unwrap();
     let mut rng = StdRng::seed_from_u64(17);
     let mut docs: Vec<UnitTest> = (0..250).map(|n| random_doc(&mut rng, n)).collect();
-    for d in &docs {
-        embedded.insert_unit_test(d).await.unwrap();
-        mongo.insert_unit_test(d).await.unwrap();
-    }
+    let Some((mongo, embedded, _dir)) = both_holding(&docs).await else {
+        return;
+    };
     let (mut found, mut empty) = (0, 0);
     for round in 0..400 {
         if round % 8 == 0 {
