@@ -83,8 +83,8 @@ impl GramIndex {
 
     /// Adds the grams of `text` for `slot`.
     fn add(&mut self, slot: u32, text: &str) {
-        // A gram met twice in one text is simply seen again: no per-text sort or dedup, which
-        // was most of the cost of loading.
+        // A gram met twice in one text is simply seen again (adding a row twice changes
+        // nothing), so no per-text sort or dedup.
         for gram in grams(text) {
             let rows = self.postings.entry(gram).or_default();
             // Loading adds rows in ascending order, where `push` is an append; a row already

@@ -210,9 +210,13 @@ pub(super) fn unit_test_to_doc(t: &UnitTest) -> StoreResult<Document> {
 /// with regexes. 1- and 2-byte grams are left out: they would triple the index entries, and terms
 /// that short keep the regexes alone.
 pub(super) fn search_grams(name: &str, description: &str) -> Vec<i32> {
-    let mut keys: Vec<i32> = trigrams(&search_text(name, description))
-        .map(gram_int)
-        .collect();
+    distinct_trigrams([search_text(name, description).as_str()])
+}
+
+/// The distinct 3-byte grams of `texts`, ascending, as stored (`Int32`): what a document's
+/// `search_grams` holds, and what a search asks of it.
+pub(super) fn distinct_trigrams<'a>(texts: impl IntoIterator<Item = &'a str>) -> Vec<i32> {
+    let mut keys: Vec<i32> = texts.into_iter().flat_map(trigrams).map(gram_int).collect();
     keys.sort_unstable();
     keys.dedup();
     keys

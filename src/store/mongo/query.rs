@@ -4,10 +4,9 @@
 
 use mongodb::bson::{Bson, Document, doc};
 
-use super::codec::{field, gram_int, oid, tag_pair};
+use super::codec::{distinct_trigrams, field, oid, tag_pair};
 use crate::domain::ObjectIdHex;
 use crate::domain::query::{SortField, SortKey, TagValueFilter, UnitTestFilter};
-use crate::domain::search::trigrams;
 
 /// Escapes every character a regular expression gives a meaning to, so a search term is literal in
 /// PCRE (MongoDB) and RE2 (FerretDB) alike.
@@ -132,13 +131,7 @@ pub(super) fn filter_document(f: &UnitTestFilter) -> Document {
 /// the backfill reaches them, have none and are kept for the regexes to decide: the grams only
 /// narrow, the regexes verify.
 fn search_grams_condition(terms: &[String]) -> Option<Document> {
-    let mut grams: Vec<i32> = terms
-        .iter()
-        .flat_map(|term| trigrams(term))
-        .map(gram_int)
-        .collect();
-    grams.sort_unstable();
-    grams.dedup();
+    let grams = distinct_trigrams(terms.iter().map(String::as_str));
     (!grams.is_empty()).then(|| {
         doc! {"$or": [
             {field::SEARCH_GRAMS: {"$all": grams}},
@@ -182,6 +175,7 @@ mod tests {
     use crate::service::{
         list_query_for as parse_list_query, search_query_for as parse_search_query,
     };
+    use crate::store::mongo::codec::gram_int;
     use crate::store::tests::testgen::id;
 
     fn list(query: &str) -> ListQuery {
