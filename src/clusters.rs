@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use axum::http::HeaderMap;
 
+use crate::domain::OrgId;
 use crate::domain::problems::{Loc, Problems};
 use crate::error::Error;
 use crate::store::Store;
@@ -37,7 +38,7 @@ impl Clusters {
     /// gives must be configured (422 otherwise), whether or not it ends up deciding.
     pub async fn resolve(
         &self,
-        org_id: &str,
+        org_id: &OrgId,
         headers: &HeaderMap,
     ) -> Result<Arc<dyn Store>, Error> {
         let requested = match headers.get(CLUSTER_HEADER) {

@@ -11,6 +11,8 @@ use rand::RngCore;
 use axum::http::HeaderValue;
 
 use crate::auth::token::MIN_SECRET_BYTES;
+use crate::domain::OrgId;
+use crate::domain::problems::Problems;
 use crate::ratelimit::{Budgets, Limited};
 use crate::store::mongo::MongoWriteConcern;
 
@@ -100,6 +102,15 @@ pub struct CommonArgs {
     pub mongodb_clusters: Vec<(String, String)>,
 }
 
+/// An org id given on the command line, judged like one in a request path.
+fn parse_org(raw: &str) -> Result<OrgId, String> {
+    let mut problems = Problems::default();
+    OrgId::parse(raw, &mut problems).ok_or_else(|| {
+        let why: Vec<String> = problems.into_vec().into_iter().map(|p| p.msg).collect();
+        format!("{raw:?} is not an organization id: {}", why.join("; "))
+    })
+}
+
 fn parse_cluster(raw: &str) -> Result<(String, String), String> {
     match raw.split_once('=') {
         Some((name, uri)) if !name.trim().is_empty() && !uri.trim().is_empty() => {
@@ -132,8 +143,8 @@ pub enum Command {
     Migrate,
     /// Print a token for a user, signed with the configured secret.
     Token {
-        #[arg(long, env = "SIMTEST_TOKEN_ORG")]
-        org: String,
+        #[arg(long, env = "SIMTEST_TOKEN_ORG", value_parser = parse_org)]
+        org: OrgId,
         #[arg(long, env = "SIMTEST_TOKEN_USER")]
         user: String,
     },
@@ -146,8 +157,8 @@ pub enum Command {
 pub enum ApiKeyCommand {
     /// Create an API key for an org and print its id and secret (shown once, stored hashed).
     Create {
-        #[arg(long, env = "SIMTEST_API_KEY_ORG")]
-        org: String,
+        #[arg(long, env = "SIMTEST_API_KEY_ORG", value_parser = parse_org)]
+        org: OrgId,
         /// Id of the new key (default: generated).
         #[arg(long, env = "SIMTEST_API_KEY_ID")]
         key_id: Option<String>,

@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 use simtest::Config;
 use simtest::auth::api_key;
 use simtest::config::{ApiKeyCommand, Cli, Command, CommonArgs, LogFormat, ServeArgs, redact_uri};
-use simtest::domain::Timestamp;
+use simtest::domain::{OrgId, Timestamp};
 use simtest::service::seed;
 use simtest::store::mongo::MongoStore;
 use simtest::store::{ApiKey, Records};
@@ -101,7 +101,7 @@ async fn serve(config: &Config, args: &ServeArgs) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     if args.demo {
         let count = seed::seed(app.state.store.as_ref(), seed::DEMO_SEED).await?;
-        let (token, _) = app.state.auth.keys().issue("acme", "alice")?;
+        let (token, _) = app.state.auth.keys().issue(&"acme".into(), "alice")?;
         println!("Demo data loaded ({count} records): org `acme`, admin `alice`, viewer `victor`.");
         println!("export SIMTEST_URL=http://{addr}");
         println!("export SIMTEST_TOKEN={token}");
@@ -190,7 +190,7 @@ async fn shutdown_signal() {
 
 async fn create_api_key(
     config: &Config,
-    org: String,
+    org: OrgId,
     key_id: Option<String>,
     expires_at: Option<String>,
 ) -> anyhow::Result<()> {

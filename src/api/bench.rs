@@ -24,12 +24,13 @@ use super::pipeline;
 use super::unit_tests::ListResponse;
 use crate::AppState;
 use crate::auth::{CurrentUser, Permission};
+use crate::domain::OrgId;
 use crate::domain::query_string::QueryParams;
 use crate::error::{Error, Result};
 use crate::ratelimit::Limited;
 
 /// Each org's first list page, rendered once (orgs a caller may read only, so bounded by the data).
-type Captured = Arc<Mutex<HashMap<String, Arc<OnceCell<Bytes>>>>>;
+type Captured = Arc<Mutex<HashMap<OrgId, Arc<OnceCell<Bytes>>>>>;
 
 pub fn router(state: &AppState) -> Router<AppState> {
     let captured = Captured::default();

@@ -58,11 +58,7 @@ pub async fn org(
         }
         return Error::Invalid(p.into_vec()).into_response();
     };
-    match state
-        .clusters
-        .resolve(org.as_str(), request.headers())
-        .await
-    {
+    match state.clusters.resolve(&org, request.headers()).await {
         Ok(store) => {
             request.extensions_mut().insert(RequestOrg { org, store });
             next.run(request).await

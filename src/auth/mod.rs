@@ -59,7 +59,7 @@ pub struct RequestOrg {
 /// Who a valid token says the caller is (before any org or permission is looked at).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
-    pub org_id: String,
+    pub org_id: OrgId,
     pub user_id: UserId,
     /// The user's role in the token's org, as `identify` read it: acting in that org (nearly
     /// every request) needs no second lookup of the same record.
@@ -70,9 +70,9 @@ pub struct Identity {
 #[derive(Clone)]
 pub struct CurrentUser {
     /// The org of the path: where the request acts.
-    pub org_id: String,
+    pub org_id: OrgId,
     /// The org that issued the token.
-    pub token_org_id: String,
+    pub token_org_id: OrgId,
     pub user_id: UserId,
     permissions: Vec<Permission>,
     /// The store holding this org's data (its cluster).
@@ -165,11 +165,10 @@ impl Authenticator {
         identity: Identity,
         path_org: &OrgId,
     ) -> Result<CurrentUser, Error> {
-        let path_org = path_org.as_str();
         if store.organization(path_org).await?.is_none() {
-            return Err(Error::OrganizationNotFound(path_org.to_owned()));
+            return Err(Error::OrganizationNotFound(path_org.to_string()));
         }
-        let role = if path_org == identity.org_id {
+        let role = if *path_org == identity.org_id {
             Some(identity.role)
         } else {
             store
@@ -183,7 +182,7 @@ impl Authenticator {
             None => Vec::new(),
         };
         Ok(CurrentUser {
-            org_id: path_org.to_owned(),
+            org_id: path_org.clone(),
             token_org_id: identity.org_id,
             user_id: identity.user_id,
             permissions,
@@ -244,11 +243,10 @@ impl Authenticator {
         secret: &str,
         user_id: &UserId,
     ) -> Result<(String, Timestamp), Error> {
-        let org_id = org.as_str();
-        if store.organization(org_id).await?.is_none() {
-            return Err(Error::OrganizationNotFound(org_id.to_owned()));
+        if store.organization(org).await?.is_none() {
+            return Err(Error::OrganizationNotFound(org.to_string()));
         }
-        let key = store.api_key(org_id, key_id).await?;
+        let key = store.api_key(org, key_id).await?;
         let usable =
             key.filter(|k| !k.is_deleted && k.expires_at.is_none_or(|at| at > Timestamp::now()));
         let stored_hash = match &usable {
@@ -259,7 +257,7 @@ impl Authenticator {
         let refused = match (usable, matches) {
             (None, _) => Some("API key unknown, deleted or expired"),
             (Some(_), false) => Some("API key secret mismatch"),
-            (Some(_), true) => match store.user(org_id, user_id).await? {
+            (Some(_), true) => match store.user(org, user_id).await? {
                 Some(u) if u.is_member() => None,
                 _ => Some("sign-in user unknown, deleted or a grant"),
             },
@@ -270,7 +268,7 @@ impl Authenticator {
             return Err(Error::Unauthorized(reason));
         }
         self.keys
-            .issue(org_id, user_id.as_str())
+            .issue(org, user_id.as_str())
             .map_err(|e| Error::Internal(e.to_string()))
     }
 
@@ -297,7 +295,7 @@ impl Authenticator {
 
 async fn role_permissions(
     store: &dyn Store,
-    org_id: &str,
+    org_id: &OrgId,
     role: &str,
 ) -> Result<Vec<Permission>, Error> {
     Ok(match role {

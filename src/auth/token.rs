@@ -3,6 +3,7 @@
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
+use crate::domain::OrgId;
 use crate::domain::Timestamp;
 
 /// Shortest signing secret accepted (bytes): HS256 wants at least the hash size.
@@ -23,7 +24,7 @@ pub enum TokenError {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Claims {
     pub sub: String,
-    pub org_id: String,
+    pub org_id: OrgId,
     pub iat: i64,
     pub exp: i64,
     pub iss: String,
@@ -80,7 +81,7 @@ impl TokenKeys {
     }
 
     /// A token for `user_id` of `org_id`, and when it expires.
-    pub fn issue(&self, org_id: &str, user_id: &str) -> Result<(String, Timestamp), TokenError> {
+    pub fn issue(&self, org_id: &OrgId, user_id: &str) -> Result<(String, Timestamp), TokenError> {
         let now = chrono::Utc::now().timestamp();
         let claims = Claims {
             sub: user_id.to_owned(),
@@ -132,7 +133,7 @@ mod tests {
 
     #[test]
     fn issued_tokens_verify() {
-        let (token, _) = keys().issue("acme", "alice").unwrap();
+        let (token, _) = keys().issue(&"acme".into(), "alice").unwrap();
         let claims = keys().verify(&token).unwrap();
         assert_eq!(
             (claims.org_id.as_str(), claims.sub.as_str()),
@@ -142,7 +143,7 @@ mod tests {
 
     #[test]
     fn forged_tokens_are_refused() {
-        let (token, _) = keys().issue("acme", "alice").unwrap();
+        let (token, _) = keys().issue(&"acme".into(), "alice").unwrap();
         let other = TokenKeys::new(&[8u8; 32], "simtest", 3600).unwrap();
         assert!(other.verify(&token).is_err(), "other secret");
 
@@ -169,14 +170,14 @@ mod tests {
 
         let expired = TokenKeys::new(&[7u8; 32], "simtest", -3600)
             .unwrap()
-            .issue("acme", "alice")
+            .issue(&"acme".into(), "alice")
             .unwrap()
             .0;
         assert_eq!(keys().verify(&expired).unwrap_err(), "token expired");
 
         let foreign = TokenKeys::new(&[7u8; 32], "elsewhere", 3600)
             .unwrap()
-            .issue("acme", "alice")
+            .issue(&"acme".into(), "alice")
             .unwrap()
             .0;
         assert!(keys().verify(&foreign).is_err(), "issuer");
@@ -186,7 +187,7 @@ mod tests {
     fn tokens_living_past_the_maximum_are_refused() {
         let long = TokenKeys::new(&[7u8; 32], "simtest", 86_400 * 365)
             .unwrap()
-            .issue("acme", "alice")
+            .issue(&"acme".into(), "alice")
             .unwrap()
             .0;
         let keys = keys().with_max_lifetime(7200).unwrap();
@@ -194,7 +195,10 @@ mod tests {
             keys.verify(&long).unwrap_err(),
             "token lifetime beyond the maximum"
         );
-        assert!(keys.verify(&keys.issue("acme", "alice").unwrap().0).is_ok());
+        assert!(
+            keys.verify(&keys.issue(&"acme".into(), "alice").unwrap().0)
+                .is_ok()
+        );
         assert!(self::keys().with_max_lifetime(60).is_err(), "below the TTL");
     }
 

@@ -1,15 +1,23 @@
 //! The organization of a request, read from the path once (SPEC §4): every consumer (cluster
 //! routing, rate limits, authentication, authorization, handlers, logs) uses this one value.
 
+use std::borrow::Borrow;
 use std::fmt;
+use std::ops::Deref;
+
+use serde::{Deserialize, Serialize};
 
 use super::problems::{Loc, Problems};
 
 /// Longest org id accepted in a path.
 pub const ORG_ID_CHARS: usize = 128;
 
-/// A percent-decoded, validated organization id.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// An organization id. From a request path it is judged by [`OrgId::parse`]; stored records,
+/// tokens we signed and configuration carry ids judged when they were written, so they convert
+/// with `From`. Below the edge every org id travels as this type, never as a bare string, so a
+/// signature says which string is an org (and `Deref` to `str` serves the stores' keys).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct OrgId(String);
 
 impl OrgId {
@@ -45,6 +53,55 @@ impl OrgId {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl From<String> for OrgId {
+    fn from(id: String) -> Self {
+        Self(id)
+    }
+}
+
+impl From<&str> for OrgId {
+    fn from(id: &str) -> Self {
+        Self(id.to_owned())
+    }
+}
+
+impl Deref for OrgId {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Same hash and equality as the `String` inside, so maps keyed by `OrgId` are looked up by `&str`.
+impl Borrow<str> for OrgId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for OrgId {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq<str> for OrgId {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for OrgId {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
     }
 }
 

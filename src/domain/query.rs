@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::{ObjectIdHex, Timestamp, UnitTest, UserInfo};
+use super::{ObjectIdHex, OrgId, Timestamp, UnitTest, UserInfo};
 
 /// What one `tag` filter value asks of a tag with its key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,9 +33,9 @@ impl TagValueFilter {
 
 /// Which unit tests of one org are selected. Values of one field are OR-ed, fields are AND-ed;
 /// tag filters sharing a key are OR-ed, different keys AND-ed. Empty lists do not filter.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct UnitTestFilter {
-    pub org_id: String,
+    pub org_id: OrgId,
     pub ids: Vec<ObjectIdHex>,
     pub service_ids: Vec<ObjectIdHex>,
     pub persona_ids: Vec<ObjectIdHex>,
@@ -49,10 +49,18 @@ pub struct UnitTestFilter {
 }
 
 impl UnitTestFilter {
-    pub fn for_org(org_id: &str) -> Self {
+    pub fn for_org(org_id: &OrgId) -> Self {
         Self {
-            org_id: org_id.to_owned(),
-            ..Self::default()
+            org_id: org_id.clone(),
+            ids: Vec::new(),
+            service_ids: Vec::new(),
+            persona_ids: Vec::new(),
+            scenario_ids: Vec::new(),
+            metric_ids: Vec::new(),
+            creators: Vec::new(),
+            tags: BTreeMap::new(),
+            is_deleted: None,
+            terms: Vec::new(),
         }
     }
 

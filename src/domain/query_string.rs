@@ -10,7 +10,7 @@ use super::query::{
     DEFAULT_LIMIT, ListRequest, MAX_LIMIT, SearchRequest, SortField, SortKey, TagValueFilter,
     UnitTestFilter, fold_case,
 };
-use super::{FieldProblem, ObjectIdHex, UserInfo};
+use super::{FieldProblem, ObjectIdHex, OrgId, UserInfo};
 
 /// The query string split into its parameters, each with every value it was given.
 pub struct QueryParams(BTreeMap<String, Vec<String>>);
@@ -88,7 +88,7 @@ fn parse_id(raw: &str) -> Result<ObjectIdHex, (&'static str, String)> {
 fn parse_creator(raw: &str) -> Result<UserInfo, (&'static str, String)> {
     match raw.split_once(',') {
         Some((org_id, user_id)) if !org_id.is_empty() && !user_id.is_empty() => Ok(UserInfo {
-            org_id: org_id.to_owned(),
+            org_id: org_id.into(),
             user_id: user_id.into(),
         }),
         _ => Err((
@@ -156,7 +156,10 @@ fn read_common_filters(q: &QueryParams, filter: &mut UnitTestFilter, p: &mut Pro
 }
 
 /// The list endpoint's query string as a [`ListRequest`] for `org_id`.
-pub fn parse_list_request(org_id: &str, q: &QueryParams) -> Result<ListRequest, Vec<FieldProblem>> {
+pub fn parse_list_request(
+    org_id: &OrgId,
+    q: &QueryParams,
+) -> Result<ListRequest, Vec<FieldProblem>> {
     let mut p = Problems::default();
     let mut filter = UnitTestFilter::for_org(org_id);
     filter.ids = q.many("id", true, &mut p, parse_id);
@@ -228,7 +231,7 @@ pub fn parse_list_request(org_id: &str, q: &QueryParams) -> Result<ListRequest, 
 /// The search endpoint's query string as a [`SearchRequest`]: the filters list has (no `id`, no
 /// `is_deleted`) and `query`, split into case-folded terms without repeats.
 pub fn parse_search_request(
-    org_id: &str,
+    org_id: &OrgId,
     q: &QueryParams,
 ) -> Result<SearchRequest, Vec<FieldProblem>> {
     let mut p = Problems::default();
@@ -328,7 +331,7 @@ mod tests {
     }
 
     fn list(query: &str) -> ListRequest {
-        parse_list_request("acme", &QueryParams::parse(Some(query))).expect("valid query")
+        parse_list_request(&"acme".into(), &QueryParams::parse(Some(query))).expect("valid query")
     }
 
     #[test]
@@ -375,7 +378,7 @@ mod tests {
             let raw = form_urlencoded::Serializer::new(String::new())
                 .append_pair("query", text)
                 .finish();
-            parse_search_request("acme", &QueryParams::parse(Some(&raw))).unwrap()
+            parse_search_request(&"acme".into(), &QueryParams::parse(Some(&raw))).unwrap()
         };
         assert!(search("signup").filter.matches(&t));
         assert!(
@@ -398,7 +401,7 @@ mod tests {
             let raw = form_urlencoded::Serializer::new(String::new())
                 .append_pair("query", text)
                 .finish();
-            parse_search_request("acme", &QueryParams::parse(Some(&raw))).unwrap()
+            parse_search_request(&"acme".into(), &QueryParams::parse(Some(&raw))).unwrap()
         };
         assert!(search("s\u{b}Σ").filter.matches(&unit_test("sΣ", &[])));
         for term in ["Σ", "σ", "ς", "ΟΔΟΣ", "οδος"] {
@@ -416,7 +419,8 @@ mod tests {
     #[test]
     fn bad_list_parameters_are_all_reported() {
         let raw = "limit=501&continuation_token=-1&id=XYZ&tag=novalue&creator=alice&sort_by=-size&is_deleted=maybe";
-        let problems = parse_list_request("acme", &QueryParams::parse(Some(raw))).unwrap_err();
+        let problems =
+            parse_list_request(&"acme".into(), &QueryParams::parse(Some(raw))).unwrap_err();
         assert_eq!(problems.len(), 7, "{problems:?}");
     }
 

@@ -5,12 +5,12 @@ use std::fmt;
 use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::{ObjectIdHex, UserId};
+use super::{ObjectIdHex, OrgId, UserId};
 
 /// Who did something: the contract's `UserInfo`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct UserInfo {
-    pub org_id: String,
+    pub org_id: OrgId,
     pub user_id: UserId,
 }
 
@@ -164,7 +164,7 @@ impl<'de> Deserialize<'de> for Timestamp {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UnitTest {
     pub id: ObjectIdHex,
-    pub org_id: String,
+    pub org_id: OrgId,
     pub name: String,
     pub description: String,
     pub service_id: ObjectIdHex,

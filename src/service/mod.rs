@@ -10,7 +10,8 @@ use crate::domain::query::{
 };
 use crate::domain::query_string::{QueryParams, parse_list_request, parse_search_request};
 use crate::domain::{
-    FieldProblem, NewUnitTest, ObjectIdHex, SuccessCriterion, Timestamp, UnitTest, UnitTestPatch,
+    FieldProblem, NewUnitTest, ObjectIdHex, OrgId, SuccessCriterion, Timestamp, UnitTest,
+    UnitTestPatch,
 };
 use crate::error::{Error, Reference};
 use crate::store::{NamedKind, StoreError};
@@ -59,13 +60,16 @@ pub fn search_query(request: SearchRequest) -> ListQuery {
 }
 
 /// The store query a list query string asks for: parsed, then [`list_query`]'s rules.
-pub fn list_query_for(org_id: &str, params: &QueryParams) -> Result<ListQuery, Vec<FieldProblem>> {
+pub fn list_query_for(
+    org_id: &OrgId,
+    params: &QueryParams,
+) -> Result<ListQuery, Vec<FieldProblem>> {
     Ok(list_query(parse_list_request(org_id, params)?))
 }
 
 /// The store query a search query string asks for: parsed, then [`search_query`]'s rules.
 pub fn search_query_for(
-    org_id: &str,
+    org_id: &OrgId,
     params: &QueryParams,
 ) -> Result<ListQuery, Vec<FieldProblem>> {
     Ok(search_query(parse_search_request(org_id, params)?))
@@ -81,7 +85,7 @@ pub struct UnitTestService;
 impl UnitTestService {
     #[tracing::instrument(skip_all, fields(org = %user.org_id))]
     pub async fn create(&self, user: &CurrentUser, new: NewUnitTest) -> Result<ObjectIdHex, Error> {
-        let org = user.org_id.as_str();
+        let org = &user.org_id;
         self.check_service(user, new.service_id, &new.service_version_set_name)
             .await?;
         self.check_named(user, NamedKind::Persona, new.persona_id)
@@ -92,7 +96,7 @@ impl UnitTestService {
         let now = Timestamp::now();
         let doc = UnitTest {
             id: ObjectIdHex::generate(),
-            org_id: org.to_owned(),
+            org_id: org.clone(),
             name: new.name,
             description: new.description,
             service_id: new.service_id,
@@ -184,7 +188,7 @@ impl UnitTestService {
 
     #[tracing::instrument(skip_all, fields(org = %user.org_id, unit_test_id = %id))]
     pub async fn delete(&self, user: &CurrentUser, id: ObjectIdHex) -> Result<(), Error> {
-        let org = user.org_id.as_str();
+        let org = &user.org_id;
         for _ in 0..MAX_WRITE_ATTEMPTS {
             let current = self.active(user, id).await?;
             if user.store.unit_test_in_live_set(org, id).await? {
@@ -204,7 +208,7 @@ impl UnitTestService {
 
     /// The unit test if it exists in the org and is not deleted.
     async fn active(&self, user: &CurrentUser, id: ObjectIdHex) -> Result<UnitTest, Error> {
-        let org = user.org_id.as_str();
+        let org = &user.org_id;
         match user.store.unit_test(org, id).await? {
             Some(t) if !t.is_deleted => Ok(t),
             _ => Err(Error::UnitTestNotFound(id)),
@@ -269,7 +273,7 @@ impl UnitTestService {
         kind: NamedKind,
         id: ObjectIdHex,
     ) -> Result<(), Error> {
-        let org = user.org_id.as_str();
+        let org = &user.org_id;
         match user.store.named(kind, org, id).await? {
             Some(r) if !r.is_deleted => Ok(()),
             _ => {

@@ -5,7 +5,7 @@
 use serde::Deserialize;
 
 use crate::auth::api_key::{HashError, hash_secret};
-use crate::domain::Timestamp;
+use crate::domain::{OrgId, Timestamp};
 use crate::store::{
     ApiKey, Metric, NamedRecord, Organization, Records, Role, Service, Store, StoreError,
     UnitTestSet, User,
@@ -16,7 +16,7 @@ pub const DEMO_SEED: &str = include_str!("../../examples/seed.json");
 
 #[derive(Deserialize)]
 struct SeedApiKey {
-    org_id: String,
+    org_id: OrgId,
     key_id: String,
     secret: String,
     #[serde(default)]
@@ -45,7 +45,7 @@ pub enum SeedError {
     #[error("invalid seed file: {0}")]
     Invalid(#[from] serde_json::Error),
     #[error("API key {key_id:?} of org {org_id:?} has an empty secret")]
-    EmptySecret { key_id: String, org_id: String },
+    EmptySecret { key_id: String, org_id: OrgId },
     #[error(transparent)]
     Hash(#[from] HashError),
     #[error("cannot write the seed records: {0}")]

@@ -18,7 +18,7 @@ use super::{
     StoreError, StoreResult, User,
 };
 use crate::domain::query::{ListPage, ListQuery};
-use crate::domain::{ObjectIdHex, UnitTest, UserId};
+use crate::domain::{ObjectIdHex, OrgId, UnitTest, UserId};
 
 /// Records of each kind kept at most; a few MiB at this size.
 const CAPACITY: u64 = 10_000;
@@ -26,9 +26,9 @@ const CAPACITY: u64 = 10_000;
 /// A [`Store`] whose organization, user and role lookups are answered from memory for a while.
 pub struct CachedRecords {
     inner: Arc<dyn Store>,
-    organizations: Cache<String, Option<Organization>>,
-    users: Cache<(String, UserId), Option<User>>,
-    roles: Cache<(String, String), Option<Role>>,
+    organizations: Cache<OrgId, Option<Organization>>,
+    users: Cache<(OrgId, UserId), Option<User>>,
+    roles: Cache<(OrgId, String), Option<Role>>,
 }
 
 impl CachedRecords {

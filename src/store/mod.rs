@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 
 use crate::domain::query::{ListPage, ListQuery};
-use crate::domain::{ObjectIdHex, UnitTest, UserId};
+use crate::domain::{ObjectIdHex, OrgId, UnitTest, UserId};
 
 pub mod cached;
 pub mod deadline;
@@ -47,30 +47,30 @@ pub trait Store: Send + Sync + 'static {
     /// Succeeds when the store answers.
     async fn ping(&self) -> StoreResult<()>;
 
-    async fn organization(&self, org_id: &str) -> StoreResult<Option<Organization>>;
-    async fn user(&self, org_id: &str, user_id: &UserId) -> StoreResult<Option<User>>;
-    async fn role(&self, org_id: &str, name: &str) -> StoreResult<Option<Role>>;
-    async fn api_key(&self, org_id: &str, key_id: &str) -> StoreResult<Option<ApiKey>>;
-    async fn service(&self, org_id: &str, id: ObjectIdHex) -> StoreResult<Option<Service>>;
+    async fn organization(&self, org_id: &OrgId) -> StoreResult<Option<Organization>>;
+    async fn user(&self, org_id: &OrgId, user_id: &UserId) -> StoreResult<Option<User>>;
+    async fn role(&self, org_id: &OrgId, name: &str) -> StoreResult<Option<Role>>;
+    async fn api_key(&self, org_id: &OrgId, key_id: &str) -> StoreResult<Option<ApiKey>>;
+    async fn service(&self, org_id: &OrgId, id: ObjectIdHex) -> StoreResult<Option<Service>>;
     async fn named(
         &self,
         kind: NamedKind,
-        org_id: &str,
+        org_id: &OrgId,
         id: ObjectIdHex,
     ) -> StoreResult<Option<NamedRecord>>;
     /// The metrics of `org_id` among `ids` (missing ones are simply absent).
-    async fn metrics(&self, org_id: &str, ids: &[ObjectIdHex]) -> StoreResult<Vec<Metric>>;
+    async fn metrics(&self, org_id: &OrgId, ids: &[ObjectIdHex]) -> StoreResult<Vec<Metric>>;
     /// Whether a unit test set that is not deleted lists `unit_test_id` in its runs.
     async fn unit_test_in_live_set(
         &self,
-        org_id: &str,
+        org_id: &OrgId,
         unit_test_id: ObjectIdHex,
     ) -> StoreResult<bool>;
 
     /// Stores a new unit test; [`StoreError::Duplicate`] when an active one of the org has its name.
     /// Must be atomic: of two concurrent inserts with one name exactly one succeeds.
     async fn insert_unit_test(&self, doc: &UnitTest) -> StoreResult<()>;
-    async fn unit_test(&self, org_id: &str, id: ObjectIdHex) -> StoreResult<Option<UnitTest>>;
+    async fn unit_test(&self, org_id: &OrgId, id: ObjectIdHex) -> StoreResult<Option<UnitTest>>;
     /// Turns `previous` into `next` if the stored unit test is still `previous` (same `updated_at`)
     /// and active; `Ok(false)` when it changed or was deleted meanwhile: one atomic conditional write,
     /// so of two racing writers (in any process) exactly one wins. `is_deleted: true` in `next`
@@ -98,16 +98,16 @@ macro_rules! for_each_store_operation {
         $callback! {
             fn ping() -> ();
             fn shared_token_secret(proposal: &str) -> Option<String>;
-            fn organization(org_id: &str) -> Option<Organization>;
-            fn user(org_id: &str, user_id: &UserId) -> Option<User>;
-            fn role(org_id: &str, name: &str) -> Option<Role>;
-            fn api_key(org_id: &str, key_id: &str) -> Option<ApiKey>;
-            fn service(org_id: &str, id: ObjectIdHex) -> Option<Service>;
-            fn named(kind: NamedKind, org_id: &str, id: ObjectIdHex) -> Option<NamedRecord>;
-            fn metrics(org_id: &str, ids: &[ObjectIdHex]) -> Vec<Metric>;
-            fn unit_test_in_live_set(org_id: &str, unit_test_id: ObjectIdHex) -> bool;
+            fn organization(org_id: &OrgId) -> Option<Organization>;
+            fn user(org_id: &OrgId, user_id: &UserId) -> Option<User>;
+            fn role(org_id: &OrgId, name: &str) -> Option<Role>;
+            fn api_key(org_id: &OrgId, key_id: &str) -> Option<ApiKey>;
+            fn service(org_id: &OrgId, id: ObjectIdHex) -> Option<Service>;
+            fn named(kind: NamedKind, org_id: &OrgId, id: ObjectIdHex) -> Option<NamedRecord>;
+            fn metrics(org_id: &OrgId, ids: &[ObjectIdHex]) -> Vec<Metric>;
+            fn unit_test_in_live_set(org_id: &OrgId, unit_test_id: ObjectIdHex) -> bool;
             fn insert_unit_test(doc: &UnitTest) -> ();
-            fn unit_test(org_id: &str, id: ObjectIdHex) -> Option<UnitTest>;
+            fn unit_test(org_id: &OrgId, id: ObjectIdHex) -> Option<UnitTest>;
             fn replace_unit_test(previous: &UnitTest, next: &UnitTest) -> bool;
             fn list_unit_tests(query: &ListQuery) -> ListPage;
             fn upsert_records(records: &Records) -> ();

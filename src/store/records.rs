@@ -5,25 +5,25 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{MetricValueType, ObjectIdHex, Timestamp, UserId};
+use crate::domain::{MetricValueType, ObjectIdHex, OrgId, Timestamp, UserId};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Organization {
-    pub org_id: String,
+    pub org_id: OrgId,
     #[serde(default)]
     pub mongo_cluster_name: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct User {
-    pub org_id: String,
+    pub org_id: OrgId,
     pub user_id: UserId,
     pub role: String,
     /// Set on a grant (SPEC §4): this record lets `home_org_id`'s user `user_id` act in `org_id`
     /// with `role`. A grant is not a user of `org_id`: `org_id` cannot sign it in, and a token of
     /// `org_id` naming it is refused. Absent (or `org_id` itself) on the org's own users.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub home_org_id: Option<String>,
+    pub home_org_id: Option<OrgId>,
     #[serde(default)]
     pub is_deleted: bool,
 }
@@ -34,19 +34,19 @@ impl User {
         !self.is_deleted
             && self
                 .home_org_id
-                .as_deref()
-                .is_none_or(|home| home == self.org_id)
+                .as_ref()
+                .is_none_or(|home| *home == self.org_id)
     }
 
     /// A live grant of this org to `home_org`'s user of the same id.
-    pub fn grants(&self, home_org: &str) -> bool {
-        !self.is_deleted && home_org != self.org_id && self.home_org_id.as_deref() == Some(home_org)
+    pub fn grants(&self, home_org: &OrgId) -> bool {
+        !self.is_deleted && *home_org != self.org_id && self.home_org_id.as_ref() == Some(home_org)
     }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Role {
-    pub org_id: String,
+    pub org_id: OrgId,
     pub name: String,
     pub permissions: Vec<String>,
 }
@@ -54,7 +54,7 @@ pub struct Role {
 /// An org API key. Only the Argon2 hash of its secret is ever stored.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct ApiKey {
-    pub org_id: String,
+    pub org_id: OrgId,
     pub key_id: String,
     pub secret_hash: String,
     #[serde(default)]
@@ -83,7 +83,7 @@ fn yes() -> bool {
 pub struct Service {
     #[serde(rename = "_id")]
     pub id: ObjectIdHex,
-    pub org_id: String,
+    pub org_id: OrgId,
     #[serde(default)]
     pub name: String,
     #[serde(default)]
@@ -105,7 +105,7 @@ impl Service {
 pub struct NamedRecord {
     #[serde(rename = "_id")]
     pub id: ObjectIdHex,
-    pub org_id: String,
+    pub org_id: OrgId,
     #[serde(default)]
     pub name: String,
     #[serde(default)]
@@ -116,7 +116,7 @@ pub struct NamedRecord {
 pub struct Metric {
     #[serde(rename = "_id")]
     pub id: ObjectIdHex,
-    pub org_id: String,
+    pub org_id: OrgId,
     #[serde(default)]
     pub name: String,
     pub metric_value_type: MetricValueType,
@@ -139,7 +139,7 @@ fn one() -> u64 {
 pub struct UnitTestSet {
     #[serde(rename = "_id")]
     pub id: ObjectIdHex,
-    pub org_id: String,
+    pub org_id: OrgId,
     #[serde(default)]
     pub name: String,
     #[serde(default)]

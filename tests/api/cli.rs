@@ -294,7 +294,7 @@ async fn sigterm_lets_in_flight_requests_finish_and_every_request_logs_one_json_
     // And the write survived the shutdown.
     let store = simtest::store::embedded::EmbeddedStore::open(dir.path()).unwrap();
     let query = simtest::service::list_query_for(
-        "acme",
+        &"acme".into(),
         &simtest::domain::query_string::QueryParams::parse(None),
     )
     .unwrap();

@@ -87,7 +87,7 @@ fn seed_fixtures(data_dir: &std::path::Path, mongo: Option<(&str, &str)>) {
 fn alice_token() -> String {
     simtest::auth::TokenKeys::new(TEST_TOKEN_SECRET.as_bytes(), "simtest", 3600)
         .unwrap()
-        .issue("acme", "alice")
+        .issue(&"acme".into(), "alice")
         .unwrap()
         .0
 }

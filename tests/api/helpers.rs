@@ -177,7 +177,12 @@ impl TestApp {
 
     /// A token for `user` of `org`, signed with this server's secret.
     pub fn token(&self, org: &str, user: &str) -> String {
-        self.state.auth.keys().issue(org, user).expect("token").0
+        self.state
+            .auth
+            .keys()
+            .issue(&org.into(), user)
+            .expect("token")
+            .0
     }
 
     pub fn config(&self) -> &Config {

@@ -49,7 +49,7 @@ async fn mongodb_outage_gives_503_fast_and_service_resumes_by_itself() {
     simtest::service::seed::seed(state.store.as_ref(), FIXTURES)
         .await
         .unwrap();
-    let token = state.auth.keys().issue("acme", "alice").unwrap().0;
+    let token = state.auth.keys().issue(&"acme".into(), "alice").unwrap().0;
     let client = reqwest::Client::new();
     let url = format!("http://{addr}/v1/acme/simulation/unit_test/");
     let create = |name: &str| {
@@ -244,7 +244,10 @@ async fn orgs_are_routed_to_their_named_cluster() {
     let keys = state.auth.keys();
     let create = |org: &str, header: Option<&str>| {
         let token = keys
-            .issue(org, if org == "umbrella" { "gary" } else { "alice" })
+            .issue(
+                &org.into(),
+                if org == "umbrella" { "gary" } else { "alice" },
+            )
             .unwrap()
             .0;
         let body = if org == "umbrella" {
@@ -295,7 +298,7 @@ async fn orgs_are_routed_to_their_named_cluster() {
     // Each unit test landed in its org's cluster and nowhere else.
     let count = |store: Arc<dyn Store>, org: &'static str| async move {
         let query = simtest::service::list_query_for(
-            org,
+            &org.into(),
             &simtest::domain::query_string::QueryParams::parse(None),
         )
         .unwrap();
@@ -456,7 +459,7 @@ async fn the_mongodb_cluster_flag_routes_requests_to_that_cluster() {
         };
         let mut r = client
             .post(format!("{}/v1/{org}/simulation/unit_test/", server.url))
-            .bearer_auth(keys.issue(org, user).unwrap().0)
+            .bearer_auth(keys.issue(&org.into(), user).unwrap().0)
             .json(&body);
         if let Some(name) = cluster {
             r = r.header("x-mongo-cluster-name", name);
@@ -478,7 +481,7 @@ async fn the_mongodb_cluster_flag_routes_requests_to_that_cluster() {
             .await
             .unwrap();
     let query = simtest::service::list_query_for(
-        "umbrella",
+        &"umbrella".into(),
         &simtest::domain::query_string::QueryParams::parse(Some("")),
     )
     .unwrap();

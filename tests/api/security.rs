@@ -435,7 +435,13 @@ async fn an_encoded_org_is_served_from_its_pinned_cluster() {
     let app = simtest::build_app_with_clusters(&config, default, named)
         .await
         .unwrap();
-    let token = app.state.auth.keys().issue("acme", "mallory").unwrap().0;
+    let token = app
+        .state
+        .auth
+        .keys()
+        .issue(&"acme".into(), "mallory")
+        .unwrap()
+        .0;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(simtest::serve(listener, app.router, std::future::pending()));

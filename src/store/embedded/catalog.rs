@@ -23,7 +23,7 @@ use crate::domain::query::{
     UnitTestFilter, compare,
 };
 use crate::domain::search::search_text;
-use crate::domain::{ObjectIdHex, Timestamp, UnitTest, UserInfo};
+use crate::domain::{ObjectIdHex, OrgId, Timestamp, UnitTest, UserInfo};
 
 /// A row's number in its org, in the order the unit tests were added; never reused (deletes are
 /// soft, so a unit test keeps its row for good).
@@ -32,7 +32,7 @@ type Slot = u32;
 /// The index of every org.
 #[derive(Default)]
 pub struct Catalog {
-    orgs: HashMap<String, OrgIndex>,
+    orgs: HashMap<OrgId, OrgIndex>,
 }
 
 /// What a list page is, before its documents are read.
@@ -946,7 +946,7 @@ mod tests {
             ("refund password", 150),
         ] {
             let query = crate::service::search_query_for(
-                "acme",
+                &"acme".into(),
                 &crate::domain::query_string::QueryParams::parse(Some(&format!("query={text}"))),
             )
             .unwrap();
@@ -1029,7 +1029,7 @@ mod tests {
                 "77",
             ] {
                 let query = crate::service::search_query_for(
-                    "bench",
+                    &"bench".into(),
                     &crate::domain::query_string::QueryParams::parse(Some(&format!(
                         "query={text}"
                     ))),
@@ -1072,7 +1072,7 @@ mod tests {
             for offset in 0..125 {
                 let q = format!("{raw}&limit=7&continuation_token={offset}");
                 let query = crate::service::list_query_for(
-                    "acme",
+                    &"acme".into(),
                     &crate::domain::query_string::QueryParams::parse(Some(&q)),
                 )
                 .unwrap();

@@ -24,7 +24,7 @@ use super::{
     StoreError, StoreResult, UnitTestSet, User,
 };
 use crate::domain::query::{ListPage, ListQuery};
-use crate::domain::{ObjectIdHex, Timestamp, UnitTest, UserId};
+use crate::domain::{ObjectIdHex, OrgId, Timestamp, UnitTest, UserId};
 use catalog::Catalog;
 
 mod catalog;
@@ -662,34 +662,37 @@ impl Store for EmbeddedStore {
         })
     }
 
-    async fn organization(&self, org_id: &str) -> StoreResult<Option<Organization>> {
+    async fn organization(&self, org_id: &OrgId) -> StoreResult<Option<Organization>> {
         self.read(|db| {
             let txn = db.begin_read()?;
             let table = txn.open_table(ORGANIZATIONS)?;
-            table.get(org_id)?.map(|v| decode(v.value())).transpose()
+            table
+                .get(org_id.as_str())?
+                .map(|v| decode(v.value()))
+                .transpose()
         })
     }
 
-    async fn user(&self, org_id: &str, user_id: &UserId) -> StoreResult<Option<User>> {
+    async fn user(&self, org_id: &OrgId, user_id: &UserId) -> StoreResult<Option<User>> {
         self.read(|db| get_by_str(db, USERS, org_id, user_id.as_str()))
     }
 
-    async fn role(&self, org_id: &str, name: &str) -> StoreResult<Option<Role>> {
+    async fn role(&self, org_id: &OrgId, name: &str) -> StoreResult<Option<Role>> {
         self.read(|db| get_by_str(db, ROLES, org_id, name))
     }
 
-    async fn api_key(&self, org_id: &str, key_id: &str) -> StoreResult<Option<ApiKey>> {
+    async fn api_key(&self, org_id: &OrgId, key_id: &str) -> StoreResult<Option<ApiKey>> {
         self.read(|db| get_by_str(db, API_KEYS, org_id, key_id))
     }
 
-    async fn service(&self, org_id: &str, id: ObjectIdHex) -> StoreResult<Option<Service>> {
+    async fn service(&self, org_id: &OrgId, id: ObjectIdHex) -> StoreResult<Option<Service>> {
         self.read(|db| get_by_id(db, SERVICES, org_id, id))
     }
 
     async fn named(
         &self,
         kind: NamedKind,
-        org_id: &str,
+        org_id: &OrgId,
         id: ObjectIdHex,
     ) -> StoreResult<Option<NamedRecord>> {
         let def = match kind {
@@ -699,13 +702,13 @@ impl Store for EmbeddedStore {
         self.read(|db| get_by_id(db, def, org_id, id))
     }
 
-    async fn metrics(&self, org_id: &str, ids: &[ObjectIdHex]) -> StoreResult<Vec<Metric>> {
+    async fn metrics(&self, org_id: &OrgId, ids: &[ObjectIdHex]) -> StoreResult<Vec<Metric>> {
         self.read(|db| {
             let txn = db.begin_read()?;
             let table = txn.open_table(METRICS)?;
             let mut found = Vec::with_capacity(ids.len());
             for id in ids {
-                if let Some(v) = table.get((org_id, id.bytes()))? {
+                if let Some(v) = table.get((org_id.as_str(), id.bytes()))? {
                     found.push(decode(v.value())?);
                 }
             }
@@ -715,7 +718,7 @@ impl Store for EmbeddedStore {
 
     async fn unit_test_in_live_set(
         &self,
-        org_id: &str,
+        org_id: &OrgId,
         unit_test_id: ObjectIdHex,
     ) -> StoreResult<bool> {
         self.read(|db| {
@@ -741,7 +744,7 @@ impl Store for EmbeddedStore {
         }
     }
 
-    async fn unit_test(&self, org_id: &str, id: ObjectIdHex) -> StoreResult<Option<UnitTest>> {
+    async fn unit_test(&self, org_id: &OrgId, id: ObjectIdHex) -> StoreResult<Option<UnitTest>> {
         self.read(|db| get_by_id(db, UNIT_TESTS, org_id, id))
     }
 
@@ -846,7 +849,7 @@ mod tests {
         let query = ListQuery {
             filter: UnitTestFilter {
                 is_deleted: Some(false),
-                ..UnitTestFilter::for_org("acme")
+                ..UnitTestFilter::for_org(&"acme".into())
             },
             sort: vec![SortKey {
                 field: SortField::CreatedAt,
@@ -862,7 +865,7 @@ mod tests {
         listed.sort();
         let mut stored = Vec::new();
         for n in 1..=9 {
-            if let Some(t) = store.unit_test("acme", id(n)).await.unwrap()
+            if let Some(t) = store.unit_test(&"acme".into(), id(n)).await.unwrap()
                 && !t.is_deleted
             {
                 stored.push((n, t.name));
@@ -940,8 +943,20 @@ mod tests {
         assert!(passed.expired(), "the late write is answered 503");
         let expected = vec![(2, "b".into()), (4, "a".into()), (6, "c".into())];
         assert_eq!(active(&store).await, (expected.clone(), expected.clone()));
-        assert!(store.unit_test("acme", id(3)).await.unwrap().is_none());
-        assert!(store.unit_test("acme", id(5)).await.unwrap().is_none());
+        assert!(
+            store
+                .unit_test(&"acme".into(), id(3))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            store
+                .unit_test(&"acme".into(), id(5))
+                .await
+                .unwrap()
+                .is_none()
+        );
         // The names table agrees: each active name is taken, and stays so after a reopen.
         drop(store);
         let store = EmbeddedStore::open(dir.path()).unwrap();

@@ -8,8 +8,17 @@ use serde::de::DeserializeOwned;
 
 use super::errors::corrupt;
 use crate::domain::search::{search_text, trigrams};
-use crate::domain::{Criterion, ObjectIdHex, SuccessCriterion, Tag, Timestamp, UnitTest, UserInfo};
+use crate::domain::{
+    Criterion, ObjectIdHex, OrgId, SuccessCriterion, Tag, Timestamp, UnitTest, UserInfo,
+};
 use crate::store::{StoreError, StoreResult};
+
+/// An org id is a string in every document and filter (bson turns `&OrgId` through this too).
+impl From<OrgId> for Bson {
+    fn from(org: OrgId) -> Bson {
+        Bson::String(org.into_string())
+    }
+}
 
 /// The fields of a unit test document (and of its sub-documents), and the dotted paths filters
 /// and facets reach into them by. The indexes in `migrations/` name the same fields.
@@ -143,7 +152,7 @@ fn user_info_doc(u: &UserInfo) -> Document {
 
 pub(super) fn user_info_of(d: &Document) -> Option<UserInfo> {
     Some(UserInfo {
-        org_id: d.get_str(field::ORG_ID).ok()?.to_owned(),
+        org_id: d.get_str(field::ORG_ID).ok()?.into(),
         user_id: d.get_str(field::USER_ID).ok()?.into(),
     })
 }
@@ -300,7 +309,7 @@ pub(super) fn unit_test_from_doc(d: &Document) -> StoreResult<UnitTest> {
         .collect::<StoreResult<Vec<_>>>()?;
     Ok(UnitTest {
         id,
-        org_id: string(field::ORG_ID)?,
+        org_id: string(field::ORG_ID)?.into(),
         name: string(field::NAME)?,
         description: string(field::DESCRIPTION)?,
         service_id: ref_id(field::SERVICE_ID)?,

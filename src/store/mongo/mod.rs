@@ -37,7 +37,7 @@ use super::{
     StoreError, StoreResult, User,
 };
 use crate::domain::query::{ListPage, ListQuery};
-use crate::domain::{ObjectIdHex, UnitTest, UserId};
+use crate::domain::{ObjectIdHex, OrgId, UnitTest, UserId};
 use codec::{
     datetime, field, id_either_way, ids_either_way, oid, record_from_doc, record_to_doc,
     unit_test_from_doc, unit_test_to_doc,
@@ -307,7 +307,7 @@ impl Db {
     async fn find_by_id<T: DeserializeOwned>(
         &self,
         collection: &str,
-        org_id: &str,
+        org_id: &OrgId,
         id: ObjectIdHex,
     ) -> StoreResult<Option<T>> {
         let filter = doc! {"_id": {"$in": id_either_way(id)}, "org_id": org_id};
@@ -460,12 +460,12 @@ impl Db {
             .ok_or_else(|| StoreError::Internal("the shared token secret is missing".into()))
     }
 
-    async fn organization(&self, org_id: &str) -> StoreResult<Option<Organization>> {
+    async fn organization(&self, org_id: &OrgId) -> StoreResult<Option<Organization>> {
         self.find_record(c::ORGANIZATION, doc! {"org_id": org_id})
             .await
     }
 
-    async fn user(&self, org_id: &str, user_id: &UserId) -> StoreResult<Option<User>> {
+    async fn user(&self, org_id: &OrgId, user_id: &UserId) -> StoreResult<Option<User>> {
         self.find_record(
             c::USER,
             doc! {"org_id": org_id, "user_id": user_id.as_str()},
@@ -473,24 +473,24 @@ impl Db {
         .await
     }
 
-    async fn role(&self, org_id: &str, name: &str) -> StoreResult<Option<Role>> {
+    async fn role(&self, org_id: &OrgId, name: &str) -> StoreResult<Option<Role>> {
         self.find_record(c::ROLE, doc! {"org_id": org_id, "name": name})
             .await
     }
 
-    async fn api_key(&self, org_id: &str, key_id: &str) -> StoreResult<Option<ApiKey>> {
+    async fn api_key(&self, org_id: &OrgId, key_id: &str) -> StoreResult<Option<ApiKey>> {
         self.find_record(c::API_KEY, doc! {"org_id": org_id, "key_id": key_id})
             .await
     }
 
-    async fn service(&self, org_id: &str, id: ObjectIdHex) -> StoreResult<Option<Service>> {
+    async fn service(&self, org_id: &OrgId, id: ObjectIdHex) -> StoreResult<Option<Service>> {
         self.find_by_id(c::SERVICE, org_id, id).await
     }
 
     async fn named(
         &self,
         kind: NamedKind,
-        org_id: &str,
+        org_id: &OrgId,
         id: ObjectIdHex,
     ) -> StoreResult<Option<NamedRecord>> {
         let collection = match kind {
@@ -500,7 +500,7 @@ impl Db {
         self.find_by_id(collection, org_id, id).await
     }
 
-    async fn metrics(&self, org_id: &str, ids: &[ObjectIdHex]) -> StoreResult<Vec<Metric>> {
+    async fn metrics(&self, org_id: &OrgId, ids: &[ObjectIdHex]) -> StoreResult<Vec<Metric>> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -513,7 +513,7 @@ impl Db {
 
     async fn unit_test_in_live_set(
         &self,
-        org_id: &str,
+        org_id: &OrgId,
         unit_test_id: ObjectIdHex,
     ) -> StoreResult<bool> {
         let found = self
@@ -538,7 +538,7 @@ impl Db {
         Ok(())
     }
 
-    async fn unit_test(&self, org_id: &str, id: ObjectIdHex) -> StoreResult<Option<UnitTest>> {
+    async fn unit_test(&self, org_id: &OrgId, id: ObjectIdHex) -> StoreResult<Option<UnitTest>> {
         self.collection(c::UNIT_TEST)
             .find_one(doc! {"_id": oid(id), "org_id": org_id})
             .await
@@ -714,7 +714,7 @@ macro_rules! detach_by {
         }
     )*};
 }
-detach_by!(clone: UnitTest, UserId, ListQuery, Records);
+detach_by!(clone: UnitTest, OrgId, UserId, ListQuery, Records);
 detach_by!(copy: ObjectIdHex, NamedKind);
 
 /// The [`Store`] impl, given every operation's signature: each operation of [`Db`] (same name, same
@@ -838,7 +838,7 @@ mod tests {
             assert!(!mongo.replace_unit_test(&stale, &next).await.unwrap());
             assert!(mongo.replace_unit_test(&first, &next).await.unwrap());
             assert_eq!(
-                mongo.unit_test("acme", first.id).await.unwrap(),
+                mongo.unit_test(&"acme".into(), first.id).await.unwrap(),
                 Some(next.clone())
             );
             first = next.clone();
@@ -850,7 +850,7 @@ mod tests {
                 "deleted stays deleted"
             );
             assert_eq!(
-                mongo.unit_test("globex", first.id).await.unwrap(),
+                mongo.unit_test(&"globex".into(), first.id).await.unwrap(),
                 None,
                 "other org"
             );
@@ -915,7 +915,7 @@ mod tests {
                 mongo.service(&s.org_id, s.id).await.unwrap().as_ref(),
                 Some(s)
             );
-            assert_eq!(mongo.service("globex", s.id).await.unwrap(), None);
+            assert_eq!(mongo.service(&"globex".into(), s.id).await.unwrap(), None);
             let p = &records.personas[0];
             assert_eq!(
                 mongo
@@ -933,7 +933,10 @@ mod tests {
                 None
             );
             let ids: Vec<ObjectIdHex> = records.metrics.iter().map(|m| m.id).collect();
-            assert_eq!(mongo.metrics("acme", &ids).await.unwrap().len(), ids.len());
+            assert_eq!(
+                mongo.metrics(&"acme".into(), &ids).await.unwrap().len(),
+                ids.len()
+            );
 
             // Written by another system: string id, no flags, extra fields.
             mongo
@@ -942,7 +945,7 @@ mod tests {
                 .await
                 .unwrap();
             let other = mongo
-                .service("acme", id(77))
+                .service(&"acme".into(), id(77))
                 .await
                 .unwrap()
                 .expect("found by hex _id");
@@ -974,19 +977,35 @@ mod tests {
                 })
                 .await
                 .unwrap();
-            assert!(mongo.unit_test_in_live_set("acme", id(1)).await.unwrap());
             assert!(
-                !mongo.unit_test_in_live_set("acme", id(2)).await.unwrap(),
+                mongo
+                    .unit_test_in_live_set(&"acme".into(), id(1))
+                    .await
+                    .unwrap()
+            );
+            assert!(
+                !mongo
+                    .unit_test_in_live_set(&"acme".into(), id(2))
+                    .await
+                    .unwrap(),
                 "only in a deleted set"
             );
-            assert!(!mongo.unit_test_in_live_set("globex", id(1)).await.unwrap());
+            assert!(
+                !mongo
+                    .unit_test_in_live_set(&"globex".into(), id(1))
+                    .await
+                    .unwrap()
+            );
             mongo
                 .collection(c::UNIT_TEST_SET)
                 .insert_one(doc! {"_id": ObjectId::new(), "org_id": "acme", "unit_test_runs": [{"unit_test_id": oid(id(3))}]})
                 .await
                 .unwrap();
             assert!(
-                mongo.unit_test_in_live_set("acme", id(3)).await.unwrap(),
+                mongo
+                    .unit_test_in_live_set(&"acme".into(), id(3))
+                    .await
+                    .unwrap(),
                 "ObjectId reference, no is_deleted"
             );
 
@@ -1002,10 +1021,12 @@ mod tests {
         /// sends them.
         fn typical_queries() -> Vec<(&'static str, ListQuery)> {
             let q = |raw: &str| {
-                parse_list_query("acme", &QueryParams::parse(Some(raw))).expect("valid query")
+                parse_list_query(&"acme".into(), &QueryParams::parse(Some(raw)))
+                    .expect("valid query")
             };
             let s = |raw: &str| {
-                parse_search_query("acme", &QueryParams::parse(Some(raw))).expect("valid search")
+                parse_search_query(&"acme".into(), &QueryParams::parse(Some(raw)))
+                    .expect("valid search")
             };
             vec![
                 ("first page", q("limit=50")),
@@ -1032,7 +1053,7 @@ mod tests {
                     t.org_id = if n % 40 == 0 {
                         "acme".into()
                     } else {
-                        format!("org{}", n % 97)
+                        format!("org{}", n % 97).into()
                     };
                     unit_test_to_doc(&t).unwrap()
                 })
@@ -1058,7 +1079,7 @@ mod tests {
             }
             // The largest page still comes in one batch.
             let query = parse_list_query(
-                "org1",
+                &"org1".into(),
                 &QueryParams::parse(Some("limit=500&continuation_token=1")),
             )
             .unwrap();
@@ -1163,9 +1184,11 @@ mod tests {
 
         /// The winning plan of the search `text` in `acme`, as the store sends it.
         async fn search_plan(mongo: &MongoStore, text: &str) -> Vec<String> {
-            let query =
-                parse_search_query("acme", &QueryParams::parse(Some(&format!("query={text}"))))
-                    .unwrap();
+            let query = parse_search_query(
+                &"acme".into(),
+                &QueryParams::parse(Some(&format!("query={text}"))),
+            )
+            .unwrap();
             let find = doc! {
                 "find": c::UNIT_TEST,
                 "filter": filter_document(&query.filter),
@@ -1195,9 +1218,11 @@ mod tests {
                 );
             }
             let grams_of = |text: &str| {
-                let query =
-                    parse_search_query("acme", &QueryParams::parse(Some(&format!("query={text}"))))
-                        .unwrap();
+                let query = parse_search_query(
+                    &"acme".into(),
+                    &QueryParams::parse(Some(&format!("query={text}"))),
+                )
+                .unwrap();
                 filter_document(&query.filter)
             };
             // A short term has no grams: the regexes alone, through the org's indexes.
@@ -1238,8 +1263,11 @@ mod tests {
                     .count()
             };
             let search = |text: &str| {
-                parse_search_query("acme", &QueryParams::parse(Some(&format!("query={text}"))))
-                    .unwrap()
+                parse_search_query(
+                    &"acme".into(),
+                    &QueryParams::parse(Some(&format!("query={text}"))),
+                )
+                .unwrap()
             };
             // Before the backfill, searches find the older documents all the same.
             let found = mongo
@@ -1297,7 +1325,7 @@ mod tests {
                 Err(StoreError::Unavailable(_))
             ));
             assert!(matches!(
-                store.unit_test("acme", id(1)).await,
+                store.unit_test(&"acme".into(), id(1)).await,
                 Err(StoreError::Unavailable(_))
             ));
             assert!(started.elapsed() < Duration::from_secs(5));

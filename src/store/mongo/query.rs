@@ -179,14 +179,14 @@ mod tests {
     use crate::store::tests::testgen::id;
 
     fn list(query: &str) -> ListQuery {
-        parse_list_query("acme", &QueryParams::parse(Some(query))).expect("valid query")
+        parse_list_query(&"acme".into(), &QueryParams::parse(Some(query))).expect("valid query")
     }
 
     fn search(text: &str) -> ListQuery {
         let raw = form_urlencoded::Serializer::new(String::new())
             .append_pair("query", text)
             .finish();
-        parse_search_query("acme", &QueryParams::parse(Some(&raw))).expect("valid search")
+        parse_search_query(&"acme".into(), &QueryParams::parse(Some(&raw))).expect("valid search")
     }
 
     #[test]

@@ -116,10 +116,9 @@ async fn searches_match_the_embedded_store_and_the_definition() {
         if rng.gen_bool(0.6) {
             // Exactly what the search endpoint asks.
             q.filter = crate::domain::query::UnitTestFilter {
-                org_id: q.filter.org_id.clone(),
                 is_deleted: Some(false),
                 terms: q.filter.terms.clone(),
-                ..Default::default()
+                ..crate::domain::query::UnitTestFilter::for_org(&q.filter.org_id)
             };
             q.sort = vec![SortKey {
                 field: SortField::UpdatedAt,

@@ -7,7 +7,9 @@ use rand::rngs::StdRng;
 use crate::domain::query::{
     ListQuery, SortField, SortKey, TagValueFilter, UnitTestFilter, fold_case,
 };
-use crate::domain::{Criterion, ObjectIdHex, SuccessCriterion, Tag, Timestamp, UnitTest, UserInfo};
+use crate::domain::{
+    Criterion, ObjectIdHex, OrgId, SuccessCriterion, Tag, Timestamp, UnitTest, UserInfo,
+};
 
 pub fn id(n: u8) -> ObjectIdHex {
     ObjectIdHex::from_bytes([n; 12])
@@ -144,7 +146,11 @@ pub fn random_unit_test(rng: &mut StdRng, n: usize) -> UnitTest {
 }
 
 pub fn random_query(rng: &mut StdRng, ids: &[ObjectIdHex]) -> ListQuery {
-    let mut f = UnitTestFilter::for_org(if rng.gen_bool(0.9) { "acme" } else { "globex" });
+    let mut f = UnitTestFilter::for_org(&OrgId::from(if rng.gen_bool(0.9) {
+        "acme"
+    } else {
+        "globex"
+    }));
     if rng.gen_bool(0.1) {
         f.ids = (0..rng.gen_range(1..4)).map(|_| *pick(rng, ids)).collect();
     }
