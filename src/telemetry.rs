@@ -8,10 +8,11 @@ use async_trait::async_trait;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::domain::query::{ListPage, ListQuery};
+use crate::domain::unit_test_set::{SetPage, UnitTestSet, UnitTestSetQuery};
 use crate::domain::{ObjectIdHex, OrgId, UnitTest, UserId};
 use crate::store::{
     ApiKey, Metric, NamedKind, NamedRecord, Organization, Records, Role, Service, Store,
-    StoreResult, User,
+    StoreResult, User, Written,
 };
 
 pub const HTTP_REQUESTS: &str = "simtest_http_requests_total";

@@ -19,3 +19,5 @@ pub const QUERY_VALUES: usize = 100;
 pub const SEARCH_TERMS: usize = 32;
 /// Characters in a search query.
 pub const SEARCH_QUERY_CHARS: usize = 1_000;
+/// Entries of `unit_test_runs` in one unit test set.
+pub const SET_UNIT_TESTS: usize = 1_000;

@@ -10,6 +10,7 @@ pub mod query_string;
 mod requests;
 pub mod search;
 mod unit_test;
+pub mod unit_test_set;
 mod user;
 
 pub use id::ObjectIdHex;

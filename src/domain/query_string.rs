@@ -10,6 +10,7 @@ use super::query::{
     DEFAULT_LIMIT, ListRequest, MAX_LIMIT, SearchRequest, SortField, SortKey, TagValueFilter,
     UnitTestFilter, fold_case,
 };
+use super::unit_test_set::{SetListRequest, UnitTestSetFilter};
 use super::{FieldProblem, ObjectIdHex, OrgId, UserInfo};
 
 /// The query string split into its parameters, each with every value it was given.
@@ -147,12 +148,7 @@ fn read_common_filters(q: &QueryParams, filter: &mut UnitTestFilter, p: &mut Pro
     filter.scenario_ids = q.many("scenario_id", true, p, parse_id);
     filter.metric_ids = q.many("metric_id", true, p, parse_id);
     filter.creators = q.many("creator", true, p, parse_creator);
-    for (key, value) in q.many("tag", false, p, parse_tag) {
-        let wanted = filter.tags.entry(key).or_default();
-        if !wanted.contains(&value) {
-            wanted.push(value);
-        }
-    }
+    filter.tags = read_tags(q, p);
 }
 
 /// The list endpoint's query string as a [`ListRequest`] for `org_id`.
@@ -164,7 +160,34 @@ pub fn parse_list_request(
     let mut filter = UnitTestFilter::for_org(org_id);
     filter.ids = q.many("id", true, &mut p, parse_id);
     read_common_filters(q, &mut filter, &mut p);
-    filter.is_deleted = q.single("is_deleted", &mut p).and_then(|raw| {
+    filter.is_deleted = read_is_deleted(q, &mut p);
+    let sort = q.many("sort_by", false, &mut p, parse_sort);
+    let limit = read_limit(q, DEFAULT_LIMIT, MAX_LIMIT, &mut p);
+    let offset = read_offset(q, &mut p);
+    p.finish(|| ListRequest {
+        filter,
+        sort,
+        offset,
+        limit,
+    })
+}
+
+/// The search endpoint's query string as a [`SearchRequest`]: the filters list has (no `id`, no
+/// `is_deleted`) and `query`, split into case-folded terms without repeats.
+pub fn parse_search_request(
+    org_id: &OrgId,
+    q: &QueryParams,
+) -> Result<SearchRequest, Vec<FieldProblem>> {
+    let mut p = Problems::default();
+    let mut filter = UnitTestFilter::for_org(org_id);
+    read_common_filters(q, &mut filter, &mut p);
+    filter.terms = read_terms(q, &mut p);
+    p.finish(|| SearchRequest { filter })
+}
+
+/// `is_deleted`: absent means no filter.
+fn read_is_deleted(q: &QueryParams, p: &mut Problems) -> Option<bool> {
+    q.single("is_deleted", p).and_then(|raw| {
         let b = parse_bool(raw);
         if b.is_none() {
             p.push(
@@ -174,17 +197,20 @@ pub fn parse_list_request(
             );
         }
         b
-    });
-    let sort = q.many("sort_by", false, &mut p, parse_sort);
-    let limit = match q.single("limit", &mut p) {
-        None => DEFAULT_LIMIT,
+    })
+}
+
+/// `limit`, between 0 and `max`.
+fn read_limit(q: &QueryParams, default: u32, max: u32, p: &mut Problems) -> u32 {
+    match q.single("limit", p) {
+        None => default,
         Some(raw) => match raw.parse::<i64>() {
-            Ok(n) if (0..=MAX_LIMIT as i64).contains(&n) => n as u32,
+            Ok(n) if (0..=i64::from(max)).contains(&n) => n as u32,
             Ok(_) => {
                 p.push(
                     &Loc::root("query").key("limit"),
                     "range",
-                    format!("Input should be between 0 and {MAX_LIMIT}"),
+                    format!("Input should be between 0 and {max}"),
                 );
                 0
             }
@@ -197,8 +223,12 @@ pub fn parse_list_request(
                 0
             }
         },
-    };
-    let offset = match q.single("continuation_token", &mut p) {
+    }
+}
+
+/// `continuation_token`: the offset of the page.
+fn read_offset(q: &QueryParams, p: &mut Problems) -> u64 {
+    match q.single("continuation_token", p) {
         None => 0,
         Some(raw) => match raw.parse::<i64>() {
             Ok(n) if n >= 0 => n as u64,
@@ -219,26 +249,14 @@ pub fn parse_list_request(
                 0
             }
         },
-    };
-    p.finish(|| ListRequest {
-        filter,
-        sort,
-        offset,
-        limit,
-    })
+    }
 }
 
-/// The search endpoint's query string as a [`SearchRequest`]: the filters list has (no `id`, no
-/// `is_deleted`) and `query`, split into case-folded terms without repeats.
-pub fn parse_search_request(
-    org_id: &OrgId,
-    q: &QueryParams,
-) -> Result<SearchRequest, Vec<FieldProblem>> {
-    let mut p = Problems::default();
-    let mut filter = UnitTestFilter::for_org(org_id);
-    read_common_filters(q, &mut filter, &mut p);
+/// `query`, required: split on white space into case-folded terms without repeats.
+fn read_terms(q: &QueryParams, p: &mut Problems) -> Vec<String> {
     let loc = Loc::root("query").key("query");
-    match q.single("query", &mut p).map(str::trim) {
+    let mut terms: Vec<String> = Vec::new();
+    match q.single("query", p).map(str::trim) {
         None => p.push(&loc, "missing", "Field required"),
         Some("") => p.push(
             &loc,
@@ -261,7 +279,6 @@ pub fn parse_search_request(
             "Search terms may not contain control characters",
         ),
         Some(text) => {
-            let mut terms: Vec<String> = Vec::new();
             for term in text.split_whitespace().map(fold_case) {
                 if !terms.contains(&term) {
                     terms.push(term);
@@ -274,10 +291,74 @@ pub fn parse_search_request(
                     format!("Give at most {} search terms", limits::SEARCH_TERMS),
                 );
             }
-            filter.terms = terms;
         }
     }
-    p.finish(|| SearchRequest { filter })
+    terms
+}
+
+/// Tag filters as a map from key to the values asked of it.
+fn read_tags(q: &QueryParams, p: &mut Problems) -> BTreeMap<String, Vec<TagValueFilter>> {
+    let mut tags: BTreeMap<String, Vec<TagValueFilter>> = BTreeMap::new();
+    for (key, value) in q.many("tag", false, p, parse_tag) {
+        let wanted = tags.entry(key).or_default();
+        if !wanted.contains(&value) {
+            wanted.push(value);
+        }
+    }
+    tags
+}
+
+/// Most sets one list page holds, and the default (the contract's 0–20, default 20).
+pub const SET_MAX_LIMIT: u32 = 20;
+
+/// The set filters list and search share: `unit_test_id`, `creator`, `tag`.
+fn read_set_filters(q: &QueryParams, filter: &mut UnitTestSetFilter, p: &mut Problems) {
+    filter.unit_test_ids = q.many("unit_test_id", true, p, parse_id);
+    filter.creators = q.many("creator", true, p, parse_creator);
+    filter.tags = read_tags(q, p);
+}
+
+/// The set list endpoint's query string. Sets sort by `updated_at` only; the first `sort_by`
+/// decides (a repeat of the same field cannot break a tie).
+pub fn parse_set_list_request(
+    org_id: &OrgId,
+    q: &QueryParams,
+) -> Result<SetListRequest, Vec<FieldProblem>> {
+    let mut p = Problems::default();
+    let mut filter = UnitTestSetFilter::for_org(org_id);
+    filter.ids = q.many("id", true, &mut p, parse_id);
+    read_set_filters(q, &mut filter, &mut p);
+    filter.is_deleted = read_is_deleted(q, &mut p);
+    let sort = q.many("sort_by", false, &mut p, |raw| match parse_sort(raw) {
+        Ok(SortKey {
+            field: SortField::UpdatedAt,
+            descending,
+        }) => Ok(descending),
+        _ => Err((
+            "sort_field",
+            "Sets sort by `updated_at`, optionally prefixed by `+` or `-`".to_owned(),
+        )),
+    });
+    let limit = read_limit(q, SET_MAX_LIMIT, SET_MAX_LIMIT, &mut p);
+    let offset = read_offset(q, &mut p);
+    p.finish(|| SetListRequest {
+        filter,
+        updated_at_descending: sort.first().copied(),
+        offset,
+        limit,
+    })
+}
+
+/// The set search endpoint's query string: `query` plus the filters list has (no `id`).
+pub fn parse_set_search_request(
+    org_id: &OrgId,
+    q: &QueryParams,
+) -> Result<UnitTestSetFilter, Vec<FieldProblem>> {
+    let mut p = Problems::default();
+    let mut filter = UnitTestSetFilter::for_org(org_id);
+    read_set_filters(q, &mut filter, &mut p);
+    filter.terms = read_terms(q, &mut p);
+    p.finish(|| filter)
 }
 
 #[cfg(test)]

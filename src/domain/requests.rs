@@ -261,7 +261,7 @@ fn verb(v: &Value, loc: &Loc, p: &mut Problems) -> Option<Verb> {
 }
 
 /// Tags arrive as an object `{key: value | null}` and are kept as a list sorted by key.
-fn tags(v: &Value, loc: &Loc, p: &mut Problems) -> Option<Vec<Tag>> {
+pub(super) fn tags(v: &Value, loc: &Loc, p: &mut Problems) -> Option<Vec<Tag>> {
     let Value::Object(map) = v else {
         p.push(loc, "dict_type", "Input should be a valid dictionary");
         return None;

@@ -14,7 +14,7 @@ use crate::domain::{
     UnitTestPatch,
 };
 use crate::error::{Error, Reference};
-use crate::store::{NamedKind, StoreError};
+use crate::store::{NamedKind, StoreError, Written};
 
 /// A list page and the offset it starts at (the next page's `continuation_token` follows from it).
 pub struct UnitTestPage {
@@ -178,7 +178,7 @@ impl UnitTestService {
             }
             next.updated_by = user.info();
             next.updated_at = Timestamp::after(current.updated_at);
-            if replace(user, &current, &next).await? {
+            if replace(user, &current, &next).await? == Written::Done {
                 tracing::info!("unit test updated");
                 return Ok(());
             }
@@ -191,6 +191,7 @@ impl UnitTestService {
         let org = &user.org_id;
         for _ in 0..MAX_WRITE_ATTEMPTS {
             let current = self.active(user, id).await?;
+            // A quick answer for the common case; the store checks again atomically with the write.
             if user.store.unit_test_in_live_set(org, id).await? {
                 return Err(Error::UnitTestInUse(id));
             }
@@ -198,9 +199,13 @@ impl UnitTestService {
             next.is_deleted = true;
             next.updated_by = user.info();
             next.updated_at = Timestamp::after(current.updated_at);
-            if replace(user, &current, &next).await? {
-                tracing::info!("unit test deleted");
-                return Ok(());
+            match replace(user, &current, &next).await? {
+                Written::Done => {
+                    tracing::info!("unit test deleted");
+                    return Ok(());
+                }
+                Written::InUse => return Err(Error::UnitTestInUse(id)),
+                Written::Stale | Written::UnitTestMissing(_) => {}
             }
         }
         Err(Error::TooManyConcurrentChanges(id))
@@ -342,9 +347,13 @@ fn apply(doc: &mut UnitTest, patch: &UnitTestPatch) {
     set(&mut doc.tags, &patch.tags);
 }
 
-/// Writes `next` over `current` unless another writer changed it first (`false`: read again).
-async fn replace(user: &CurrentUser, current: &UnitTest, next: &UnitTest) -> Result<bool, Error> {
+/// Writes `next` over `current` unless another writer changed it first (`Stale`: read again).
+async fn replace(
+    user: &CurrentUser,
+    current: &UnitTest,
+    next: &UnitTest,
+) -> Result<Written, Error> {
     // Tests make every write lose its race here (compiled in only with the `failpoints` feature).
-    fail::fail_point!("service::lose_race", |_| Ok(false));
+    fail::fail_point!("service::lose_race", |_| Ok(Written::Stale));
     Ok(user.store.replace_unit_test(current, next).await?)
 }

@@ -5,10 +5,10 @@
 use serde::Deserialize;
 
 use crate::auth::api_key::{HashError, hash_secret};
-use crate::domain::{OrgId, Timestamp};
+use crate::domain::unit_test_set::{UnitTestRun, UnitTestSet};
+use crate::domain::{ObjectIdHex, OrgId, Tag, Timestamp, UserInfo};
 use crate::store::{
-    ApiKey, Metric, NamedRecord, Organization, Records, Role, Service, Store, StoreError,
-    UnitTestSet, User,
+    ApiKey, Metric, NamedRecord, Organization, Records, Role, Service, Store, StoreError, User,
 };
 
 /// The demo fixtures `serve --demo` loads (the same file as `examples/seed.json`).
@@ -25,6 +25,67 @@ struct SeedApiKey {
     is_deleted: bool,
 }
 
+/// A unit test set in a seed file: the stored shape, with everything but id, org, name and runs
+/// optional (who made it defaults to the org's `seed` user, its times to the seeding's).
+#[derive(Deserialize)]
+struct SeedUnitTestSet {
+    #[serde(rename = "_id")]
+    id: ObjectIdHex,
+    org_id: OrgId,
+    name: String,
+    #[serde(default)]
+    description: Option<String>,
+    unit_test_runs: Vec<SeedUnitTestRun>,
+    #[serde(default)]
+    tags: Vec<Tag>,
+    #[serde(default)]
+    is_deleted: bool,
+    #[serde(default)]
+    creator: Option<UserInfo>,
+    #[serde(default)]
+    created_at: Option<Timestamp>,
+}
+
+#[derive(Deserialize)]
+struct SeedUnitTestRun {
+    unit_test_id: ObjectIdHex,
+    #[serde(default = "one")]
+    run_count: u64,
+}
+
+fn one() -> u64 {
+    1
+}
+
+impl SeedUnitTestSet {
+    fn into_set(self, now: Timestamp) -> UnitTestSet {
+        let creator = self.creator.unwrap_or_else(|| UserInfo {
+            org_id: self.org_id.clone(),
+            user_id: "seed".into(),
+        });
+        let at = self.created_at.unwrap_or(now);
+        UnitTestSet {
+            id: self.id,
+            org_id: self.org_id,
+            name: self.name,
+            description: self.description,
+            unit_test_runs: (self.unit_test_runs.into_iter())
+                .map(|r| UnitTestRun {
+                    unit_test_id: r.unit_test_id,
+                    run_count: r.run_count,
+                })
+                .collect(),
+            last_triggered_run_id: None,
+            tags: self.tags,
+            is_deleted: self.is_deleted,
+            updated_by: creator.clone(),
+            creator,
+            created_at: at,
+            updated_at: at,
+        }
+    }
+}
+
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 struct SeedFile {
@@ -36,7 +97,7 @@ struct SeedFile {
     personas: Vec<NamedRecord>,
     scenarios: Vec<NamedRecord>,
     metrics: Vec<Metric>,
-    unit_test_sets: Vec<UnitTestSet>,
+    unit_test_sets: Vec<SeedUnitTestSet>,
 }
 
 /// Why a seed file cannot be loaded.
@@ -57,6 +118,7 @@ pub enum SeedError {
 /// Reads a seed document; the error names what is wrong and where.
 pub fn parse(json: &str) -> Result<Records, SeedError> {
     let file: SeedFile = serde_json::from_str(json)?;
+    let now = Timestamp::now();
     let api_keys = file
         .api_keys
         .into_iter()
@@ -85,7 +147,9 @@ pub fn parse(json: &str) -> Result<Records, SeedError> {
         personas: file.personas,
         scenarios: file.scenarios,
         metrics: file.metrics,
-        unit_test_sets: file.unit_test_sets,
+        unit_test_sets: (file.unit_test_sets.into_iter())
+            .map(|s| s.into_set(now))
+            .collect(),
     })
 }
 

@@ -15,9 +15,10 @@ use moka::future::Cache;
 
 use super::{
     ApiKey, Metric, NamedKind, NamedRecord, Organization, Records, Role, Service, Store,
-    StoreError, StoreResult, User,
+    StoreError, StoreResult, User, Written,
 };
 use crate::domain::query::{ListPage, ListQuery};
+use crate::domain::unit_test_set::{SetPage, UnitTestSet, UnitTestSetQuery};
 use crate::domain::{ObjectIdHex, OrgId, UnitTest, UserId};
 
 /// Records of each kind kept at most; a few MiB at this size.

@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 
 use crate::domain::query::{ListPage, ListQuery};
+use crate::domain::unit_test_set::{SetPage, UnitTestSet, UnitTestSetQuery};
 use crate::domain::{ObjectIdHex, OrgId, UnitTest, UserId};
 
 pub mod cached;
@@ -15,9 +16,7 @@ pub mod round_trips;
 #[cfg(test)]
 pub(crate) mod tests;
 
-pub use records::{
-    ApiKey, Metric, NamedRecord, Organization, Records, Role, Service, UnitTestSet, User,
-};
+pub use records::{ApiKey, Metric, NamedRecord, Organization, Records, Role, Service, User};
 
 /// What can go wrong below the service layer, independent of the backend.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -34,6 +33,20 @@ pub enum StoreError {
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// How a conditional write ended when it did not fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    /// Stored.
+    Done,
+    /// The stored document is no longer the `previous` the write was based on (changed or
+    /// deleted meanwhile): nothing was written; read again and retry.
+    Stale,
+    /// A unit test delete refused: a set that is not deleted lists the unit test.
+    InUse,
+    /// A set write refused: it lists this unit test, which is unknown, deleted or of another org.
+    UnitTestMissing(ObjectIdHex),
+}
 
 /// Which kind of referenced record a lookup is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,11 +85,35 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_unit_test(&self, doc: &UnitTest) -> StoreResult<()>;
     async fn unit_test(&self, org_id: &OrgId, id: ObjectIdHex) -> StoreResult<Option<UnitTest>>;
     /// Turns `previous` into `next` if the stored unit test is still `previous` (same `updated_at`)
-    /// and active; `Ok(false)` when it changed or was deleted meanwhile: one atomic conditional write,
-    /// so of two racing writers (in any process) exactly one wins. `is_deleted: true` in `next`
-    /// frees the name.
-    async fn replace_unit_test(&self, previous: &UnitTest, next: &UnitTest) -> StoreResult<bool>;
+    /// and active; [`Written::Stale`] when it changed or was deleted meanwhile: one atomic
+    /// conditional write, so of two racing writers (in any process) exactly one wins.
+    /// `is_deleted: true` in `next` frees the name, and is refused with [`Written::InUse`] while a
+    /// set that is not deleted lists the unit test: a delete and a set write listing the unit test
+    /// never both succeed, however they interleave.
+    async fn replace_unit_test(&self, previous: &UnitTest, next: &UnitTest)
+    -> StoreResult<Written>;
     async fn list_unit_tests(&self, query: &ListQuery) -> StoreResult<ListPage>;
+
+    /// Stores a new set; [`StoreError::Duplicate`] when an active set of the org has its name,
+    /// [`Written::UnitTestMissing`] (and nothing stored) when a unit test it lists is not an active
+    /// unit test of the org, checked atomically with the write as [`Store::replace_unit_test`]
+    /// describes.
+    async fn insert_unit_test_set(&self, set: &UnitTestSet) -> StoreResult<Written>;
+    /// The set, deleted or not; `None` when unknown in the org.
+    async fn unit_test_set(
+        &self,
+        org_id: &OrgId,
+        id: ObjectIdHex,
+    ) -> StoreResult<Option<UnitTestSet>>;
+    /// Turns `previous` into `next` if the stored set is still `previous` (same `updated_at`) and
+    /// not deleted: [`Written::Stale`] otherwise, [`Written::UnitTestMissing`] when `next` lists a
+    /// unit test that is not active, [`StoreError::Duplicate`] when `next`'s name is taken.
+    async fn replace_unit_test_set(
+        &self,
+        previous: &UnitTestSet,
+        next: &UnitTestSet,
+    ) -> StoreResult<Written>;
+    async fn list_unit_test_sets(&self, query: &UnitTestSetQuery) -> StoreResult<SetPage>;
 
     /// Upserts seed records by their natural keys (idempotent).
     async fn upsert_records(&self, records: &Records) -> StoreResult<()>;
@@ -108,8 +145,12 @@ macro_rules! for_each_store_operation {
             fn unit_test_in_live_set(org_id: &OrgId, unit_test_id: ObjectIdHex) -> bool;
             fn insert_unit_test(doc: &UnitTest) -> ();
             fn unit_test(org_id: &OrgId, id: ObjectIdHex) -> Option<UnitTest>;
-            fn replace_unit_test(previous: &UnitTest, next: &UnitTest) -> bool;
+            fn replace_unit_test(previous: &UnitTest, next: &UnitTest) -> Written;
             fn list_unit_tests(query: &ListQuery) -> ListPage;
+            fn insert_unit_test_set(set: &UnitTestSet) -> Written;
+            fn unit_test_set(org_id: &OrgId, id: ObjectIdHex) -> Option<UnitTestSet>;
+            fn replace_unit_test_set(previous: &UnitTestSet, next: &UnitTestSet) -> Written;
+            fn list_unit_test_sets(query: &UnitTestSetQuery) -> SetPage;
             fn upsert_records(records: &Records) -> ();
         }
     };

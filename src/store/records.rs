@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::unit_test_set::UnitTestSet;
 use crate::domain::{MetricValueType, ObjectIdHex, OrgId, Timestamp, UserId};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -120,30 +121,6 @@ pub struct Metric {
     #[serde(default)]
     pub name: String,
     pub metric_value_type: MetricValueType,
-    #[serde(default)]
-    pub is_deleted: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct UnitTestRun {
-    pub unit_test_id: ObjectIdHex,
-    #[serde(default = "one")]
-    pub run_count: u64,
-}
-
-fn one() -> u64 {
-    1
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct UnitTestSet {
-    #[serde(rename = "_id")]
-    pub id: ObjectIdHex,
-    pub org_id: OrgId,
-    #[serde(default)]
-    pub name: String,
-    #[serde(default)]
-    pub unit_test_runs: Vec<UnitTestRun>,
     #[serde(default)]
     pub is_deleted: bool,
 }

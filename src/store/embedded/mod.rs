@@ -21,9 +21,10 @@ use tokio::sync::{mpsc, oneshot};
 use super::deadline::Deadline;
 use super::{
     ApiKey, Metric, NamedKind, NamedRecord, Organization, Records, Role, Service, Store,
-    StoreError, StoreResult, UnitTestSet, User,
+    StoreError, StoreResult, User, Written,
 };
 use crate::domain::query::{ListPage, ListQuery};
+use crate::domain::unit_test_set::{SetPage, UnitTestSet, UnitTestSetQuery};
 use crate::domain::{ObjectIdHex, OrgId, Timestamp, UnitTest, UserId};
 use catalog::Catalog;
 
@@ -748,13 +749,43 @@ impl Store for EmbeddedStore {
         self.read(|db| get_by_id(db, UNIT_TESTS, org_id, id))
     }
 
-    async fn replace_unit_test(&self, previous: &UnitTest, next: &UnitTest) -> StoreResult<bool> {
+    async fn replace_unit_test(
+        &self,
+        previous: &UnitTest,
+        next: &UnitTest,
+    ) -> StoreResult<Written> {
         // The writer checks and writes in one step: of two racing replaces one wins.
-        self.write(Op::Replace {
-            expected: previous.updated_at,
-            next: next.clone(),
-        })
-        .await
+        let done = self
+            .write(Op::Replace {
+                expected: previous.updated_at,
+                next: next.clone(),
+            })
+            .await?;
+        Ok(if done { Written::Done } else { Written::Stale })
+    }
+
+    async fn insert_unit_test_set(&self, _set: &UnitTestSet) -> StoreResult<Written> {
+        Err(StoreError::Internal("not yet".into()))
+    }
+
+    async fn unit_test_set(
+        &self,
+        _org_id: &OrgId,
+        _id: ObjectIdHex,
+    ) -> StoreResult<Option<UnitTestSet>> {
+        Err(StoreError::Internal("not yet".into()))
+    }
+
+    async fn replace_unit_test_set(
+        &self,
+        _previous: &UnitTestSet,
+        _next: &UnitTestSet,
+    ) -> StoreResult<Written> {
+        Err(StoreError::Internal("not yet".into()))
+    }
+
+    async fn list_unit_test_sets(&self, _query: &UnitTestSetQuery) -> StoreResult<SetPage> {
+        Err(StoreError::Internal("not yet".into()))
     }
 
     async fn list_unit_tests(&self, query: &ListQuery) -> StoreResult<ListPage> {

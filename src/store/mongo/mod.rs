@@ -34,9 +34,10 @@ use super::deadline::Deadline;
 use super::round_trips;
 use super::{
     ApiKey, Metric, NamedKind, NamedRecord, Organization, Records, Role, Service, Store,
-    StoreError, StoreResult, User,
+    StoreError, StoreResult, User, Written,
 };
 use crate::domain::query::{ListPage, ListQuery};
+use crate::domain::unit_test_set::{SetPage, UnitTestSet, UnitTestSetQuery};
 use crate::domain::{ObjectIdHex, OrgId, UnitTest, UserId};
 use codec::{
     datetime, field, id_either_way, ids_either_way, oid, record_from_doc, record_to_doc,
@@ -547,7 +548,11 @@ impl Db {
             .transpose()
     }
 
-    async fn replace_unit_test(&self, previous: &UnitTest, next: &UnitTest) -> StoreResult<bool> {
+    async fn replace_unit_test(
+        &self,
+        previous: &UnitTest,
+        next: &UnitTest,
+    ) -> StoreResult<Written> {
         // MongoDB (and FerretDB 2 on DocumentDB) applies a filtered update to one document
         // atomically, so the filter on the previous `updated_at` settles races between writers,
         // across processes. Only the changed fields are written, with `updated_at` through `$max`
@@ -584,7 +589,44 @@ impl Db {
                 }],
             })
             .await?;
-        Ok(reply_count(&reply, "n") == 1)
+        Ok(if reply_count(&reply, "n") == 1 {
+            Written::Done
+        } else {
+            Written::Stale
+        })
+    }
+
+    // TODO(sets-mongo): the set operations on MongoDB are being written; until then they fail.
+    async fn insert_unit_test_set(&self, _set: &UnitTestSet) -> StoreResult<Written> {
+        Err(StoreError::Internal(
+            "unit test sets are not on MongoDB yet".into(),
+        ))
+    }
+
+    async fn unit_test_set(
+        &self,
+        _org_id: &OrgId,
+        _id: ObjectIdHex,
+    ) -> StoreResult<Option<UnitTestSet>> {
+        Err(StoreError::Internal(
+            "unit test sets are not on MongoDB yet".into(),
+        ))
+    }
+
+    async fn replace_unit_test_set(
+        &self,
+        _previous: &UnitTestSet,
+        _next: &UnitTestSet,
+    ) -> StoreResult<Written> {
+        Err(StoreError::Internal(
+            "unit test sets are not on MongoDB yet".into(),
+        ))
+    }
+
+    async fn list_unit_test_sets(&self, _query: &UnitTestSetQuery) -> StoreResult<SetPage> {
+        Err(StoreError::Internal(
+            "unit test sets are not on MongoDB yet".into(),
+        ))
     }
 
     async fn list_unit_tests(&self, query: &ListQuery) -> StoreResult<ListPage> {
@@ -714,7 +756,7 @@ macro_rules! detach_by {
         }
     )*};
 }
-detach_by!(clone: UnitTest, OrgId, UserId, ListQuery, Records);
+detach_by!(clone: UnitTest, UnitTestSet, OrgId, UserId, ListQuery, UnitTestSetQuery, Records);
 detach_by!(copy: ObjectIdHex, NamedKind);
 
 /// The [`Store`] impl, given every operation's signature: each operation of [`Db`] (same name, same
@@ -805,12 +847,12 @@ mod tests {
         use super::*;
         use crate::domain::Timestamp;
         use crate::domain::query_string::QueryParams;
+        use crate::domain::unit_test_set::{UnitTestRun, UnitTestSet};
         use crate::service::{
             list_query_for as parse_list_query, search_query_for as parse_search_query,
         };
         use crate::store::tests::live_mongo as mongo;
         use crate::store::tests::testgen::{id, random_unit_test, sample};
-        use crate::store::{UnitTestSet, records::UnitTestRun};
         use facets::facets_pipeline;
 
         #[tokio::test]
@@ -835,8 +877,14 @@ mod tests {
             next.updated_at = Timestamp::from_millis(first.updated_at.millis() + 1);
             let mut stale = first.clone();
             stale.updated_at = Timestamp::from_millis(1);
-            assert!(!mongo.replace_unit_test(&stale, &next).await.unwrap());
-            assert!(mongo.replace_unit_test(&first, &next).await.unwrap());
+            assert_eq!(
+                mongo.replace_unit_test(&stale, &next).await.unwrap(),
+                Written::Stale
+            );
+            assert_eq!(
+                mongo.replace_unit_test(&first, &next).await.unwrap(),
+                Written::Done
+            );
             assert_eq!(
                 mongo.unit_test(&"acme".into(), first.id).await.unwrap(),
                 Some(next.clone())
@@ -844,9 +892,13 @@ mod tests {
             first = next.clone();
             next.is_deleted = true;
             next.updated_at = Timestamp::from_millis(first.updated_at.millis() + 1);
-            assert!(mongo.replace_unit_test(&first, &next).await.unwrap());
-            assert!(
-                !mongo.replace_unit_test(&next, &next).await.unwrap(),
+            assert_eq!(
+                mongo.replace_unit_test(&first, &next).await.unwrap(),
+                Written::Done
+            );
+            assert_eq!(
+                mongo.replace_unit_test(&next, &next).await.unwrap(),
+                Written::Stale,
                 "deleted stays deleted"
             );
             assert_eq!(
@@ -951,15 +1003,26 @@ mod tests {
                 .expect("found by hex _id");
             assert!(other.is_live());
 
+            let who = crate::domain::UserInfo {
+                org_id: "acme".into(),
+                user_id: "alice".into(),
+            };
             let set = UnitTestSet {
                 id: id(50),
                 org_id: "acme".into(),
                 name: "nightly".into(),
+                description: None,
                 unit_test_runs: vec![UnitTestRun {
                     unit_test_id: id(1),
                     run_count: 2,
                 }],
+                last_triggered_run_id: None,
+                tags: Vec::new(),
                 is_deleted: false,
+                creator: who.clone(),
+                updated_by: who,
+                created_at: Timestamp::from_millis(1_700_000_000_000),
+                updated_at: Timestamp::from_millis(1_700_000_000_000),
             };
             let deleted = UnitTestSet {
                 id: id(51),

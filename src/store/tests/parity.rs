@@ -104,8 +104,15 @@ async fn searches_match_the_embedded_store_and_the_definition() {
                 next.updated_at =
                     crate::domain::Timestamp::from_millis(docs[i].updated_at.millis() + 1);
                 next.is_deleted = rng.gen_bool(0.2);
-                assert!(embedded.replace_unit_test(&docs[i], &next).await.unwrap());
-                assert!(mongo.replace_unit_test(&docs[i], &next).await.unwrap());
+                let done = crate::store::Written::Done;
+                assert_eq!(
+                    embedded.replace_unit_test(&docs[i], &next).await.unwrap(),
+                    done
+                );
+                assert_eq!(
+                    mongo.replace_unit_test(&docs[i], &next).await.unwrap(),
+                    done
+                );
                 docs[i] = next;
             }
         }
