@@ -68,6 +68,10 @@ pub enum Error {
     UnitTestInUse(ObjectIdHex),
     #[error("unit test {0} not found")]
     UnitTestNotFound(ObjectIdHex),
+    #[error("simulation unit test set {0} not found")]
+    UnitTestSetNotFound(ObjectIdHex),
+    #[error("an active simulation unit test set named {0:?} already exists")]
+    SetNameTaken(String),
     #[error("no such route")]
     RouteNotFound,
     #[error("method not allowed")]
@@ -85,6 +89,9 @@ pub enum Error {
     /// Every attempt to write a unit test lost its race to another writer of it.
     #[error("too many concurrent changes to unit test {0}")]
     TooManyConcurrentChanges(ObjectIdHex),
+    /// Every attempt to write a set lost its race to another writer of it.
+    #[error("too many concurrent changes to simulation unit test set {0}")]
+    TooManyConcurrentSetChanges(ObjectIdHex),
     #[error("internal error")]
     Internal(String),
 }
@@ -114,18 +121,20 @@ impl Error {
             Self::OrganizationNotFound(_)
             | Self::ReferenceNotFound { .. }
             | Self::UnitTestNotFound(_)
+            | Self::UnitTestSetNotFound(_)
             | Self::RouteNotFound => StatusCode::NOT_FOUND,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::MetricTypeMismatch { .. } | Self::UnitTestInUse(_) => StatusCode::BAD_REQUEST,
-            Self::NameTaken(_) => StatusCode::CONFLICT,
+            Self::NameTaken(_) | Self::SetNameTaken(_) => StatusCode::CONFLICT,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Maintenance
             | Self::Timeout { .. }
             | Self::Unavailable(_)
             | Self::TooManyConcurrentChanges(_)
+            | Self::TooManyConcurrentSetChanges(_)
             | Self::SignInBusy => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -143,13 +152,17 @@ impl Error {
             Self::NameTaken(_) => "unit_test_name_taken",
             Self::UnitTestInUse(_) => "unit_test_in_use",
             Self::UnitTestNotFound(_) => "unit_test_not_found",
+            Self::UnitTestSetNotFound(_) => "unit_test_set_not_found",
+            Self::SetNameTaken(_) => "unit_test_set_name_taken",
             Self::RouteNotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::RateLimited { .. } => "rate_limited",
             Self::Maintenance => "maintenance",
             Self::Timeout { .. } => "request_timeout",
             Self::Unavailable(_) => "service_unavailable",
-            Self::TooManyConcurrentChanges(_) => "too_many_concurrent_changes",
+            Self::TooManyConcurrentChanges(_) | Self::TooManyConcurrentSetChanges(_) => {
+                "too_many_concurrent_changes"
+            }
             Self::SignInBusy => "sign_in_busy",
             Self::Internal(_) => "internal_error",
         }
@@ -177,6 +190,9 @@ impl Error {
             Self::TooManyConcurrentChanges(id) => json!(format!(
                 "Too many concurrent changes to unit test {id}; retry shortly."
             )),
+            Self::TooManyConcurrentSetChanges(id) => json!(format!(
+                "Too many concurrent changes to simulation unit test set {id}; retry shortly."
+            )),
             Self::SignInBusy => {
                 json!("Too many sign-ins are being verified at once; retry shortly.")
             }
@@ -199,8 +215,8 @@ impl IntoResponse for Error {
         match &self {
             Self::Internal(cause) => tracing::error!(cause = %cause, "internal error"),
             Self::Unavailable(cause) => tracing::warn!(cause = %cause, "store unavailable"),
-            Self::TooManyConcurrentChanges(id) => {
-                tracing::warn!(unit_test_id = %id, "every write attempt lost its race")
+            Self::TooManyConcurrentChanges(id) | Self::TooManyConcurrentSetChanges(id) => {
+                tracing::warn!(id = %id, "every write attempt lost its race")
             }
             Self::Unauthorized(reason) => tracing::info!(reason, "request not authenticated"),
             _ => {}
@@ -223,7 +239,9 @@ impl IntoResponse for Error {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
             }
             // Contention on one unit test passes quickly.
-            Self::SignInBusy | Self::TooManyConcurrentChanges(_) => {
+            Self::SignInBusy
+            | Self::TooManyConcurrentChanges(_)
+            | Self::TooManyConcurrentSetChanges(_) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             _ => {}

@@ -175,6 +175,7 @@ pub async fn build_app_with_clusters(
         store: store.clone(),
         clusters: Arc::new(Clusters::new(store, named)),
         unit_tests: UnitTestService,
+        unit_test_sets: crate::service::sets::UnitTestSetService,
         auth: Arc::new(Authenticator::new(keys, config.sign_in)),
         rate_limits: Arc::new(RateLimits::new(config.rate_limits)),
         maintenance: Maintenance::new(config.maintenance_file.clone()),

@@ -18,6 +18,11 @@ pub enum Limited {
     SearchUnitTests,
     UpdateUnitTest,
     DeleteUnitTest,
+    CreateUnitTestSet,
+    ListUnitTestSets,
+    SearchUnitTestSets,
+    UpdateUnitTestSet,
+    DeleteUnitTestSet,
     /// Keyed by (org, API key id), not by user: this is what throttles guessing of a key's secret.
     SignIn,
     /// Sign-ins per client address, over every org and key id: guessing spread over many key ids
@@ -26,12 +31,17 @@ pub enum Limited {
 }
 
 impl Limited {
-    pub const ALL: [Limited; 7] = [
+    pub const ALL: [Limited; 12] = [
         Self::CreateUnitTest,
         Self::ListUnitTests,
         Self::SearchUnitTests,
         Self::UpdateUnitTest,
         Self::DeleteUnitTest,
+        Self::CreateUnitTestSet,
+        Self::ListUnitTestSets,
+        Self::SearchUnitTestSets,
+        Self::UpdateUnitTestSet,
+        Self::DeleteUnitTestSet,
         Self::SignIn,
         Self::SignInPerAddress,
     ];
@@ -41,6 +51,12 @@ impl Limited {
             Self::CreateUnitTest | Self::UpdateUnitTest | Self::DeleteUnitTest => 500,
             Self::ListUnitTests => 200,
             Self::SearchUnitTests => 50,
+            // The original's budget for each of its set endpoints.
+            Self::CreateUnitTestSet
+            | Self::ListUnitTestSets
+            | Self::SearchUnitTestSets
+            | Self::UpdateUnitTestSet
+            | Self::DeleteUnitTestSet => 50,
             Self::SignIn => 5,
             // Generous: a CI fleet behind one NAT address signs in often, a guesser far more.
             Self::SignInPerAddress => 120,
@@ -55,6 +71,11 @@ impl Limited {
             Self::SearchUnitTests => "search",
             Self::UpdateUnitTest => "update",
             Self::DeleteUnitTest => "delete",
+            Self::CreateUnitTestSet => "create_set",
+            Self::ListUnitTestSets => "list_sets",
+            Self::SearchUnitTestSets => "search_sets",
+            Self::UpdateUnitTestSet => "update_set",
+            Self::DeleteUnitTestSet => "delete_set",
             Self::SignIn => "sign_in",
             Self::SignInPerAddress => "sign_in_per_address",
         }
@@ -68,6 +89,11 @@ impl Limited {
             Self::SearchUnitTests => "rate-limit-search",
             Self::UpdateUnitTest => "rate-limit-update",
             Self::DeleteUnitTest => "rate-limit-delete",
+            Self::CreateUnitTestSet => "rate-limit-create-set",
+            Self::ListUnitTestSets => "rate-limit-list-sets",
+            Self::SearchUnitTestSets => "rate-limit-search-sets",
+            Self::UpdateUnitTestSet => "rate-limit-update-set",
+            Self::DeleteUnitTestSet => "rate-limit-delete-set",
             Self::SignIn => "rate-limit-sign-in",
             Self::SignInPerAddress => "rate-limit-sign-in-per-address",
         }
@@ -81,6 +107,11 @@ impl Limited {
             Self::SearchUnitTests => "SIMTEST_RATE_LIMIT_SEARCH",
             Self::UpdateUnitTest => "SIMTEST_RATE_LIMIT_UPDATE",
             Self::DeleteUnitTest => "SIMTEST_RATE_LIMIT_DELETE",
+            Self::CreateUnitTestSet => "SIMTEST_RATE_LIMIT_CREATE_SET",
+            Self::ListUnitTestSets => "SIMTEST_RATE_LIMIT_LIST_SETS",
+            Self::SearchUnitTestSets => "SIMTEST_RATE_LIMIT_SEARCH_SETS",
+            Self::UpdateUnitTestSet => "SIMTEST_RATE_LIMIT_UPDATE_SET",
+            Self::DeleteUnitTestSet => "SIMTEST_RATE_LIMIT_DELETE_SET",
             Self::SignIn => "SIMTEST_RATE_LIMIT_SIGN_IN",
             Self::SignInPerAddress => "SIMTEST_RATE_LIMIT_SIGN_IN_PER_ADDRESS",
         }
@@ -94,6 +125,11 @@ impl Limited {
             Self::SearchUnitTests => "Searches per user per minute (0 = unlimited)",
             Self::UpdateUnitTest => "Updates per user per minute (0 = unlimited)",
             Self::DeleteUnitTest => "Deletes per user per minute (0 = unlimited)",
+            Self::CreateUnitTestSet => "Set creates per user per minute (0 = unlimited)",
+            Self::ListUnitTestSets => "Set lists per user per minute (0 = unlimited)",
+            Self::SearchUnitTestSets => "Set searches per user per minute (0 = unlimited)",
+            Self::UpdateUnitTestSet => "Set updates per user per minute (0 = unlimited)",
+            Self::DeleteUnitTestSet => "Set deletes per user per minute (0 = unlimited)",
             Self::SignIn => "Sign-ins per (org, API key id) per minute (0 = unlimited)",
             Self::SignInPerAddress => {
                 "Sign-ins per client address per minute, over every org and key (0 = unlimited)"

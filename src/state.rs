@@ -11,6 +11,7 @@ use crate::clusters::Clusters;
 use crate::maintenance::Maintenance;
 use crate::ratelimit::RateLimits;
 use crate::service::UnitTestService;
+use crate::service::sets::UnitTestSetService;
 use crate::store::Store;
 
 /// What handlers share.
@@ -20,6 +21,7 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub clusters: Arc<Clusters>,
     pub unit_tests: UnitTestService,
+    pub unit_test_sets: UnitTestSetService,
     pub auth: Arc<Authenticator>,
     pub rate_limits: Arc<RateLimits>,
     pub maintenance: Maintenance,

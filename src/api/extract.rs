@@ -70,15 +70,37 @@ fn problem(kind: &'static str, msg: impl Into<String>) -> FieldProblem {
     p.into_vec().remove(0)
 }
 
-/// The `{simulation_unit_test_id}` path segment, checked against the id pattern later.
-pub struct UnitTestIdParam(String);
+/// Names the id segment of a path.
+pub trait IdSegment {
+    const NAME: &'static str;
+}
 
-impl UnitTestIdParam {
+/// `{simulation_unit_test_id}`.
+pub struct UnitTestSegment;
+impl IdSegment for UnitTestSegment {
+    const NAME: &'static str = "simulation_unit_test_id";
+}
+
+/// `{simulation_unit_test_set_id}`.
+pub struct UnitTestSetSegment;
+impl IdSegment for UnitTestSetSegment {
+    const NAME: &'static str = "simulation_unit_test_set_id";
+}
+
+/// An id path segment, checked against the id pattern later (with the body's problems).
+pub struct IdParam<S>(String, std::marker::PhantomData<S>);
+
+/// The `{simulation_unit_test_id}` path segment.
+pub type UnitTestIdParam = IdParam<UnitTestSegment>;
+/// The `{simulation_unit_test_set_id}` path segment.
+pub type UnitTestSetIdParam = IdParam<UnitTestSetSegment>;
+
+impl<S: IdSegment> IdParam<S> {
     pub fn parse(&self, p: &mut Problems) -> Option<ObjectIdHex> {
         let id = ObjectIdHex::parse(&self.0);
         if id.is_none() {
             p.push(
-                &Loc::root("path").key("simulation_unit_test_id"),
+                &Loc::root("path").key(S::NAME),
                 "string_pattern_mismatch",
                 "String should match pattern '^[a-f0-9]{24}$'",
             );
@@ -87,7 +109,7 @@ impl UnitTestIdParam {
     }
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for UnitTestIdParam {
+impl<S: Send + Sync, N: IdSegment> FromRequestParts<S> for IdParam<N> {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
@@ -96,8 +118,8 @@ impl<S: Send + Sync> FromRequestParts<S> for UnitTestIdParam {
             .map_err(|_| Error::RouteNotFound)?;
         params
             .iter()
-            .find(|(name, _)| *name == "simulation_unit_test_id")
-            .map(|(_, v)| Self(v.to_owned()))
+            .find(|(name, _)| *name == N::NAME)
+            .map(|(_, v)| Self(v.to_owned(), std::marker::PhantomData))
             .ok_or(Error::RouteNotFound)
     }
 }

@@ -8,6 +8,7 @@ mod ops;
 mod pipeline;
 pub mod render;
 mod timeout;
+mod unit_test_sets;
 mod unit_tests;
 mod users;
 
@@ -51,6 +52,7 @@ pub fn router(state: AppState, settings: &HttpSettings, budgets: Budgets) -> Rou
     let request_id = HeaderName::from_static("x-request-id");
     let v1 = Router::new()
         .merge(unit_tests::router(&state))
+        .merge(unit_test_sets::router(&state))
         .merge(users::router(&state))
         .merge(if settings.bench_routes {
             bench::router(&state)

@@ -28,10 +28,26 @@ pub enum Permission {
     Get,
     Modify,
     Delete,
+    CreateSet,
+    GetSet,
+    ModifySet,
+    DeleteSet,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 4] = [Self::Create, Self::Get, Self::Modify, Self::Delete];
+    pub const ALL: [Permission; 8] = [
+        Self::Create,
+        Self::Get,
+        Self::Modify,
+        Self::Delete,
+        Self::CreateSet,
+        Self::GetSet,
+        Self::ModifySet,
+        Self::DeleteSet,
+    ];
+
+    /// What the built-in `viewer` role may do: read.
+    pub const READ: [Permission; 2] = [Self::Get, Self::GetSet];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -39,6 +55,10 @@ impl Permission {
             Self::Get => "Simulation:GetSimulationUnitTest",
             Self::Modify => "Simulation:ModifySimulationUnitTest",
             Self::Delete => "Simulation:DeleteSimulationUnitTest",
+            Self::CreateSet => "Simulation:CreateSimulationUnitTestSet",
+            Self::GetSet => "Simulation:GetSimulationUnitTestSet",
+            Self::ModifySet => "Simulation:ModifySimulationUnitTestSet",
+            Self::DeleteSet => "Simulation:DeleteSimulationUnitTestSet",
         }
     }
 
@@ -300,7 +320,7 @@ async fn role_permissions(
 ) -> Result<Vec<Permission>, Error> {
     Ok(match role {
         "admin" => Permission::ALL.to_vec(),
-        "viewer" => vec![Permission::Get],
+        "viewer" => Permission::READ.to_vec(),
         other => match store.role(org_id, other).await? {
             Some(r) => r
                 .permissions

@@ -3,6 +3,7 @@
 //! test set lists the unit test, and every change records who made it and when.
 
 pub mod seed;
+pub mod sets;
 
 use crate::auth::{CurrentUser, Permission};
 use crate::domain::query::{
@@ -76,7 +77,7 @@ pub fn search_query_for(
 }
 
 /// How often an update or delete re-reads and retries when a concurrent change got in first.
-const MAX_WRITE_ATTEMPTS: usize = 64;
+pub(crate) const MAX_WRITE_ATTEMPTS: usize = 64;
 
 /// Unit test operations; each works in the store of the caller's org ([`CurrentUser::store`]).
 #[derive(Clone, Default)]

@@ -4,6 +4,7 @@
 //! binary (the machines reach no CDN).
 
 pub mod schemas;
+pub mod set_schemas;
 
 use std::sync::OnceLock;
 
@@ -17,7 +18,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
-use super::{unit_tests, users};
+use super::{unit_test_sets, unit_tests, users};
 use crate::AppState;
 use crate::clusters::CLUSTER_HEADER;
 use crate::domain::{limits, query};
@@ -38,6 +39,11 @@ use crate::ratelimit::{Budgets, Limited};
         unit_tests::update_unit_test,
         unit_tests::delete_unit_test,
         unit_tests::search_unit_tests,
+        unit_test_sets::create_unit_test_set,
+        unit_test_sets::list_unit_test_sets,
+        unit_test_sets::search_unit_test_sets,
+        unit_test_sets::update_unit_test_set,
+        unit_test_sets::delete_unit_test_set,
         users::sign_in_with_api_key,
     ),
     // Schemas only parameters use are not collected from the paths; name them here.

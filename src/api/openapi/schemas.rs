@@ -120,11 +120,11 @@ fn tags_schema(nullable: bool) -> Object {
         .build()
 }
 
-fn tags_request_schema() -> Object {
+pub(super) fn tags_request_schema() -> Object {
     tags_schema(false)
 }
 
-fn nullable_tags_request_schema() -> Object {
+pub(super) fn nullable_tags_request_schema() -> Object {
     tags_schema(true)
 }
 

@@ -30,6 +30,7 @@ use catalog::Catalog;
 
 mod catalog;
 mod grams;
+mod sets;
 
 type Id = [u8; 12];
 type DocCache = quick_cache::sync::Cache<ObjectIdHex, Arc<UnitTest>>;
@@ -82,6 +83,8 @@ pub struct EmbeddedStore {
     /// it, after each commit, so it sees the writes in the order redb committed them and never
     /// holds anything redb does not.
     catalog: Arc<RwLock<Catalog>>,
+    /// The unit test sets, held whole (see [`sets::Sets`]); changed only by the writer.
+    sets: Arc<RwLock<sets::Sets>>,
     /// The queue of the writer thread (`None` only while dropping).
     writes: Option<mpsc::Sender<Pending>>,
     writer: Option<JoinHandle<()>>,
@@ -171,6 +174,13 @@ impl EmbeddedStore {
             path: shown.clone(),
             detail: failure.into_store_error().to_string(),
         })?;
+        let sets = sets::prepare(&db)
+            .and_then(|()| sets::Sets::load(&db))
+            .map_err(|failure| OpenError::Corrupt {
+                path: shown.clone(),
+                detail: failure.into_store_error().to_string(),
+            })?;
+        let sets = Arc::new(RwLock::new(sets));
         let db = Arc::new(db);
         let docs = Arc::new(DocCache::new(DOC_CACHE_ENTRIES));
         let catalog = Arc::new(RwLock::new(catalog));
@@ -180,6 +190,7 @@ impl EmbeddedStore {
             db: db.clone(),
             docs: docs.clone(),
             catalog: catalog.clone(),
+            sets: sets.clone(),
         };
         let writer = std::thread::Builder::new()
             .name("simtest-writer".into())
@@ -192,14 +203,16 @@ impl EmbeddedStore {
             db,
             docs,
             catalog,
+            sets,
             writes: Some(writes),
             writer: Some(writer),
         })
     }
 
-    /// Queues `op` for the writer and waits for its answer: `Ok(true)` once it is committed,
-    /// `Ok(false)` when it was refused (a taken name, a stale or deleted unit test; nothing written).
-    async fn write(&self, op: Op) -> StoreResult<bool> {
+    /// Queues `op` for the writer and waits for its answer: [`Written::Done`] once it is
+    /// committed, another outcome (or [`StoreError::Duplicate`]) when it was refused and nothing
+    /// was written.
+    async fn write(&self, op: Op) -> StoreResult<Written> {
         let (answer, answered) = oneshot::channel();
         let pending = Pending {
             op,
@@ -225,8 +238,8 @@ impl EmbeddedStore {
 struct Pending {
     op: Op,
     deadline: Option<Arc<Deadline>>,
-    /// `Ok(true)`: committed; `Ok(false)`: refused, nothing written.
-    answer: oneshot::Sender<StoreResult<bool>>,
+    /// `Ok(Written::Done)`: committed; anything else: refused or failed, nothing written.
+    answer: oneshot::Sender<StoreResult<Written>>,
 }
 
 /// What a write asks for.
@@ -234,8 +247,15 @@ enum Op {
     /// A new unit test; refused when an active one of its org has its name.
     Insert(UnitTest),
     /// `next` replaces the stored unit test if that is active and still at `expected`; refused
-    /// otherwise. `next.is_deleted` frees the name.
+    /// otherwise. `next.is_deleted` frees the name, and is refused while a live set lists it.
     Replace { expected: Timestamp, next: UnitTest },
+    /// A new set (see [`sets::decide_insert`]).
+    InsertSet(UnitTestSet),
+    /// `next` replaces the stored set (see [`sets::decide_replace`]).
+    ReplaceSet {
+        expected: Timestamp,
+        next: UnitTestSet,
+    },
     /// Seed records, upserted by their natural keys; never refused.
     Records(Box<Records>),
 }
@@ -245,7 +265,14 @@ enum Change<'a> {
     Insert(&'a UnitTest, Vec<u8>),
     /// The document, its bytes, and the name it frees (a delete).
     Replace(&'a UnitTest, Vec<u8>, Option<String>),
+    Set(sets::SetChange<'a>),
     Records(&'a Records),
+}
+
+/// What the writer makes of one write: a change to apply, or its answer without writing.
+enum Decision<'a> {
+    Write(Change<'a>),
+    Refuse(StoreResult<Written>),
 }
 
 /// Why a batch did not commit as it was.
@@ -262,6 +289,7 @@ struct Writer {
     db: Arc<Database>,
     docs: Arc<DocCache>,
     catalog: Arc<RwLock<Catalog>>,
+    sets: Arc<RwLock<sets::Sets>>,
 }
 
 impl Writer {
@@ -314,7 +342,7 @@ impl Writer {
 
     /// Applies the writes of `batch` in order in one transaction and commits it if any wrote: each
     /// write's answer, in batch order.
-    fn commit(&self, batch: &[Pending]) -> Result<Vec<StoreResult<bool>>, BatchFailure> {
+    fn commit(&self, batch: &[Pending]) -> Result<Vec<StoreResult<Written>>, BatchFailure> {
         let mut txn = self
             .db
             .begin_write()
@@ -325,9 +353,9 @@ impl Writer {
         let mut answers = Vec::with_capacity(batch.len());
         for (index, pending) in batch.iter().enumerate() {
             let change = match decide(&txn, &pending.op) {
-                Ok(Some(change)) => change,
-                Ok(None) => {
-                    answers.push(Ok(false));
+                Ok(Decision::Write(change)) => change,
+                Ok(Decision::Refuse(answer)) => {
+                    answers.push(answer);
                     continue;
                 }
                 // Deciding only reads: nothing was changed, the others go on.
@@ -347,9 +375,9 @@ impl Writer {
                 continue;
             }
             apply(&txn, change).map_err(|failure| BatchFailure::Write(index, failure))?;
-            answers.push(Ok(true));
+            answers.push(Ok(Written::Done));
         }
-        if answers.iter().any(|a| matches!(a, Ok(true))) {
+        if answers.iter().any(|a| matches!(a, Ok(Written::Done))) {
             // ...or here: the commit itself is slow, and its outcome must still be sent.
             fail::fail_point!("embedded::commit");
             txn.commit().map_err(|e| BatchFailure::Commit(e.into()))?;
@@ -361,8 +389,11 @@ impl Writer {
 
     /// After a commit: the catalog and the document cache learn what was written, in commit order,
     /// and then (so a writer's next read sees its write) each writer gets its answer.
-    fn committed(&self, batch: Vec<Pending>, answers: Vec<StoreResult<bool>>) {
-        let written = answers.iter().filter(|a| matches!(a, Ok(true))).count();
+    fn committed(&self, batch: Vec<Pending>, answers: Vec<StoreResult<Written>>) {
+        let written = answers
+            .iter()
+            .filter(|a| matches!(a, Ok(Written::Done)))
+            .count();
         if written > 0 {
             metrics::counter!(COMMITS_METRIC).increment(1);
             metrics::counter!(WRITES_METRIC).increment(written as u64);
@@ -370,12 +401,24 @@ impl Writer {
         let mut to_cache = Vec::new();
         {
             let mut catalog = self.catalog.write().unwrap_or_else(PoisonError::into_inner);
+            let mut sets = self.sets.write().unwrap_or_else(PoisonError::into_inner);
             for (pending, answer) in batch.iter().zip(&answers) {
-                if let (Ok(true), Op::Insert(doc) | Op::Replace { next: doc, .. }) =
-                    (answer, &pending.op)
-                {
-                    catalog.upsert(doc);
-                    to_cache.push(doc.clone());
+                if !matches!(answer, Ok(Written::Done)) {
+                    continue;
+                }
+                match &pending.op {
+                    Op::Insert(doc) | Op::Replace { next: doc, .. } => {
+                        catalog.upsert(doc);
+                        to_cache.push(doc.clone());
+                    }
+                    Op::InsertSet(set) | Op::ReplaceSet { next: set, .. } => {
+                        sets.upsert(set.clone())
+                    }
+                    Op::Records(records) => {
+                        for set in &records.unit_test_sets {
+                            sets.upsert(set.clone());
+                        }
+                    }
                 }
             }
         }
@@ -389,8 +432,8 @@ impl Writer {
 }
 
 /// Decides `op` against the transaction's state (the commits before and the batch's writes so
-/// far): `None` when it is refused. Only reads.
-fn decide<'a>(txn: &redb::WriteTransaction, op: &'a Op) -> Result<Option<Change<'a>>, Failure> {
+/// far). Only reads.
+fn decide<'a>(txn: &redb::WriteTransaction, op: &'a Op) -> Result<Decision<'a>, Failure> {
     match op {
         Op::Insert(doc) => {
             let bytes = encode(doc)?;
@@ -400,10 +443,10 @@ fn decide<'a>(txn: &redb::WriteTransaction, op: &'a Op) -> Result<Option<Change<
                     .get((doc.org_id.as_str(), doc.name.as_str()))?
                     .is_some()
                 {
-                    return Ok(None);
+                    return Ok(Decision::Refuse(Err(StoreError::Duplicate)));
                 }
             }
-            Ok(Some(Change::Insert(doc, bytes)))
+            Ok(Decision::Write(Change::Insert(doc, bytes)))
         }
         Op::Replace { expected, next } => {
             let bytes = encode(next)?;
@@ -414,13 +457,26 @@ fn decide<'a>(txn: &redb::WriteTransaction, op: &'a Op) -> Result<Option<Change<
                 .transpose()?;
             Ok(match current {
                 Some(current) if !current.is_deleted && current.updated_at == *expected => {
+                    if next.is_deleted && sets::listed(txn, next.org_id.as_str(), next.id)? {
+                        return Ok(Decision::Refuse(Ok(Written::InUse)));
+                    }
                     let frees = next.is_deleted.then_some(current.name);
-                    Some(Change::Replace(next, bytes, frees))
+                    Decision::Write(Change::Replace(next, bytes, frees))
                 }
-                _ => None,
+                _ => Decision::Refuse(Ok(Written::Stale)),
             })
         }
-        Op::Records(records) => Ok(Some(Change::Records(records))),
+        Op::InsertSet(set) => Ok(match sets::decide_insert(txn, set)? {
+            Ok(change) => Decision::Write(Change::Set(change)),
+            Err(answer) => Decision::Refuse(answer),
+        }),
+        Op::ReplaceSet { expected, next } => {
+            Ok(match sets::decide_replace(txn, *expected, next)? {
+                Ok(change) => Decision::Write(Change::Set(change)),
+                Err(answer) => Decision::Refuse(answer),
+            })
+        }
+        Op::Records(records) => Ok(Decision::Write(Change::Records(records))),
     }
 }
 
@@ -443,6 +499,7 @@ fn apply(txn: &redb::WriteTransaction, change: Change<'_>) -> Result<(), Failure
                 names.remove((doc.org_id.as_str(), name.as_str()))?;
             }
         }
+        Change::Set(change) => sets::apply(txn, change)?,
         Change::Records(r) => upsert_records(txn, r)?,
     }
     Ok(())
@@ -492,13 +549,7 @@ fn upsert_records(txn: &redb::WriteTransaction, r: &Records) -> Result<(), Failu
         METRICS,
         r.metrics.iter().map(|s| (s.org_id.as_str(), s.id, s)),
     )?;
-    put_by_id(
-        txn,
-        UNIT_TEST_SETS,
-        r.unit_test_sets
-            .iter()
-            .map(|s| (s.org_id.as_str(), s.id, s)),
-    )?;
+    sets::upsert(txn, &r.unit_test_sets)?;
     Ok(())
 }
 
@@ -641,19 +692,6 @@ fn get_by_id<T: DeserializeOwned>(
         .transpose()
 }
 
-/// Every record of `org_id` in a table keyed by (org, id), in id order.
-fn scan_org<T: DeserializeOwned>(
-    table: &impl ReadableTable<(&'static str, Id), &'static [u8]>,
-    org_id: &str,
-    mut visit: impl FnMut(T) -> Result<(), Failure>,
-) -> Result<(), Failure> {
-    for entry in table.range((org_id, [0u8; 12])..=(org_id, [0xffu8; 12]))? {
-        let (_, value) = entry?;
-        visit(decode(value.value())?)?;
-    }
-    Ok(())
-}
-
 #[async_trait]
 impl Store for EmbeddedStore {
     async fn ping(&self) -> StoreResult<()> {
@@ -722,26 +760,15 @@ impl Store for EmbeddedStore {
         org_id: &OrgId,
         unit_test_id: ObjectIdHex,
     ) -> StoreResult<bool> {
-        self.read(|db| {
-            let txn = db.begin_read()?;
-            let table = txn.open_table(UNIT_TEST_SETS)?;
-            let mut listed = false;
-            scan_org(&table, org_id, |set: UnitTestSet| {
-                listed |= !set.is_deleted
-                    && set
-                        .unit_test_runs
-                        .iter()
-                        .any(|r| r.unit_test_id == unit_test_id);
-                Ok(())
-            })?;
-            Ok(listed)
-        })
+        self.read(|db| sets::listed_in(db, org_id, unit_test_id))
     }
 
     async fn insert_unit_test(&self, doc: &UnitTest) -> StoreResult<()> {
         match self.write(Op::Insert(doc.clone())).await? {
-            true => Ok(()),
-            false => Err(StoreError::Duplicate),
+            Written::Done => Ok(()),
+            other => Err(StoreError::Internal(format!(
+                "a unit test insert answered {other:?}"
+            ))),
         }
     }
 
@@ -754,38 +781,43 @@ impl Store for EmbeddedStore {
         previous: &UnitTest,
         next: &UnitTest,
     ) -> StoreResult<Written> {
-        // The writer checks and writes in one step: of two racing replaces one wins.
-        let done = self
-            .write(Op::Replace {
-                expected: previous.updated_at,
-                next: next.clone(),
-            })
-            .await?;
-        Ok(if done { Written::Done } else { Written::Stale })
+        // The writer checks and writes in one step: of two racing replaces one wins, and a
+        // delete and a set listing the unit test are decided in one order.
+        self.write(Op::Replace {
+            expected: previous.updated_at,
+            next: next.clone(),
+        })
+        .await
     }
 
-    async fn insert_unit_test_set(&self, _set: &UnitTestSet) -> StoreResult<Written> {
-        Err(StoreError::Internal("not yet".into()))
+    async fn insert_unit_test_set(&self, set: &UnitTestSet) -> StoreResult<Written> {
+        self.write(Op::InsertSet(set.clone())).await
     }
 
     async fn unit_test_set(
         &self,
-        _org_id: &OrgId,
-        _id: ObjectIdHex,
+        org_id: &OrgId,
+        id: ObjectIdHex,
     ) -> StoreResult<Option<UnitTestSet>> {
-        Err(StoreError::Internal("not yet".into()))
+        let sets = self.sets.read().unwrap_or_else(PoisonError::into_inner);
+        Ok(sets.get(org_id, id).map(|s| s.as_ref().clone()))
     }
 
     async fn replace_unit_test_set(
         &self,
-        _previous: &UnitTestSet,
-        _next: &UnitTestSet,
+        previous: &UnitTestSet,
+        next: &UnitTestSet,
     ) -> StoreResult<Written> {
-        Err(StoreError::Internal("not yet".into()))
+        self.write(Op::ReplaceSet {
+            expected: previous.updated_at,
+            next: next.clone(),
+        })
+        .await
     }
 
-    async fn list_unit_test_sets(&self, _query: &UnitTestSetQuery) -> StoreResult<SetPage> {
-        Err(StoreError::Internal("not yet".into()))
+    async fn list_unit_test_sets(&self, query: &UnitTestSetQuery) -> StoreResult<SetPage> {
+        let sets = self.sets.read().unwrap_or_else(PoisonError::into_inner);
+        Ok(sets.page(query))
     }
 
     async fn list_unit_tests(&self, query: &ListQuery) -> StoreResult<ListPage> {
@@ -863,7 +895,7 @@ mod tests {
     fn pending(
         op: Op,
         deadline: Option<Arc<Deadline>>,
-    ) -> (Pending, oneshot::Receiver<StoreResult<bool>>) {
+    ) -> (Pending, oneshot::Receiver<StoreResult<Written>>) {
         let (answer, answered) = oneshot::channel();
         (
             Pending {
@@ -947,6 +979,7 @@ mod tests {
             db: store.db.clone(),
             docs: store.docs.clone(),
             catalog: store.catalog.clone(),
+            sets: store.sets.clone(),
         };
         tokio::task::spawn_blocking(move || writer.write_batch(batch))
             .await
@@ -954,21 +987,21 @@ mod tests {
         let mut got = Vec::new();
         for answer in answers {
             got.push(match answer.await.unwrap() {
-                Ok(written) => written.to_string(),
+                Ok(written) => format!("{written:?}"),
                 Err(e) => e.to_string(),
             });
         }
         assert_eq!(
             got,
             [
-                "true",
-                "false",
-                "false",
-                "true",
-                "true",
-                "false",
+                "Done",
+                "duplicate key",
+                "Stale",
+                "Done",
+                "Done",
+                "Stale",
                 "store unavailable: the request's time ran out before the write",
-                "true"
+                "Done"
             ]
         );
         assert!(passed.expired(), "the late write is answered 503");
