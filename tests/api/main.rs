@@ -22,5 +22,6 @@ mod persistence;
 mod routes;
 mod search;
 mod security;
+mod sets;
 mod signin;
 mod update;
