@@ -265,7 +265,7 @@ enum Change<'a> {
     Insert(&'a UnitTest, Vec<u8>),
     /// The document, its bytes, and the name it frees (a delete).
     Replace(&'a UnitTest, Vec<u8>, Option<String>),
-    Set(sets::SetChange<'a>),
+    Set(Box<sets::SetChange<'a>>),
     Records(&'a Records),
 }
 
@@ -467,12 +467,12 @@ fn decide<'a>(txn: &redb::WriteTransaction, op: &'a Op) -> Result<Decision<'a>, 
             })
         }
         Op::InsertSet(set) => Ok(match sets::decide_insert(txn, set)? {
-            Ok(change) => Decision::Write(Change::Set(change)),
+            Ok(change) => Decision::Write(Change::Set(Box::new(change))),
             Err(answer) => Decision::Refuse(answer),
         }),
         Op::ReplaceSet { expected, next } => {
             Ok(match sets::decide_replace(txn, *expected, next)? {
-                Ok(change) => Decision::Write(Change::Set(change)),
+                Ok(change) => Decision::Write(Change::Set(Box::new(change))),
                 Err(answer) => Decision::Refuse(answer),
             })
         }
@@ -499,7 +499,7 @@ fn apply(txn: &redb::WriteTransaction, change: Change<'_>) -> Result<(), Failure
                 names.remove((doc.org_id.as_str(), name.as_str()))?;
             }
         }
-        Change::Set(change) => sets::apply(txn, change)?,
+        Change::Set(change) => sets::apply(txn, *change)?,
         Change::Records(r) => upsert_records(txn, r)?,
     }
     Ok(())
