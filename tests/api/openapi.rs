@@ -17,11 +17,18 @@ use simtest::ratelimit::Limited;
 
 use crate::helpers::*;
 
-const EXTRACT: &str = include_str!("../../docs/reference/amigo-unit-test-openapi.json");
-const SHARED_EXTRACT: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../shared/reference/amigo-unit-test-openapi.json"
-);
+/// The extracts of Amigo's document this server answers to: unit tests, and unit test sets.
+const EXTRACTS: [(&str, &str); 2] = [
+    (
+        "amigo-unit-test-openapi.json",
+        include_str!("../../docs/reference/amigo-unit-test-openapi.json"),
+    ),
+    (
+        "amigo-unit-test-set-openapi.json",
+        include_str!("../../docs/reference/amigo-unit-test-set-openapi.json"),
+    ),
+];
+const SHARED_REFERENCE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/reference/");
 
 const METHODS: [&str; 8] = [
     "get", "put", "post", "delete", "options", "head", "patch", "trace",
@@ -450,20 +457,49 @@ async fn generated_document(app: &TestApp) -> Value {
     response.json().await.expect("/openapi.json is JSON")
 }
 
+/// The extracts as one document: their paths and their component schemas together (the two
+/// name no schema differently).
 fn extract() -> Value {
-    serde_json::from_str(EXTRACT).expect("the extract is JSON")
+    let mut merged: Option<Value> = None;
+    for (name, text) in EXTRACTS {
+        let doc: Value = serde_json::from_str(text).unwrap_or_else(|e| panic!("{name}: {e}"));
+        match &mut merged {
+            None => merged = Some(doc),
+            Some(all) => {
+                for section in ["paths", "components/schemas", "components/securitySchemes"] {
+                    let pointer = format!("/{section}");
+                    let (Some(into), Some(from)) = (
+                        all.pointer_mut(&pointer).and_then(Value::as_object_mut),
+                        doc.pointer(&pointer).and_then(Value::as_object),
+                    ) else {
+                        continue;
+                    };
+                    for (key, value) in from {
+                        if let Some(existing) = into.get(key) {
+                            assert_eq!(existing, value, "{name}: {section}/{key} differs");
+                        }
+                        into.insert(key.clone(), value.clone());
+                    }
+                }
+            }
+        }
+    }
+    merged.expect("extracts")
 }
 
 #[tokio::test]
-async fn the_repository_copy_of_the_extract_equals_the_shared_one() {
-    match std::fs::read_to_string(SHARED_EXTRACT) {
-        Ok(shared) => assert_eq!(
-            serde_json::from_str::<Value>(&shared).unwrap(),
-            extract(),
-            "docs/reference/amigo-unit-test-openapi.json differs from {SHARED_EXTRACT}: copy it again"
-        ),
-        // On the real stderr: the harness swallows `println!`, and .ci/run lists every skip.
-        Err(_) => say_skipped(&format!("no shared checkout at {SHARED_EXTRACT}")),
+async fn the_repository_copies_of_the_extracts_equal_the_shared_ones() {
+    for (name, copy) in EXTRACTS {
+        let shared_path = format!("{SHARED_REFERENCE}{name}");
+        match std::fs::read_to_string(&shared_path) {
+            Ok(shared) => assert_eq!(
+                serde_json::from_str::<Value>(&shared).unwrap(),
+                serde_json::from_str::<Value>(copy).unwrap(),
+                "docs/reference/{name} differs from {shared_path}: copy it again"
+            ),
+            // On the real stderr: the harness swallows `println!`, and .ci/run lists every skip.
+            Err(_) => say_skipped(&format!("no shared checkout at {shared_path}")),
+        }
     }
 }
 
@@ -475,7 +511,7 @@ async fn the_generated_document_matches_the_extract() {
     let differences = compare(&extract(), &generated);
     assert!(
         differences.is_empty(),
-        "/openapi.json differs from docs/reference/amigo-unit-test-openapi.json in {} place(s):\n  - {}",
+        "/openapi.json differs from the extracts in docs/reference/ in {} place(s):\n  - {}",
         differences.len(),
         differences.join("\n  - ")
     );

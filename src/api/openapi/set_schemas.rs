@@ -116,9 +116,13 @@ macro_rules! set_schema {
         $(#[$doc])*
         #[derive(Serialize, ToSchema)]
         pub struct $name {
+            /// The ID of the document.
             $id: String,
             org_id: String,
+            // Always written; optional in the original's document, so here too.
+            #[schema(required = false, format = DateTime)]
             created_at: String,
+            #[schema(required = false, format = DateTime)]
             updated_at: String,
             name: String,
             #[schema(required = true)]
