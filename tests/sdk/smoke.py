@@ -3,7 +3,8 @@
     python smoke.py URL
 
 Signs in with the demo org's API key through the SDK, then creates, lists, searches, updates and
-deletes a unit test, and checks every answer against the SDK's own generated models.
+deletes a unit test and a unit test set listing it, and checks every answer against the SDK's own
+generated models.
 Exits non-zero on the first mismatch.
 """
 
@@ -13,7 +14,15 @@ import uuid
 import httpx
 from amigo_sdk.auth import sign_in_with_api_key
 from amigo_sdk.config import AmigoConfig
-from amigo_sdk.generated.model import SimulationUnitTest, SimulationUnitTestInstance
+from amigo_sdk.generated.model import (
+    SimulationCreateSimulationUnitTestSetRequest,
+    SimulationCreateSimulationUnitTestSetResponse,
+    SimulationGetSimulationUnitTestSetsResponse,
+    SimulationSearchSimulationUnitTestSetResponse,
+    SimulationUnitTest,
+    SimulationUnitTestInstance,
+    SimulationUpdateSimulationUnitTestSetRequest,
+)
 
 url = sys.argv[1].rstrip("/")
 config = AmigoConfig(
@@ -59,6 +68,35 @@ assert [h.field_id for h in hits] == [unit_test_id], hits
 
 updated = client.post(f"/simulation/unit_test/{unit_test_id}/", json={"max_interactions": 20})
 assert updated.status_code == 204, updated.text
+
+# A unit test set listing it: request bodies built by the SDK's models, answers read by them.
+set_name = f"SDK set {uuid.uuid4().hex[:8]}"
+set_body = SimulationCreateSimulationUnitTestSetRequest.model_validate(
+    {"name": set_name, "description": None, "unit_test_runs": [{"unit_test_id": unit_test_id, "run_count": 3}], "tags": {"suite": "sdk"}}
+).model_dump(mode="json", exclude_unset=True)
+created_set = client.post("/simulation/unit_test_set/", json=set_body)
+assert created_set.status_code == 201, created_set.text
+set_id = SimulationCreateSimulationUnitTestSetResponse.model_validate(created_set.json()).simulation_unit_test_set_id
+
+sets = SimulationGetSimulationUnitTestSetsResponse.model_validate(
+    client.get("/simulation/unit_test_set/", params={"unit_test_id": unit_test_id}).json()
+)
+assert [s.id for s in sets.simulation_unit_test_sets] == [set_id], sets
+assert sets.simulation_unit_test_sets[0].unit_test_runs[0].run_count == 3, sets
+assert sets.filter_values is not None and unit_test_id in sets.filter_values.unit_test_ids, sets
+found_sets = SimulationSearchSimulationUnitTestSetResponse.model_validate(
+    client.get("/simulation/unit_test_set/search/", params={"query": set_name.lower()}).json()
+)
+assert [s.field_id for s in found_sets.simulation_unit_test_sets] == [set_id], found_sets
+
+in_use = client.delete(f"/simulation/unit_test/{unit_test_id}/")
+assert in_use.status_code == 400, in_use.text
+patch = SimulationUpdateSimulationUnitTestSetRequest.model_validate({"name": set_name + " renamed"}).model_dump(
+    mode="json", exclude_unset=True
+)
+assert client.post(f"/simulation/unit_test_set/{set_id}", json=patch).status_code == 204
+assert client.delete(f"/simulation/unit_test_set/{set_id}").status_code == 204
+
 deleted = client.delete(f"/simulation/unit_test/{unit_test_id}/")
 assert deleted.status_code == 204, deleted.text
 after = SimulationUnitTestInstance.model_validate(
