@@ -6,11 +6,12 @@
 //! against the same state the write lands on: a set write and a delete of a unit test it lists
 //! never both succeed, whatever their order.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
 
+use super::grams::GramIndex;
 use super::{Failure, Id, UNIT_TEST_SETS, UNIT_TESTS, decode, encode};
 use crate::domain::unit_test_set::{SetPage, UnitTestSet, UnitTestSetQuery};
 use crate::domain::{ObjectIdHex, OrgId, Timestamp, UnitTest};
@@ -207,11 +208,21 @@ struct Held {
     text: String,
 }
 
-/// Every set of every org, in memory: sets are few (a handful per team), so a list or a search
-/// reads the org's sets here instead of decoding them from redb. Only the writer changes it,
-/// after each commit.
+/// The sets of one org: numbered in the order they came (the slots of their search grams).
 #[derive(Default)]
-pub(super) struct Sets(HashMap<OrgId, BTreeMap<ObjectIdHex, Held>>);
+struct OrgSets {
+    held: Vec<Held>,
+    slots: HashMap<ObjectIdHex, u32>,
+    /// Which sets may hold a search term, as for unit tests (see `grams`): a search that matches
+    /// few sets reads only those.
+    grams: GramIndex,
+}
+
+/// Every set of every org, in memory: sets are few next to unit tests (a set names many), so a
+/// list or a search reads the org's sets here instead of decoding them from redb. Only the
+/// writer changes it, after each commit.
+#[derive(Default)]
+pub(super) struct Sets(HashMap<OrgId, OrgSets>);
 
 impl Sets {
     /// Every set stored in `db`.
@@ -228,22 +239,34 @@ impl Sets {
 
     /// Records a committed write of `set`.
     pub(super) fn upsert(&mut self, set: UnitTestSet) {
+        let org = self.0.entry(set.org_id.clone()).or_default();
         let text = set.search_text();
-        self.0.entry(set.org_id.clone()).or_default().insert(
-            set.id,
-            Held {
-                set: Arc::new(set),
-                text,
-            },
-        );
+        let held = Held {
+            set: Arc::new(set),
+            text,
+        };
+        match org.slots.get(&held.set.id) {
+            Some(&slot) => {
+                let old = &mut org.held[slot as usize];
+                org.grams.change(slot, &old.text, &held.text);
+                *old = held;
+            }
+            None => {
+                let slot = org.held.len() as u32;
+                org.grams.push(slot, &held.text);
+                org.slots.insert(held.set.id, slot);
+                org.held.push(held);
+            }
+        }
     }
 
     pub(super) fn get(&self, org_id: &OrgId, id: ObjectIdHex) -> Option<Arc<UnitTestSet>> {
-        Some(self.0.get(org_id)?.get(&id)?.set.clone())
+        let org = self.0.get(org_id)?;
+        Some(org.held[*org.slots.get(&id)? as usize].set.clone())
     }
 
-    /// The page `query` selects: its filter over the org's sets (search terms against the
-    /// folded texts kept beside them), then the one definition of order, paging and facets.
+    /// The page `query` selects: the sets its terms may be in (all of them without terms), each
+    /// checked against the filter, then the one definition of order, paging and facets.
     pub(super) fn page(&self, query: &UnitTestSetQuery) -> SetPage {
         let filter = &query.filter;
         let Some(org) = self.0.get(&filter.org_id) else {
@@ -251,17 +274,140 @@ impl Sets {
         };
         let mut without_terms = filter.clone();
         without_terms.terms.clear();
-        let matching = org
-            .values()
-            .filter(|held| {
-                filter
-                    .terms
-                    .iter()
-                    .all(|term| held.text.contains(term.as_str()))
-                    && without_terms.matches(&held.set)
-            })
+        let has_terms = |held: &Held| {
+            filter
+                .terms
+                .iter()
+                .all(|term| held.text.contains(term.as_str()))
+        };
+        let candidates = match (
+            filter.terms.is_empty(),
+            org.grams.rows_with(&filter.terms, org.held.len()),
+        ) {
+            (false, Some(found)) => found
+                .rows
+                .iter()
+                .map(|slot| &org.held[slot as usize])
+                .filter(|held| found.exact || has_terms(held))
+                .collect::<Vec<_>>(),
+            _ => org.held.iter().filter(|held| has_terms(held)).collect(),
+        };
+        let matching = candidates
+            .into_iter()
+            .filter(|held| without_terms.matches(&held.set))
             .map(|held| held.set.clone())
             .collect();
         SetPage::cut(query, matching)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
+    use super::*;
+    use crate::domain::unit_test_set::{UnitTestRun, UnitTestSetFilter};
+    use crate::domain::{Tag, UserInfo};
+
+    const WORDS: [&str; 8] = [
+        "Nightly",
+        "refund",
+        "ΣΟΦΙΑ",
+        "straße",
+        "a.b*",
+        "zz",
+        "Ünïcode",
+        "x",
+    ];
+
+    fn random_set(rng: &mut StdRng, n: u8) -> UnitTestSet {
+        let w: Vec<&str> = (0..4)
+            .map(|_| WORDS[rng.gen_range(0..WORDS.len())])
+            .collect();
+        let name = format!("{} {} {n}", w[0], w[1]);
+        let description = rng.gen_bool(0.7).then(|| format!("{} {}", w[2], w[3]));
+        let who = UserInfo {
+            org_id: "acme".into(),
+            user_id: ["alice", "bob"][rng.gen_range(0..2)].into(),
+        };
+        let at = Timestamp::from_millis(1_700_000_000_000 + rng.gen_range(0..4));
+        UnitTestSet {
+            id: ObjectIdHex::from_bytes([n; 12]),
+            org_id: "acme".into(),
+            name,
+            description,
+            unit_test_runs: (0..rng.gen_range(1..3))
+                .map(|_| UnitTestRun {
+                    unit_test_id: ObjectIdHex::from_bytes([rng.gen_range(0..4); 12]),
+                    run_count: 1,
+                })
+                .collect(),
+            last_triggered_run_id: None,
+            tags: vec![Tag {
+                key: ["team", "kind"][rng.gen_range(0..2)].into(),
+                value: None,
+            }],
+            is_deleted: rng.gen_bool(0.2),
+            creator: who.clone(),
+            updated_by: who,
+            created_at: at,
+            updated_at: at,
+        }
+    }
+
+    /// Pages from the grams-backed index equal the definition (every set filtered by `matches`,
+    /// then `SetPage::cut`) through inserts and changes, for terms of every length, terms no set
+    /// holds, Unicode case folding and regex characters.
+    #[test]
+    fn pages_match_the_definition_through_changes() {
+        let mut rng = StdRng::seed_from_u64(7);
+        let mut sets = Sets::default();
+        let mut all: Vec<UnitTestSet> = Vec::new();
+        for round in 0..400u32 {
+            let n = rng.gen_range(0..40u8);
+            let set = random_set(&mut rng, n);
+            match all.iter_mut().find(|s| s.id == set.id) {
+                Some(old) => *old = set.clone(),
+                None => all.push(set.clone()),
+            }
+            sets.upsert(set);
+
+            let mut filter = UnitTestSetFilter::for_org(&"acme".into());
+            let word = WORDS[rng.gen_range(0..WORDS.len())];
+            let term: String = match rng.gen_range(0..4) {
+                0 => word.to_owned(),
+                1 => word.chars().take(1).collect(),
+                2 => word.chars().skip(1).take(2).collect(),
+                _ => "qqq".to_owned(),
+            };
+            filter.terms = vec![crate::domain::query::fold_case(&term)];
+            if rng.gen_bool(0.3) {
+                filter.is_deleted = Some(false);
+            }
+            if rng.gen_bool(0.2) {
+                filter.unit_test_ids = vec![ObjectIdHex::from_bytes([1; 12])];
+            }
+            let query = UnitTestSetQuery {
+                filter: filter.clone(),
+                updated_at_descending: [None, Some(true), Some(false)][rng.gen_range(0..3)],
+                offset: rng.gen_range(0..3),
+                limit: rng.gen_range(0..20),
+                with_facets: rng.gen_bool(0.5),
+            };
+            let expected = SetPage::cut(
+                &query,
+                all.iter()
+                    .filter(|s| filter.matches(s))
+                    .cloned()
+                    .map(Arc::new)
+                    .collect(),
+            );
+            let got = sets.page(&query);
+            let ids = |page: &SetPage| page.items.iter().map(|s| s.id).collect::<Vec<_>>();
+            assert_eq!(ids(&got), ids(&expected), "round {round}: {query:?}");
+            assert_eq!(got.has_more, expected.has_more, "round {round}");
+            assert_eq!(got.filter_values, expected.filter_values, "round {round}");
+        }
     }
 }
