@@ -68,6 +68,8 @@ pub enum Error {
     UnitTestInUse(ObjectIdHex),
     #[error("unit test {0} not found")]
     UnitTestNotFound(ObjectIdHex),
+    #[error("unit test {0} changed since the version If-Match names")]
+    PreconditionFailed(ObjectIdHex),
     #[error("simulation unit test set {0} not found")]
     UnitTestSetNotFound(ObjectIdHex),
     #[error("an active simulation unit test set named {0:?} already exists")]
@@ -128,6 +130,7 @@ impl Error {
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::MetricTypeMismatch { .. } | Self::UnitTestInUse(_) => StatusCode::BAD_REQUEST,
             Self::NameTaken(_) | Self::SetNameTaken(_) => StatusCode::CONFLICT,
+            Self::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Maintenance
@@ -153,6 +156,7 @@ impl Error {
             Self::UnitTestInUse(_) => "unit_test_in_use",
             Self::UnitTestNotFound(_) => "unit_test_not_found",
             Self::UnitTestSetNotFound(_) => "unit_test_set_not_found",
+            Self::PreconditionFailed(_) => "precondition_failed",
             Self::SetNameTaken(_) => "unit_test_set_name_taken",
             Self::RouteNotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",

@@ -18,6 +18,8 @@ pub enum Limited {
     SearchUnitTests,
     UpdateUnitTest,
     DeleteUnitTest,
+    /// simtest's read-one operation.
+    GetUnitTest,
     CreateUnitTestSet,
     ListUnitTestSets,
     SearchUnitTestSets,
@@ -31,12 +33,13 @@ pub enum Limited {
 }
 
 impl Limited {
-    pub const ALL: [Limited; 12] = [
+    pub const ALL: [Limited; 13] = [
         Self::CreateUnitTest,
         Self::ListUnitTests,
         Self::SearchUnitTests,
         Self::UpdateUnitTest,
         Self::DeleteUnitTest,
+        Self::GetUnitTest,
         Self::CreateUnitTestSet,
         Self::ListUnitTestSets,
         Self::SearchUnitTestSets,
@@ -49,7 +52,8 @@ impl Limited {
     pub fn default_per_minute(self) -> u32 {
         match self {
             Self::CreateUnitTest | Self::UpdateUnitTest | Self::DeleteUnitTest => 500,
-            Self::ListUnitTests => 200,
+            // A read of one is cheaper than a list page; as many as lists.
+            Self::ListUnitTests | Self::GetUnitTest => 200,
             Self::SearchUnitTests => 50,
             // The original's budget for each of its set endpoints.
             Self::CreateUnitTestSet
@@ -71,6 +75,7 @@ impl Limited {
             Self::SearchUnitTests => "search",
             Self::UpdateUnitTest => "update",
             Self::DeleteUnitTest => "delete",
+            Self::GetUnitTest => "get",
             Self::CreateUnitTestSet => "create_set",
             Self::ListUnitTestSets => "list_sets",
             Self::SearchUnitTestSets => "search_sets",
@@ -89,6 +94,7 @@ impl Limited {
             Self::SearchUnitTests => "rate-limit-search",
             Self::UpdateUnitTest => "rate-limit-update",
             Self::DeleteUnitTest => "rate-limit-delete",
+            Self::GetUnitTest => "rate-limit-get",
             Self::CreateUnitTestSet => "rate-limit-create-set",
             Self::ListUnitTestSets => "rate-limit-list-sets",
             Self::SearchUnitTestSets => "rate-limit-search-sets",
@@ -107,6 +113,7 @@ impl Limited {
             Self::SearchUnitTests => "SIMTEST_RATE_LIMIT_SEARCH",
             Self::UpdateUnitTest => "SIMTEST_RATE_LIMIT_UPDATE",
             Self::DeleteUnitTest => "SIMTEST_RATE_LIMIT_DELETE",
+            Self::GetUnitTest => "SIMTEST_RATE_LIMIT_GET",
             Self::CreateUnitTestSet => "SIMTEST_RATE_LIMIT_CREATE_SET",
             Self::ListUnitTestSets => "SIMTEST_RATE_LIMIT_LIST_SETS",
             Self::SearchUnitTestSets => "SIMTEST_RATE_LIMIT_SEARCH_SETS",
@@ -125,6 +132,7 @@ impl Limited {
             Self::SearchUnitTests => "Searches per user per minute (0 = unlimited)",
             Self::UpdateUnitTest => "Updates per user per minute (0 = unlimited)",
             Self::DeleteUnitTest => "Deletes per user per minute (0 = unlimited)",
+            Self::GetUnitTest => "Reads of one unit test per user per minute (0 = unlimited)",
             Self::CreateUnitTestSet => "Set creates per user per minute (0 = unlimited)",
             Self::ListUnitTestSets => "Set lists per user per minute (0 = unlimited)",
             Self::SearchUnitTestSets => "Set searches per user per minute (0 = unlimited)",

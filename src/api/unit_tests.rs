@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::extract::{RawQuery, State};
 use axum::handler::Handler;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, HeaderName, StatusCode, header};
 use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -17,14 +17,15 @@ use super::extract::{JsonBody, UnitTestIdParam};
 use super::openapi::schemas::{
     CommonFilters, CommonHeaders, CreateSimulationUnitTestRequest,
     CreateSimulationUnitTestResponse, ErrorBody, GetSimulationUnitTestsResponse, ListParams,
-    OrganizationPath, SearchParams, SearchSimulationUnitTestsResponse,
+    OrganizationPath, SearchParams, SearchSimulationUnitTestsResponse, SimulationUnitTestInstance,
     UpdateSimulationUnitTestRequest, ValidationErrorBody,
 };
 use super::render::Renderings;
 use super::{pipeline, with_trailing_slash};
 use crate::AppState;
 use crate::auth::{CurrentUser, Permission};
-use crate::domain::problems::Problems;
+use crate::domain::etag::Condition;
+use crate::domain::problems::{Loc, Problems};
 use crate::domain::query::{FilterValues, ListPage};
 use crate::domain::query_string::QueryParams;
 use crate::domain::{IdKey, NewUnitTest, UnitTestPatch};
@@ -53,7 +54,8 @@ pub fn router(state: &AppState) -> Router<AppState> {
         router = router.route(
             &path,
             post(update_unit_test.layer(limited(Limited::UpdateUnitTest)))
-                .delete(delete_unit_test.layer(limited(Limited::DeleteUnitTest))),
+                .delete(delete_unit_test.layer(limited(Limited::DeleteUnitTest)))
+                .get(get_unit_test.layer(limited(Limited::GetUnitTest))),
         );
     }
     // The caller step, before each route's rate limit.
@@ -97,10 +99,11 @@ async fn create_unit_test(
 ) -> Result<Response> {
     user.require(Permission::Create)?;
     let new = NewUnitTest::parse(&body.value()?)?;
-    let id = state.unit_tests.create(&user, new).await?;
+    let created = state.unit_tests.create(&user, new).await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "simulation_unit_test_id": id })),
+        [(header::ETAG, created.etag())],
+        Json(json!({ "simulation_unit_test_id": created.id })),
     )
         .into_response())
 }
@@ -248,11 +251,13 @@ async fn update_unit_test(
     State(state): State<AppState>,
     user: CurrentUser,
     id: UnitTestIdParam,
+    headers: HeaderMap,
     body: JsonBody,
-) -> Result<StatusCode> {
+) -> Result<Response> {
     user.require(Permission::Modify)?;
     let mut p = Problems::default();
     let id = id.parse(&mut p);
+    let if_match = condition(&headers, header::IF_MATCH, &mut p);
     let patch = body.value().and_then(|v| UnitTestPatch::parse(&v));
     let (id, patch) = match (id, patch) {
         (Some(id), Ok(patch)) if p.is_empty() => (id, patch),
@@ -262,8 +267,11 @@ async fn update_unit_test(
             return Err(Error::Invalid(problems));
         }
     };
-    state.unit_tests.update(&user, id, patch).await?;
-    Ok(StatusCode::NO_CONTENT)
+    let updated = state
+        .unit_tests
+        .update(&user, id, patch, if_match.as_ref())
+        .await?;
+    Ok((StatusCode::NO_CONTENT, [(header::ETAG, updated.etag())]).into_response())
 }
 
 /// Delete a simulation unit test
@@ -301,12 +309,97 @@ async fn delete_unit_test(
     State(state): State<AppState>,
     user: CurrentUser,
     id: UnitTestIdParam,
+    headers: HeaderMap,
 ) -> Result<StatusCode> {
     user.require(Permission::Delete)?;
     let mut p = Problems::default();
-    let id = id
-        .parse(&mut p)
-        .ok_or_else(|| Error::Invalid(p.into_vec()))?;
-    state.unit_tests.delete(&user, id).await?;
+    let id = id.parse(&mut p);
+    let if_match = condition(&headers, header::IF_MATCH, &mut p);
+    let Some(id) = id.filter(|_| p.is_empty()) else {
+        return Err(Error::Invalid(p.into_vec()));
+    };
+    state
+        .unit_tests
+        .delete(&user, id, if_match.as_ref())
+        .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// An `If-Match` / `If-None-Match` header, when sent; a malformed one is a problem (422).
+fn condition(headers: &HeaderMap, name: HeaderName, p: &mut Problems) -> Option<Condition> {
+    let raw = headers.get(&name)?;
+    let parsed = raw.to_str().ok().and_then(Condition::parse);
+    if parsed.is_none() {
+        p.push(
+            &Loc::root("header").key(name.as_str()),
+            "etag_list",
+            "Give `*` or a comma-separated list of quoted entity tags",
+        );
+    }
+    parsed
+}
+
+/// Get a simulation unit test (simtest, not in Amigo's API)
+///
+/// Read one simulation unit test, deleted or not, in the list item's shape, with its strong
+/// `ETag`. `If-None-Match` naming the current version answers 304 without a body. The `ETag` goes
+/// back in `If-Match` on update or delete to refuse a change made on a stale copy (412).
+///
+/// #### Permissions
+/// * `Simulation:GetSimulationUnitTest`
+#[utoipa::path(
+    get,
+    path = "/v1/{organization}/simulation/unit_test/{simulation_unit_test_id}/",
+    operation_id = "get-simulation-unit-test",
+    tag = "Beyond Amigo",
+    params(
+        OrganizationPath,
+        ("simulation_unit_test_id" = String, Path, pattern = "^[a-f0-9]{24}$",
+            description = "The ID of the simulation unit test to read."),
+        ("If-None-Match" = Option<String>, Header,
+            description = "Entity tags (or `*`): when one names the current version, 304."),
+        CommonHeaders,
+    ),
+    responses(
+        (status = 200, description = "Succeeded.", body = SimulationUnitTestInstance,
+            headers(("ETag" = String, description = "The strong entity tag of this version."))),
+        (status = 304, description = "The version `If-None-Match` names is the current one.",
+            headers(("ETag" = String, description = "The strong entity tag of this version."))),
+        (status = 401, description = "Invalid authorization credentials.", body = ErrorBody),
+        (status = 403, description = "Missing required permissions.", body = ErrorBody),
+        (status = 404, description = "The specified organization or simulation unit test was not found.", body = ErrorBody),
+        (status = 422, description = "Invalid request path parameter or header.", body = ValidationErrorBody),
+        (status = 429, description = "The user has exceeded {RATE_LIMIT}.", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before retrying."))),
+        (status = 503, description = "The service is going through temporary maintenance, or the store is unreachable.", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before retrying."))),
+    )
+)]
+async fn get_unit_test(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    id: UnitTestIdParam,
+    headers: HeaderMap,
+) -> Result<Response> {
+    user.require(Permission::Get)?;
+    let mut p = Problems::default();
+    let id = id.parse(&mut p);
+    let if_none_match = condition(&headers, header::IF_NONE_MATCH, &mut p);
+    let Some(id) = id.filter(|_| p.is_empty()) else {
+        return Err(Error::Invalid(p.into_vec()));
+    };
+    let unit_test = state.unit_tests.get(&user, id).await?;
+    let etag = unit_test.etag();
+    if if_none_match.is_some_and(|c| c.matches_weakly(&etag)) {
+        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
+    }
+    let body = state.renderings.render(&unit_test, IdKey::Id)?;
+    Ok((
+        [
+            (header::ETAG, etag),
+            (header::CONTENT_TYPE, "application/json".to_owned()),
+        ],
+        body.get().to_owned(),
+    )
+        .into_response())
 }

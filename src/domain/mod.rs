@@ -1,5 +1,6 @@
 //! Domain types. Each is built by parsing, so code past the edge can trust what it holds.
 
+pub mod etag;
 mod id;
 pub mod json;
 pub mod limits;

@@ -183,6 +183,11 @@ pub struct UnitTest {
 }
 
 impl UnitTest {
+    /// The strong entity tag of this version.
+    pub fn etag(&self) -> String {
+        super::etag::etag(self.id, self.updated_at)
+    }
+
     /// The same unit test with its bookkeeping (`updated_*`) set aside, to tell an effective change
     /// from a no-op.
     pub fn same_content(&self, other: &UnitTest) -> bool {

@@ -6,6 +6,7 @@ pub mod seed;
 pub mod sets;
 
 use crate::auth::{CurrentUser, Permission};
+use crate::domain::etag::Condition;
 use crate::domain::query::{
     ListPage, ListQuery, ListRequest, SEARCH_LIMIT, SearchRequest, SortField, SortKey,
 };
@@ -85,7 +86,7 @@ pub struct UnitTestService;
 
 impl UnitTestService {
     #[tracing::instrument(skip_all, fields(org = %user.org_id))]
-    pub async fn create(&self, user: &CurrentUser, new: NewUnitTest) -> Result<ObjectIdHex, Error> {
+    pub async fn create(&self, user: &CurrentUser, new: NewUnitTest) -> Result<UnitTest, Error> {
         let org = &user.org_id;
         self.check_service(user, new.service_id, &new.service_version_set_name)
             .await?;
@@ -117,7 +118,7 @@ impl UnitTestService {
         match user.store.insert_unit_test(&doc).await {
             Ok(()) => {
                 tracing::info!(unit_test_id = %doc.id, "unit test created");
-                Ok(doc.id)
+                Ok(doc)
             }
             Err(StoreError::Duplicate) => Err(Error::NameTaken(doc.name)),
             Err(e) => Err(e.into()),
@@ -156,20 +157,33 @@ impl UnitTestService {
         Ok(user.store.list_unit_tests(&query).await?)
     }
 
+    /// The unit test, deleted or not (simtest's own read-one operation).
+    pub async fn get(&self, user: &CurrentUser, id: ObjectIdHex) -> Result<UnitTest, Error> {
+        match user.store.unit_test(&user.org_id, id).await? {
+            Some(t) => Ok(t),
+            None => Err(Error::UnitTestNotFound(id)),
+        }
+    }
+
+    /// Applies `patch`; with `if_match`, only while the unit test is at a version it names
+    /// (checked on the version the conditional write is based on, so the check and the write
+    /// are one step). Returns the unit test as stored after.
     #[tracing::instrument(skip_all, fields(org = %user.org_id, unit_test_id = %id))]
     pub async fn update(
         &self,
         user: &CurrentUser,
         id: ObjectIdHex,
         patch: UnitTestPatch,
-    ) -> Result<(), Error> {
+        if_match: Option<&Condition>,
+    ) -> Result<UnitTest, Error> {
         let mut checked_references = false;
         for _ in 0..MAX_WRITE_ATTEMPTS {
             let current = self.active(user, id).await?;
+            check_precondition(&current, if_match)?;
             let mut next = current.clone();
             apply(&mut next, &patch);
             if next.same_content(&current) {
-                return Ok(());
+                return Ok(current);
             }
             // References are checked once, against the first version read: the patch decides which
             // changed, and a retry only happens because of a concurrent write to this unit test.
@@ -181,17 +195,23 @@ impl UnitTestService {
             next.updated_at = Timestamp::after(current.updated_at);
             if replace(user, &current, &next).await? == Written::Done {
                 tracing::info!("unit test updated");
-                return Ok(());
+                return Ok(next);
             }
         }
         Err(Error::TooManyConcurrentChanges(id))
     }
 
     #[tracing::instrument(skip_all, fields(org = %user.org_id, unit_test_id = %id))]
-    pub async fn delete(&self, user: &CurrentUser, id: ObjectIdHex) -> Result<(), Error> {
+    pub async fn delete(
+        &self,
+        user: &CurrentUser,
+        id: ObjectIdHex,
+        if_match: Option<&Condition>,
+    ) -> Result<(), Error> {
         let org = &user.org_id;
         for _ in 0..MAX_WRITE_ATTEMPTS {
             let current = self.active(user, id).await?;
+            check_precondition(&current, if_match)?;
             // A quick answer for the common case; the store checks again atomically with the write.
             if user.store.unit_test_in_live_set(org, id).await? {
                 return Err(Error::UnitTestInUse(id));
@@ -324,6 +344,16 @@ impl UnitTestService {
             }
         }
         Ok(())
+    }
+}
+
+/// `Err(PreconditionFailed)` unless `if_match` (when given) names `current`'s version.
+fn check_precondition(current: &UnitTest, if_match: Option<&Condition>) -> Result<(), Error> {
+    match if_match {
+        Some(condition) if !condition.matches_strongly(&current.etag()) => {
+            Err(Error::PreconditionFailed(current.id))
+        }
+        _ => Ok(()),
     }
 }
 

@@ -14,6 +14,7 @@ mod edges;
 mod error_bodies;
 mod ferretdb;
 mod hostile;
+mod lifecycle;
 mod list;
 mod mongo_ops;
 mod openapi;

@@ -30,6 +30,9 @@ const EXTRACTS: [(&str, &str); 2] = [
 ];
 const SHARED_REFERENCE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/reference/");
 
+/// The tag of operations simtest has and Amigo's classic API does not.
+const BEYOND_AMIGO: &str = "Beyond Amigo";
+
 const METHODS: [&str; 8] = [
     "get", "put", "post", "delete", "options", "head", "patch", "trace",
 ];
@@ -192,7 +195,22 @@ impl<'a> Comparison<'a> {
         for key in theirs.keys().filter(|k| !ours.contains_key(*k)) {
             self.differ(&label(key), "operation missing");
         }
-        for key in ours.keys().filter(|k| !theirs.contains_key(*k)) {
+        // simtest's own operations are tagged so, and must be simtest's own.
+        let beyond = |op: &Value| {
+            op["tags"]
+                .as_array()
+                .is_some_and(|tags| tags.iter().any(|t| t == BEYOND_AMIGO))
+        };
+        for (key, op) in &ours {
+            if beyond(op) && theirs.contains_key(key) {
+                self.differ(&label(key), "tagged as simtest's own, but in the extract");
+            }
+        }
+        for key in ours
+            .iter()
+            .filter(|(k, op)| !theirs.contains_key(*k) && !beyond(op))
+            .map(|(k, _)| k)
+        {
             self.differ(&label(key), "operation not in the extract");
         }
         for (key, their_op) in &theirs {

@@ -39,6 +39,7 @@ use crate::ratelimit::{Budgets, Limited};
         unit_tests::update_unit_test,
         unit_tests::delete_unit_test,
         unit_tests::search_unit_tests,
+        unit_tests::get_unit_test,
         unit_test_sets::create_unit_test_set,
         unit_test_sets::list_unit_test_sets,
         unit_test_sets::search_unit_test_sets,
@@ -68,6 +69,7 @@ use crate::ratelimit::{Budgets, Limited};
     tags(
         (name = "Simulation", description = "Simulation unit tests."),
         (name = "User", description = "Exchanging an API key for a user token."),
+        (name = "Beyond Amigo", description = "simtest's own operations, not in Amigo's classic API: reading one unit test, conditional writes."),
     )
 )]
 pub struct ApiDoc;

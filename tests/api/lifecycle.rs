@@ -1,0 +1,245 @@
+//! simtest's own operations beyond Amigo's API: reading one unit test with its `ETag`,
+//! `If-None-Match` (304), and `If-Match` on update and delete (412 on a stale copy, atomic with
+//! the write: of racing updates based on one version exactly one lands).
+
+use reqwest::{Response, StatusCode};
+use serde_json::{Value, json};
+
+use crate::backend_tests;
+use crate::helpers::*;
+
+backend_tests!(
+    read_one_answers_the_list_item_with_an_etag_and_304_when_unchanged,
+    if_match_refuses_writes_on_a_stale_copy_and_changes_nothing,
+    racing_updates_with_one_etag_let_exactly_one_through,
+);
+
+async fn read(
+    app: &TestApp,
+    token: &str,
+    org: &str,
+    id: &str,
+    if_none_match: Option<&str>,
+) -> Response {
+    let mut request = app
+        .client
+        .get(app.url(&format!("/v1/{org}/simulation/unit_test/{id}/")))
+        .bearer_auth(token);
+    if let Some(tag) = if_none_match {
+        request = request.header("If-None-Match", tag);
+    }
+    request.send().await.expect("request")
+}
+
+fn etag_of(response: &Response) -> String {
+    response
+        .headers()
+        .get("etag")
+        .expect("an ETag header")
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn update_if(app: &TestApp, id: &str, tag: &str, body: &Value) -> Response {
+    app.client
+        .post(app.url(&format!("/v1/acme/simulation/unit_test/{id}/")))
+        .bearer_auth(app.admin_token())
+        .header("If-Match", tag)
+        .json(body)
+        .send()
+        .await
+        .expect("request")
+}
+
+async fn read_one_answers_the_list_item_with_an_etag_and_304_when_unchanged(app: TestApp) {
+    let created = app.create(&unit_test_body("Readable")).await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let created_tag = etag_of(&created);
+    let id = created.json::<Value>().await.unwrap()["simulation_unit_test_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let response = read(&app, &app.admin_token(), "acme", &id, None).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let tag = etag_of(&response);
+    assert_eq!(tag, created_tag, "the create's ETag names the version read");
+    assert!(tag.starts_with('"') && tag.ends_with('"'), "strong: {tag}");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body, app.get(&id).await, "the list item's shape");
+
+    let response = read(&app, &app.admin_token(), "acme", &id, Some(&tag)).await;
+    assert_eq!(response.status(), StatusCode::NOT_MODIFIED);
+    assert_eq!(etag_of(&response), tag);
+    assert!(response.bytes().await.unwrap().is_empty());
+    let weak = format!("W/{tag}");
+    let response = read(&app, &app.admin_token(), "acme", &id, Some(&weak)).await;
+    assert_eq!(
+        response.status(),
+        StatusCode::NOT_MODIFIED,
+        "If-None-Match compares weakly"
+    );
+
+    // An update moves the tag; its answer carries the new one.
+    let updated = app.update(&id, &json!({"max_interactions": 7})).await;
+    assert_eq!(updated.status(), StatusCode::NO_CONTENT);
+    let new_tag = etag_of(&updated);
+    assert_ne!(new_tag, tag);
+    let response = read(&app, &app.admin_token(), "acme", &id, Some(&tag)).await;
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "the old tag no longer matches"
+    );
+    assert_eq!(etag_of(&response), new_tag);
+
+    // Viewers read; deleted unit tests stay readable; other orgs' and unknown ids are 404.
+    let viewer = app.token("acme", "victor");
+    assert_eq!(
+        read(&app, &viewer, "acme", &id, None).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(app.delete(&id).await.status(), StatusCode::NO_CONTENT);
+    let response = read(&app, &app.admin_token(), "acme", &id, None).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.json::<Value>().await.unwrap()["is_deleted"], true);
+    let gary = app.token("globex", "gary");
+    let response = read(&app, &gary, "globex", &id, None).await;
+    assert_error(response, StatusCode::NOT_FOUND, "unit_test_not_found").await;
+    let response = read(
+        &app,
+        &app.admin_token(),
+        "acme",
+        "0123456789abcdef01234567",
+        None,
+    )
+    .await;
+    assert_error(response, StatusCode::NOT_FOUND, "unit_test_not_found").await;
+    let response = read(&app, &app.admin_token(), "acme", "xyz", Some("nope")).await;
+    let body = assert_error(
+        response,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_error",
+    )
+    .await;
+    assert_eq!(
+        body["detail"].as_array().unwrap().len(),
+        2,
+        "path and header: {body}"
+    );
+    // A token of another org without a grant has no permission here.
+    let response = read(&app, &gary, "acme", &id, None).await;
+    assert_error(response, StatusCode::FORBIDDEN, "missing_permission").await;
+}
+
+async fn if_match_refuses_writes_on_a_stale_copy_and_changes_nothing(app: TestApp) {
+    let id = app.create_ok(&unit_test_body("Guarded")).await;
+    let first = etag_of(&read(&app, &app.admin_token(), "acme", &id, None).await);
+    let response = update_if(&app, &id, &first, &json!({"max_interactions": 9})).await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let second = etag_of(&response);
+
+    // The first copy is stale now: refused, nothing written.
+    let before = app.get(&id).await;
+    let response = update_if(&app, &id, &first, &json!({"max_interactions": 3})).await;
+    assert_error(
+        response,
+        StatusCode::PRECONDITION_FAILED,
+        "precondition_failed",
+    )
+    .await;
+    let response = app
+        .client
+        .delete(app.url(&format!("/v1/acme/simulation/unit_test/{id}/")))
+        .bearer_auth(app.admin_token())
+        .header("If-Match", &first)
+        .send()
+        .await
+        .unwrap();
+    assert_error(
+        response,
+        StatusCode::PRECONDITION_FAILED,
+        "precondition_failed",
+    )
+    .await;
+    assert_eq!(app.get(&id).await, before, "nothing changed");
+    // A weak tag never matches strongly; a malformed header is 422.
+    let response = update_if(
+        &app,
+        &id,
+        &format!("W/{second}"),
+        &json!({"max_interactions": 3}),
+    )
+    .await;
+    assert_error(
+        response,
+        StatusCode::PRECONDITION_FAILED,
+        "precondition_failed",
+    )
+    .await;
+    let response = update_if(&app, &id, "not-a-tag", &json!({"max_interactions": 3})).await;
+    assert_error(
+        response,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_error",
+    )
+    .await;
+    assert_eq!(app.get(&id).await, before, "nothing changed");
+
+    // The current tag (in a list, or `*`) lets the write through.
+    let listed = format!("\"other\", {second}");
+    let response = update_if(&app, &id, &listed, &json!({"max_interactions": 4})).await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let response = update_if(&app, &id, "*", &json!({"max_interactions": 5})).await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let current = etag_of(&response);
+    let response = app
+        .client
+        .delete(app.url(&format!("/v1/acme/simulation/unit_test/{id}/")))
+        .bearer_auth(app.admin_token())
+        .header("If-Match", &current)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+}
+
+async fn racing_updates_with_one_etag_let_exactly_one_through(app: TestApp) {
+    const WRITERS: usize = 16;
+    let id = app.create_ok(&unit_test_body("Contended")).await;
+    let tag = etag_of(&read(&app, &app.admin_token(), "acme", &id, None).await);
+    let app = std::sync::Arc::new(app);
+    let mut tasks = Vec::new();
+    for n in 0..WRITERS {
+        let (app, id, tag) = (app.clone(), id.clone(), tag.clone());
+        tasks.push(tokio::spawn(async move {
+            let response = update_if(
+                &app,
+                &id,
+                &tag,
+                &json!({"description": format!("writer {n}")}),
+            )
+            .await;
+            (n, response.status())
+        }));
+    }
+    let mut winners = Vec::new();
+    for task in tasks {
+        let (n, status) = task.await.unwrap();
+        match status {
+            StatusCode::NO_CONTENT => winners.push(n),
+            StatusCode::PRECONDITION_FAILED => {}
+            other => panic!("writer {n}: {other}"),
+        }
+    }
+    assert_eq!(
+        winners.len(),
+        1,
+        "exactly one update based on {tag} lands: {winners:?}"
+    );
+    assert_eq!(
+        app.get(&id).await["description"],
+        format!("writer {}", winners[0])
+    );
+}
