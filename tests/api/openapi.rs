@@ -239,7 +239,19 @@ impl<'a> Comparison<'a> {
     fn parameters(&mut self, at: &str, theirs: &Value, ours: &Value) {
         let their_params = parameters(self.extract, theirs);
         let our_params = parameters(self.ours, ours);
-        for (location, name) in our_params.keys().filter(|k| !their_params.contains_key(*k)) {
+        // simtest's own optional parameters (their description says so) add to an operation
+        // without changing what a client of the original sends.
+        let simtest_own = |p: &Value| {
+            p["required"] != true
+                && p["description"]
+                    .as_str()
+                    .is_some_and(|d| d.starts_with("simtest:"))
+        };
+        for (location, name) in our_params
+            .iter()
+            .filter(|(k, p)| !their_params.contains_key(*k) && !simtest_own(p))
+            .map(|(k, _)| k)
+        {
             self.differ(
                 at,
                 format!("parameter {name} in {location} is not in the extract"),
