@@ -20,6 +20,8 @@ pub enum Limited {
     DeleteUnitTest,
     /// simtest's read-one operation.
     GetUnitTest,
+    /// simtest's clone operation.
+    CloneUnitTest,
     CreateUnitTestSet,
     ListUnitTestSets,
     SearchUnitTestSets,
@@ -33,13 +35,14 @@ pub enum Limited {
 }
 
 impl Limited {
-    pub const ALL: [Limited; 13] = [
+    pub const ALL: [Limited; 14] = [
         Self::CreateUnitTest,
         Self::ListUnitTests,
         Self::SearchUnitTests,
         Self::UpdateUnitTest,
         Self::DeleteUnitTest,
         Self::GetUnitTest,
+        Self::CloneUnitTest,
         Self::CreateUnitTestSet,
         Self::ListUnitTestSets,
         Self::SearchUnitTestSets,
@@ -51,7 +54,10 @@ impl Limited {
 
     pub fn default_per_minute(self) -> u32 {
         match self {
-            Self::CreateUnitTest | Self::UpdateUnitTest | Self::DeleteUnitTest => 500,
+            Self::CreateUnitTest
+            | Self::UpdateUnitTest
+            | Self::DeleteUnitTest
+            | Self::CloneUnitTest => 500,
             // A read of one is cheaper than a list page; as many as lists.
             Self::ListUnitTests | Self::GetUnitTest => 200,
             Self::SearchUnitTests => 50,
@@ -76,6 +82,7 @@ impl Limited {
             Self::UpdateUnitTest => "update",
             Self::DeleteUnitTest => "delete",
             Self::GetUnitTest => "get",
+            Self::CloneUnitTest => "clone",
             Self::CreateUnitTestSet => "create_set",
             Self::ListUnitTestSets => "list_sets",
             Self::SearchUnitTestSets => "search_sets",
@@ -95,6 +102,7 @@ impl Limited {
             Self::UpdateUnitTest => "rate-limit-update",
             Self::DeleteUnitTest => "rate-limit-delete",
             Self::GetUnitTest => "rate-limit-get",
+            Self::CloneUnitTest => "rate-limit-clone",
             Self::CreateUnitTestSet => "rate-limit-create-set",
             Self::ListUnitTestSets => "rate-limit-list-sets",
             Self::SearchUnitTestSets => "rate-limit-search-sets",
@@ -114,6 +122,7 @@ impl Limited {
             Self::UpdateUnitTest => "SIMTEST_RATE_LIMIT_UPDATE",
             Self::DeleteUnitTest => "SIMTEST_RATE_LIMIT_DELETE",
             Self::GetUnitTest => "SIMTEST_RATE_LIMIT_GET",
+            Self::CloneUnitTest => "SIMTEST_RATE_LIMIT_CLONE",
             Self::CreateUnitTestSet => "SIMTEST_RATE_LIMIT_CREATE_SET",
             Self::ListUnitTestSets => "SIMTEST_RATE_LIMIT_LIST_SETS",
             Self::SearchUnitTestSets => "SIMTEST_RATE_LIMIT_SEARCH_SETS",
@@ -133,6 +142,7 @@ impl Limited {
             Self::UpdateUnitTest => "Updates per user per minute (0 = unlimited)",
             Self::DeleteUnitTest => "Deletes per user per minute (0 = unlimited)",
             Self::GetUnitTest => "Reads of one unit test per user per minute (0 = unlimited)",
+            Self::CloneUnitTest => "Clones per user per minute (0 = unlimited)",
             Self::CreateUnitTestSet => "Set creates per user per minute (0 = unlimited)",
             Self::ListUnitTestSets => "Set lists per user per minute (0 = unlimited)",
             Self::SearchUnitTestSets => "Set searches per user per minute (0 = unlimited)",

@@ -15,7 +15,7 @@ use serde_json::value::RawValue;
 
 use super::extract::{JsonBody, UnitTestIdParam};
 use super::openapi::schemas::{
-    CommonFilters, CommonHeaders, CreateSimulationUnitTestRequest,
+    CloneSimulationUnitTestRequest, CommonFilters, CommonHeaders, CreateSimulationUnitTestRequest,
     CreateSimulationUnitTestResponse, ErrorBody, GetSimulationUnitTestsResponse, ListParams,
     OrganizationPath, SearchParams, SearchSimulationUnitTestsResponse, SimulationUnitTestInstance,
     UpdateSimulationUnitTestRequest, ValidationErrorBody,
@@ -28,7 +28,7 @@ use crate::domain::etag::Condition;
 use crate::domain::problems::{Loc, Problems};
 use crate::domain::query::{FilterValues, ListPage};
 use crate::domain::query_string::QueryParams;
-use crate::domain::{IdKey, NewUnitTest, UnitTestPatch};
+use crate::domain::{CloneRequest, IdKey, NewUnitTest, UnitTestPatch};
 use crate::error::{Error, Result};
 use crate::ratelimit::Limited;
 
@@ -56,6 +56,14 @@ pub fn router(state: &AppState) -> Router<AppState> {
             post(update_unit_test.layer(limited(Limited::UpdateUnitTest)))
                 .delete(delete_unit_test.layer(limited(Limited::DeleteUnitTest)))
                 .get(get_unit_test.layer(limited(Limited::GetUnitTest))),
+        );
+    }
+    for path in with_trailing_slash(
+        "/v1/{organization}/simulation/unit_test/{simulation_unit_test_id}/clone",
+    ) {
+        router = router.route(
+            &path,
+            post(clone_unit_test.layer(limited(Limited::CloneUnitTest))),
         );
     }
     // The caller step, before each route's rate limit.
@@ -329,6 +337,72 @@ async fn delete_unit_test(
         .delete(&user, id, if_match.as_ref())
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Clone a simulation unit test (simtest, not in Amigo's API)
+///
+/// Create a new simulation unit test with the content of the given one (deleted or not: a way
+/// back from a delete) under a new name. Its references are checked again as a create's are; its
+/// creator is the caller.
+///
+/// #### Permissions
+/// * `Simulation:CreateSimulationUnitTest`
+#[utoipa::path(
+    post,
+    path = "/v1/{organization}/simulation/unit_test/{simulation_unit_test_id}/clone",
+    operation_id = "clone-simulation-unit-test",
+    tag = "Beyond Amigo",
+    params(
+        OrganizationPath,
+        ("simulation_unit_test_id" = String, Path, pattern = "^[a-f0-9]{24}$",
+            description = "The ID of the simulation unit test to copy."),
+        CommonHeaders,
+    ),
+    request_body = CloneSimulationUnitTestRequest,
+    responses(
+        (status = 201, description = "Succeeded.", body = CreateSimulationUnitTestResponse,
+            headers(("ETag" = String, description = "The strong entity tag of the new unit test."))),
+        (status = 400, description = "The metric type of a success criterion does not match the metric type of its metric.", body = ErrorBody),
+        (status = 401, description = "Invalid authorization credentials.", body = ErrorBody),
+        (status = 403, description = "Missing required permissions.", body = ErrorBody),
+        (status = 404, description = "The specified organization, simulation unit test, or one of its references was not found.", body = ErrorBody),
+        (status = 409, description = "A unit test with this name already exists.", body = ErrorBody),
+        (status = 413, description = "The request body is larger than {MAX_BODY}.", body = ErrorBody),
+        (status = 422, description = "Invalid request path parameter or request body failed validation.", body = ValidationErrorBody),
+        (status = 429, description = "The user has exceeded {RATE_LIMIT}.", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before retrying."))),
+        (status = 503, description = "The service is going through temporary maintenance, or the store is unreachable.", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before retrying."))),
+    )
+)]
+async fn clone_unit_test(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    id: UnitTestIdParam,
+    body: JsonBody,
+) -> Result<Response> {
+    user.require(Permission::Create)?;
+    let mut p = Problems::default();
+    let id = id.parse(&mut p);
+    let request = body.value().and_then(|v| CloneRequest::parse(&v));
+    let (id, request) = match (id, request) {
+        (Some(id), Ok(request)) if p.is_empty() => (id, request),
+        (_, request) => {
+            let mut problems = p.into_vec();
+            problems.extend(request.err().unwrap_or_default());
+            return Err(Error::Invalid(problems));
+        }
+    };
+    let created = state
+        .unit_tests
+        .clone_unit_test(&user, id, request.name)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        [(header::ETAG, created.etag())],
+        Json(json!({ "simulation_unit_test_id": created.id })),
+    )
+        .into_response())
 }
 
 /// An `If-Match` / `If-None-Match` header, when sent; a malformed one is a problem (422).

@@ -17,7 +17,7 @@ mod user;
 pub use id::ObjectIdHex;
 pub use org::OrgId;
 pub use problems::FieldProblem;
-pub use requests::{NewUnitTest, UnitTestPatch};
+pub use requests::{CloneRequest, NewUnitTest, UnitTestPatch};
 pub use unit_test::{
     Criterion, IdKey, MetricValueType, SuccessCriterion, Tag, Timestamp, UnitTest, UnitTestJson,
     UserInfo, Verb,

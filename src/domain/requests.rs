@@ -106,6 +106,29 @@ impl NewUnitTest {
     }
 }
 
+/// The body of simtest's clone operation: the new unit test's name.
+#[derive(Debug, Clone)]
+pub struct CloneRequest {
+    pub name: String,
+}
+
+impl CloneRequest {
+    pub fn parse(body: &Value) -> Result<Self, Vec<FieldProblem>> {
+        let mut p = Problems::default();
+        let Some(obj) = Obj::read(body, Loc::root("body"), &mut p) else {
+            return Err(p.into_vec());
+        };
+        obj.reject_unknown(&["name"], &mut p);
+        let name = obj
+            .required("name", &mut p)
+            .and_then(|(v, l)| read::stripped_nonempty(v, &l, limits::NAME_CHARS, &mut p));
+        match name {
+            Some(name) if p.is_empty() => Ok(Self { name }),
+            _ => Err(p.into_vec()),
+        }
+    }
+}
+
 impl UnitTestPatch {
     pub fn parse(body: &Value) -> Result<Self, Vec<FieldProblem>> {
         let mut p = Problems::default();

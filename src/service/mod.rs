@@ -87,6 +87,39 @@ pub struct UnitTestService;
 impl UnitTestService {
     #[tracing::instrument(skip_all, fields(org = %user.org_id))]
     pub async fn create(&self, user: &CurrentUser, new: NewUnitTest) -> Result<UnitTest, Error> {
+        self.insert(user, new, 1).await
+    }
+
+    /// A new unit test with `source`'s content (deleted or not) under `name`: its references are
+    /// checked again, as a create's are. simtest's own operation.
+    #[tracing::instrument(skip_all, fields(org = %user.org_id, source = %source))]
+    pub async fn clone_unit_test(
+        &self,
+        user: &CurrentUser,
+        source: ObjectIdHex,
+        name: String,
+    ) -> Result<UnitTest, Error> {
+        let source = self.get(user, source).await?;
+        let new = NewUnitTest {
+            name,
+            description: source.description,
+            service_id: source.service_id,
+            service_version_set_name: source.service_version_set_name,
+            persona_id: source.persona_id,
+            scenario_id: source.scenario_id,
+            max_interactions: source.max_interactions,
+            success_criterions: source.success_criterions,
+            tags: source.tags,
+        };
+        self.insert(user, new, source.run_count).await
+    }
+
+    async fn insert(
+        &self,
+        user: &CurrentUser,
+        new: NewUnitTest,
+        run_count: u64,
+    ) -> Result<UnitTest, Error> {
         let org = &user.org_id;
         self.check_service(user, new.service_id, &new.service_version_set_name)
             .await?;
@@ -107,7 +140,7 @@ impl UnitTestService {
             scenario_id: new.scenario_id,
             max_interactions: new.max_interactions,
             success_criterions: new.success_criterions,
-            run_count: 1,
+            run_count,
             tags: new.tags,
             is_deleted: false,
             creator: user.info(),

@@ -1,6 +1,6 @@
 //! simtest's own operations beyond Amigo's API: reading one unit test with its `ETag`,
 //! `If-None-Match` (304), and `If-Match` on update and delete (412 on a stale copy, atomic with
-//! the write: of racing updates based on one version exactly one lands).
+//! the write: of racing updates based on one version exactly one lands); cloning.
 
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
@@ -12,6 +12,7 @@ backend_tests!(
     read_one_answers_the_list_item_with_an_etag_and_304_when_unchanged,
     if_match_refuses_writes_on_a_stale_copy_and_changes_nothing,
     racing_updates_with_one_etag_let_exactly_one_through,
+    clone_copies_the_content_under_a_new_name,
 );
 
 async fn read(
@@ -242,4 +243,91 @@ async fn racing_updates_with_one_etag_let_exactly_one_through(app: TestApp) {
         app.get(&id).await["description"],
         format!("writer {}", winners[0])
     );
+}
+
+async fn clone_to(app: &TestApp, token: &str, id: &str, body: &Value) -> Response {
+    app.client
+        .post(app.url(&format!("/v1/acme/simulation/unit_test/{id}/clone")))
+        .bearer_auth(token)
+        .json(body)
+        .send()
+        .await
+        .expect("request")
+}
+
+async fn clone_copies_the_content_under_a_new_name(app: TestApp) {
+    let id = app.create_ok(&unit_test_body("Original")).await;
+    assert_eq!(
+        app.update(&id, &json!({"run_count": 4})).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    let original = app.get(&id).await;
+    let bob = app.token("acme", "bob");
+    let response = clone_to(&app, &bob, &id, &json!({"name": "  Copy  "})).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let tag = etag_of(&response);
+    let copy_id = response.json::<Value>().await.unwrap()["simulation_unit_test_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(copy_id, id);
+    let copy = app.get(&copy_id).await;
+    assert_eq!(
+        etag_of(&read(&app, &app.admin_token(), "acme", &copy_id, None).await),
+        tag
+    );
+    for same in [
+        "description",
+        "service_id",
+        "service_version_set_name",
+        "persona_id",
+        "scenario_id",
+        "max_interactions",
+        "success_criterions",
+        "run_count",
+        "tags",
+    ] {
+        assert_eq!(copy[same], original[same], "{same}");
+    }
+    assert_eq!(copy["name"], "Copy");
+    assert_eq!(copy["creator"], json!({"org_id": "acme", "user_id": "bob"}));
+    assert_eq!(copy["is_deleted"], false);
+
+    // A taken name, a bad body, an unknown source, a viewer: refused, nothing created.
+    let before = app.list("").await["simulation_unit_tests"]
+        .as_array()
+        .unwrap()
+        .len();
+    let response = clone_to(&app, &bob, &id, &json!({"name": "Copy"})).await;
+    assert_error(response, StatusCode::CONFLICT, "unit_test_name_taken").await;
+    let response = clone_to(&app, &bob, &id, &json!({"name": "x", "description": "no"})).await;
+    assert_error(
+        response,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_error",
+    )
+    .await;
+    let response = clone_to(
+        &app,
+        &bob,
+        "0123456789abcdef01234567",
+        &json!({"name": "y"}),
+    )
+    .await;
+    assert_error(response, StatusCode::NOT_FOUND, "unit_test_not_found").await;
+    let viewer = app.token("acme", "victor");
+    let response = clone_to(&app, &viewer, &id, &json!({"name": "z"})).await;
+    assert_error(response, StatusCode::FORBIDDEN, "missing_permission").await;
+    assert_eq!(
+        app.list("").await["simulation_unit_tests"]
+            .as_array()
+            .unwrap()
+            .len(),
+        before
+    );
+
+    // A deleted unit test can be cloned back.
+    assert_eq!(app.delete(&id).await.status(), StatusCode::NO_CONTENT);
+    let response = clone_to(&app, &bob, &id, &json!({"name": "Original"})).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
 }

@@ -40,6 +40,7 @@ use crate::ratelimit::{Budgets, Limited};
         unit_tests::delete_unit_test,
         unit_tests::search_unit_tests,
         unit_tests::get_unit_test,
+        unit_tests::clone_unit_test,
         unit_test_sets::create_unit_test_set,
         unit_test_sets::list_unit_test_sets,
         unit_test_sets::search_unit_test_sets,

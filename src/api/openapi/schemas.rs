@@ -360,6 +360,14 @@ pub struct CreateSimulationUnitTestRequest {
     tags: BTreeMap<String, Option<String>>,
 }
 
+/// Body of simtest's `clone-simulation-unit-test`.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CloneSimulationUnitTestRequest {
+    /// The name of the new unit test, unique among the organization's active unit tests.
+    name: StrippedNonemptyString,
+}
+
 /// Body of `update-simulation-unit-test`: every field optional, absent or `null` leaves it as it
 /// is; lists are replaced whole. `name` cannot change.
 #[derive(Serialize, ToSchema)]
