@@ -70,6 +70,10 @@ pub enum Error {
     UnitTestNotFound(ObjectIdHex),
     #[error("unit test {0} changed since the version If-Match names")]
     PreconditionFailed(ObjectIdHex),
+    #[error("a request with this Idempotency-Key is still running; retry shortly")]
+    IdempotencyKeyInUse,
+    #[error("this Idempotency-Key was used for a different request")]
+    IdempotencyKeyReused,
     #[error("simulation unit test set {0} not found")]
     UnitTestSetNotFound(ObjectIdHex),
     #[error("an active simulation unit test set named {0:?} already exists")]
@@ -129,7 +133,10 @@ impl Error {
             Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::MetricTypeMismatch { .. } | Self::UnitTestInUse(_) => StatusCode::BAD_REQUEST,
-            Self::NameTaken(_) | Self::SetNameTaken(_) => StatusCode::CONFLICT,
+            Self::NameTaken(_) | Self::SetNameTaken(_) | Self::IdempotencyKeyInUse => {
+                StatusCode::CONFLICT
+            }
+            Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             Self::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -157,6 +164,8 @@ impl Error {
             Self::UnitTestNotFound(_) => "unit_test_not_found",
             Self::UnitTestSetNotFound(_) => "unit_test_set_not_found",
             Self::PreconditionFailed(_) => "precondition_failed",
+            Self::IdempotencyKeyInUse => "idempotency_key_in_use",
+            Self::IdempotencyKeyReused => "idempotency_key_reused",
             Self::SetNameTaken(_) => "unit_test_set_name_taken",
             Self::RouteNotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
@@ -244,6 +253,7 @@ impl IntoResponse for Error {
             }
             // Contention on one unit test passes quickly.
             Self::SignInBusy
+            | Self::IdempotencyKeyInUse
             | Self::TooManyConcurrentChanges(_)
             | Self::TooManyConcurrentSetChanges(_) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));

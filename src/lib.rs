@@ -180,6 +180,7 @@ pub async fn build_app_with_clusters(
         rate_limits: Arc::new(RateLimits::new(config.rate_limits)),
         maintenance: Maintenance::new(config.maintenance_file.clone()),
         renderings: Arc::default(),
+        max_body_bytes: config.http.max_body_bytes,
     };
     let router = api::router(state.clone(), &config.http, config.rate_limits);
     Ok(App { router, state })

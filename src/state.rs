@@ -27,6 +27,9 @@ pub struct AppState {
     pub maintenance: Maintenance,
     /// Unit tests as list and search write them (see `api::render`).
     pub renderings: Arc<Renderings>,
+    /// Request bodies larger than this are refused (413); middleware that reads a body whole
+    /// (`Idempotency-Key`) reads no more.
+    pub max_body_bytes: usize,
 }
 
 /// The permissions step (`auth::CurrentUser`) needs only the authenticator.

@@ -7,6 +7,7 @@ use std::time::Instant;
 use async_trait::async_trait;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
+use crate::domain::idempotency::{Claim, KeyRecord};
 use crate::domain::query::{ListPage, ListQuery};
 use crate::domain::unit_test_set::{SetPage, UnitTestSet, UnitTestSetQuery};
 use crate::domain::{ObjectIdHex, OrgId, UnitTest, UserId};

@@ -3,6 +3,7 @@
 
 mod bench;
 mod extract;
+mod idempotency;
 mod openapi;
 mod ops;
 mod pipeline;

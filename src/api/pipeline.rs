@@ -67,7 +67,7 @@ pub async fn org(
     }
 }
 
-fn request_org(request: &Request) -> Result<RequestOrg, Error> {
+pub(super) fn request_org(request: &Request) -> Result<RequestOrg, Error> {
     request
         .extensions()
         .get::<RequestOrg>()

@@ -18,7 +18,7 @@ use super::openapi::set_schemas::{
     GetSimulationUnitTestSetsResponse, SearchSimulationUnitTestSetsResponse, SetFilters,
     SetListParams, UpdateSimulationUnitTestSetRequest,
 };
-use super::{pipeline, with_trailing_slash};
+use super::{idempotency, pipeline, with_trailing_slash};
 use crate::AppState;
 use crate::auth::{CurrentUser, Permission};
 use crate::domain::problems::Problems;
@@ -31,12 +31,17 @@ use crate::ratelimit::Limited;
 
 pub fn router(state: &AppState) -> Router<AppState> {
     let limited = |action| from_fn_with_state((state.clone(), action), pipeline::rate_limit);
+    let idempotent = from_fn_with_state(state.clone(), idempotency::idempotent);
     let mut router = Router::new();
     for path in with_trailing_slash("/v1/{organization}/simulation/unit_test_set") {
         router = router.route(
             &path,
-            post(create_unit_test_set.layer(limited(Limited::CreateUnitTestSet)))
-                .get(list_unit_test_sets.layer(limited(Limited::ListUnitTestSets))),
+            post(
+                create_unit_test_set
+                    .layer(idempotent.clone())
+                    .layer(limited(Limited::CreateUnitTestSet)),
+            )
+            .get(list_unit_test_sets.layer(limited(Limited::ListUnitTestSets))),
         );
     }
     for path in with_trailing_slash("/v1/{organization}/simulation/unit_test_set/search") {
@@ -83,7 +88,12 @@ fn render(set: &UnitTestSet, id_key: &str) -> Result<Value> {
     path = "/v1/{organization}/simulation/unit_test_set/",
     operation_id = "create-simulation-unit-test-set",
     tag = "Simulation",
-    params(OrganizationPath, CommonHeaders),
+    params(
+        OrganizationPath,
+        ("Idempotency-Key" = Option<String>, Header, max_length = 255,
+            description = "simtest: 1-255 visible ASCII characters. The first answer to a request with this key is kept for 24 hours (per org and caller) and sent again to a retry (header `Idempotent-Replayed: true`); the key with a different request is 422, a retry while the first runs is 409."),
+        CommonHeaders,
+    ),
     request_body = CreateSimulationUnitTestSetRequest,
     responses(
         (status = 201, description = "Succeeded.", body = CreateSimulationUnitTestSetResponse),

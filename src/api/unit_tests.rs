@@ -21,7 +21,7 @@ use super::openapi::schemas::{
     UpdateSimulationUnitTestRequest, ValidationErrorBody,
 };
 use super::render::Renderings;
-use super::{pipeline, with_trailing_slash};
+use super::{idempotency, pipeline, with_trailing_slash};
 use crate::AppState;
 use crate::auth::{CurrentUser, Permission};
 use crate::domain::etag::Condition;
@@ -34,12 +34,18 @@ use crate::ratelimit::Limited;
 
 pub fn router(state: &AppState) -> Router<AppState> {
     let limited = |action| from_fn_with_state((state.clone(), action), pipeline::rate_limit);
+    // Inside the rate limit: a replayed answer still counts against the budget.
+    let idempotent = || from_fn_with_state(state.clone(), idempotency::idempotent);
     let mut router = Router::new();
     for path in with_trailing_slash("/v1/{organization}/simulation/unit_test") {
         router = router.route(
             &path,
-            post(create_unit_test.layer(limited(Limited::CreateUnitTest)))
-                .get(list_unit_tests.layer(limited(Limited::ListUnitTests))),
+            post(
+                create_unit_test
+                    .layer(idempotent())
+                    .layer(limited(Limited::CreateUnitTest)),
+            )
+            .get(list_unit_tests.layer(limited(Limited::ListUnitTests))),
         );
     }
     for path in with_trailing_slash("/v1/{organization}/simulation/unit_test/search") {
@@ -63,7 +69,11 @@ pub fn router(state: &AppState) -> Router<AppState> {
     ) {
         router = router.route(
             &path,
-            post(clone_unit_test.layer(limited(Limited::CloneUnitTest))),
+            post(
+                clone_unit_test
+                    .layer(idempotent())
+                    .layer(limited(Limited::CloneUnitTest)),
+            ),
         );
     }
     // The caller step, before each route's rate limit.
@@ -83,7 +93,12 @@ pub fn router(state: &AppState) -> Router<AppState> {
     path = "/v1/{organization}/simulation/unit_test/",
     operation_id = "create-simulation-unit-test",
     tag = "Simulation",
-    params(OrganizationPath, CommonHeaders),
+    params(
+        OrganizationPath,
+        ("Idempotency-Key" = Option<String>, Header, max_length = 255,
+            description = "simtest: 1-255 visible ASCII characters. The first answer to a request with this key is kept for 24 hours (per org and caller) and sent again to a retry (header `Idempotent-Replayed: true`); the key with a different request is 422, a retry while the first runs is 409."),
+        CommonHeaders,
+    ),
     request_body = CreateSimulationUnitTestRequest,
     responses(
         (status = 201, description = "Succeeded.", body = CreateSimulationUnitTestResponse),
@@ -356,6 +371,8 @@ async fn delete_unit_test(
         OrganizationPath,
         ("simulation_unit_test_id" = String, Path, pattern = "^[a-f0-9]{24}$",
             description = "The ID of the simulation unit test to copy."),
+        ("Idempotency-Key" = Option<String>, Header, max_length = 255,
+            description = "simtest: 1-255 visible ASCII characters. The first answer to a request with this key is kept for 24 hours (per org and caller) and sent again to a retry (header `Idempotent-Replayed: true`); the key with a different request is 422, a retry while the first runs is 409."),
         CommonHeaders,
     ),
     request_body = CloneSimulationUnitTestRequest,

@@ -2,6 +2,7 @@
 
 pub mod etag;
 mod id;
+pub mod idempotency;
 pub mod json;
 pub mod limits;
 mod org;

@@ -17,6 +17,7 @@ use super::{
     ApiKey, Metric, NamedKind, NamedRecord, Organization, Records, Role, Service, Store,
     StoreError, StoreResult, User, Written,
 };
+use crate::domain::idempotency::{Claim, KeyRecord};
 use crate::domain::query::{ListPage, ListQuery};
 use crate::domain::unit_test_set::{SetPage, UnitTestSet, UnitTestSetQuery};
 use crate::domain::{ObjectIdHex, OrgId, UnitTest, UserId};

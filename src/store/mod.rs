@@ -3,6 +3,7 @@
 
 use async_trait::async_trait;
 
+use crate::domain::idempotency::{Claim, KeyRecord};
 use crate::domain::query::{ListPage, ListQuery};
 use crate::domain::unit_test_set::{SetPage, UnitTestSet, UnitTestSetQuery};
 use crate::domain::{ObjectIdHex, OrgId, UnitTest, UserId};
@@ -115,6 +116,15 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Written>;
     async fn list_unit_test_sets(&self, query: &UnitTestSetQuery) -> StoreResult<SetPage>;
 
+    /// Claims the `Idempotency-Key` of `record.scope` for the request `record` describes: stores
+    /// it when the scope has no record or only a stale one ([`KeyRecord::is_stale`]), atomically
+    /// (of two racing claims one gets [`Claim::Claimed`]); otherwise what the stored record means
+    /// for this request ([`KeyRecord::claim_by`]).
+    async fn claim_key(&self, record: &KeyRecord) -> StoreResult<Claim>;
+    /// Ends the claim `record` made (the stored record with its nonce): keeps `record.answer` for
+    /// replay, or with no answer releases the key. A claim taken over meanwhile is left alone.
+    async fn finish_key(&self, record: &KeyRecord) -> StoreResult<()>;
+
     /// Upserts seed records by their natural keys (idempotent).
     async fn upsert_records(&self, records: &Records) -> StoreResult<()>;
 
@@ -151,6 +161,8 @@ macro_rules! for_each_store_operation {
             fn unit_test_set(org_id: &OrgId, id: ObjectIdHex) -> Option<UnitTestSet>;
             fn replace_unit_test_set(previous: &UnitTestSet, next: &UnitTestSet) -> Written;
             fn list_unit_test_sets(query: &UnitTestSetQuery) -> SetPage;
+            fn claim_key(record: &KeyRecord) -> Claim;
+            fn finish_key(record: &KeyRecord) -> ();
             fn upsert_records(records: &Records) -> ();
         }
     };

@@ -1,6 +1,7 @@
 //! simtest's own operations beyond Amigo's API: reading one unit test with its `ETag`,
 //! `If-None-Match` (304), and `If-Match` on update and delete (412 on a stale copy, atomic with
-//! the write: of racing updates based on one version exactly one lands); cloning.
+//! the write: of racing updates based on one version exactly one lands); cloning; safe retries
+//! with `Idempotency-Key`.
 
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
@@ -13,6 +14,8 @@ backend_tests!(
     if_match_refuses_writes_on_a_stale_copy_and_changes_nothing,
     racing_updates_with_one_etag_let_exactly_one_through,
     clone_copies_the_content_under_a_new_name,
+    an_idempotency_key_replays_the_first_answer_and_refuses_other_requests,
+    concurrent_creates_with_one_idempotency_key_create_one_unit_test,
 );
 
 async fn read(
@@ -330,4 +333,143 @@ async fn clone_copies_the_content_under_a_new_name(app: TestApp) {
     assert_eq!(app.delete(&id).await.status(), StatusCode::NO_CONTENT);
     let response = clone_to(&app, &bob, &id, &json!({"name": "Original"})).await;
     assert_eq!(response.status(), StatusCode::CREATED);
+}
+
+async fn create_with_key(app: &TestApp, token: &str, key: &str, body: &Value) -> Response {
+    app.client
+        .post(app.url("/v1/acme/simulation/unit_test/"))
+        .bearer_auth(token)
+        .header("Idempotency-Key", key)
+        .json(body)
+        .send()
+        .await
+        .expect("request")
+}
+
+fn count_named(page: &Value, name: &str) -> usize {
+    page["simulation_unit_tests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["name"] == name)
+        .count()
+}
+
+async fn an_idempotency_key_replays_the_first_answer_and_refuses_other_requests(app: TestApp) {
+    let alice = app.admin_token();
+    let body = unit_test_body("Once only");
+    let first = create_with_key(&app, &alice, "retry-1", &body).await;
+    assert_eq!(first.status(), StatusCode::CREATED);
+    assert!(first.headers().get("idempotent-replayed").is_none());
+    let tag = etag_of(&first);
+    let first: Value = first.json().await.unwrap();
+
+    let again = create_with_key(&app, &alice, "retry-1", &body).await;
+    assert_eq!(again.status(), StatusCode::CREATED);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_eq!(etag_of(&again), tag);
+    assert_eq!(
+        again.json::<Value>().await.unwrap(),
+        first,
+        "the first answer, replayed"
+    );
+    assert_eq!(count_named(&app.list("").await, "Once only"), 1);
+
+    // The key with another request: refused, nothing created.
+    let other = unit_test_body("Something else");
+    let response = create_with_key(&app, &alice, "retry-1", &other).await;
+    assert_error(
+        response,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "idempotency_key_reused",
+    )
+    .await;
+    assert_eq!(count_named(&app.list("").await, "Something else"), 0);
+
+    // A refusal that ran (409) is kept and replayed; one that did not run (422) is not.
+    let response = create_with_key(&app, &alice, "retry-2", &body).await;
+    assert_error(response, StatusCode::CONFLICT, "unit_test_name_taken").await;
+    let response = create_with_key(&app, &alice, "retry-2", &body).await;
+    assert_eq!(response.headers()["idempotent-replayed"], "true");
+    assert_error(response, StatusCode::CONFLICT, "unit_test_name_taken").await;
+    let response = create_with_key(&app, &alice, "retry-3", &json!({"name": "bad"})).await;
+    assert_error(
+        response,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_error",
+    )
+    .await;
+    let response = create_with_key(&app, &alice, "retry-3", &other).await;
+    assert_eq!(
+        response.status(),
+        StatusCode::CREATED,
+        "a 422 does not hold the key"
+    );
+
+    // Keys are per caller: bob's `retry-1` is his own.
+    let bob = app.token("acme", "bob");
+    let response = create_with_key(&app, &bob, "retry-1", &unit_test_body("Bob's")).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    assert!(response.headers().get("idempotent-replayed").is_none());
+
+    // Malformed keys: 422, nothing created.
+    for bad in ["has space", &"k".repeat(256), ""] {
+        let response = create_with_key(&app, &alice, bad, &unit_test_body("Never")).await;
+        assert_error(
+            response,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_error",
+        )
+        .await;
+    }
+    assert_eq!(count_named(&app.list("").await, "Never"), 0);
+
+    // Clones take keys too.
+    let url = app.url(&format!(
+        "/v1/acme/simulation/unit_test/{}/clone",
+        first["simulation_unit_test_id"].as_str().unwrap()
+    ));
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let response = app
+            .client
+            .post(&url)
+            .bearer_auth(&alice)
+            .header("Idempotency-Key", "clone-1")
+            .json(&json!({"name": "Cloned once"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED);
+        ids.push(response.json::<Value>().await.unwrap());
+    }
+    assert_eq!(ids[0], ids[1]);
+    assert_eq!(count_named(&app.list("").await, "Cloned once"), 1);
+}
+
+async fn concurrent_creates_with_one_idempotency_key_create_one_unit_test(app: TestApp) {
+    const RETRIES: usize = 12;
+    let app = std::sync::Arc::new(app);
+    let body = unit_test_body("Raced once");
+    let mut tasks = Vec::new();
+    for _ in 0..RETRIES {
+        let (app, body) = (app.clone(), body.clone());
+        tasks.push(tokio::spawn(async move {
+            let response = create_with_key(&app, &app.admin_token(), "race-1", &body).await;
+            let status = response.status();
+            (status, response.json::<Value>().await.unwrap())
+        }));
+    }
+    let mut created = Vec::new();
+    for task in tasks {
+        let (status, body) = task.await.unwrap();
+        match status {
+            StatusCode::CREATED => created.push(body["simulation_unit_test_id"].clone()),
+            StatusCode::CONFLICT => assert_eq!(body["error_code"], "idempotency_key_in_use"),
+            other => panic!("{other}: {body}"),
+        }
+    }
+    assert!(!created.is_empty());
+    assert!(created.iter().all(|id| *id == created[0]), "{created:?}");
+    assert_eq!(count_named(&app.list("").await, "Raced once"), 1);
 }

@@ -23,6 +23,7 @@ use super::{
     ApiKey, Metric, NamedKind, NamedRecord, Organization, Records, Role, Service, Store,
     StoreError, StoreResult, User, Written,
 };
+use crate::domain::idempotency::{Claim, KeyRecord};
 use crate::domain::query::{ListPage, ListQuery};
 use crate::domain::unit_test_set::{SetPage, UnitTestSet, UnitTestSetQuery};
 use crate::domain::{ObjectIdHex, OrgId, Timestamp, UnitTest, UserId};
@@ -30,6 +31,7 @@ use catalog::Catalog;
 
 mod catalog;
 mod grams;
+mod keys;
 mod sets;
 
 type Id = [u8; 12];
@@ -175,6 +177,7 @@ impl EmbeddedStore {
             detail: failure.into_store_error().to_string(),
         })?;
         let sets = sets::prepare(&db)
+            .and_then(|()| keys::create_table(&db))
             .and_then(|()| sets::Sets::load(&db))
             .map_err(|failure| OpenError::Corrupt {
                 path: shown.clone(),
@@ -813,6 +816,23 @@ impl Store for EmbeddedStore {
             next: next.clone(),
         })
         .await
+    }
+
+    async fn claim_key(&self, record: &KeyRecord) -> StoreResult<Claim> {
+        let (db, record) = (self.db.clone(), record.clone());
+        // A write transaction waits for the writer's; on the blocking pool, not a runtime thread.
+        tokio::task::spawn_blocking(move || keys::claim(&db, &record))
+            .await
+            .map_err(|e| StoreError::Internal(e.to_string()))?
+            .map_err(Failure::into_store_error)
+    }
+
+    async fn finish_key(&self, record: &KeyRecord) -> StoreResult<()> {
+        let (db, record) = (self.db.clone(), record.clone());
+        tokio::task::spawn_blocking(move || keys::finish(&db, &record))
+            .await
+            .map_err(|e| StoreError::Internal(e.to_string()))?
+            .map_err(Failure::into_store_error)
     }
 
     async fn list_unit_test_sets(&self, query: &UnitTestSetQuery) -> StoreResult<SetPage> {

@@ -36,6 +36,7 @@ use super::{
     ApiKey, Metric, NamedKind, NamedRecord, Organization, Records, Role, Service, Store,
     StoreError, StoreResult, User, Written,
 };
+use crate::domain::idempotency::{Claim, KeyRecord};
 use crate::domain::query::{ListPage, ListQuery};
 use crate::domain::unit_test_set::{SetPage, UnitTestSet, UnitTestSetQuery};
 use crate::domain::{ObjectIdHex, OrgId, UnitTest, UserId};
@@ -49,6 +50,7 @@ use query::{filter_document, sort_document};
 mod codec;
 mod errors;
 mod facets;
+mod keys;
 pub mod migrate;
 mod query;
 
@@ -756,7 +758,7 @@ macro_rules! detach_by {
         }
     )*};
 }
-detach_by!(clone: UnitTest, UnitTestSet, OrgId, UserId, ListQuery, UnitTestSetQuery, Records);
+detach_by!(clone: UnitTest, UnitTestSet, OrgId, UserId, ListQuery, UnitTestSetQuery, Records, KeyRecord);
 detach_by!(copy: ObjectIdHex, NamedKind);
 
 /// The [`Store`] impl, given every operation's signature: each operation of [`Db`] (same name, same
