@@ -22,6 +22,8 @@ pub enum Limited {
     GetUnitTest,
     /// simtest's clone operation.
     CloneUnitTest,
+    /// simtest's history operation.
+    UnitTestHistory,
     CreateUnitTestSet,
     ListUnitTestSets,
     SearchUnitTestSets,
@@ -35,7 +37,7 @@ pub enum Limited {
 }
 
 impl Limited {
-    pub const ALL: [Limited; 14] = [
+    pub const ALL: [Limited; 15] = [
         Self::CreateUnitTest,
         Self::ListUnitTests,
         Self::SearchUnitTests,
@@ -43,6 +45,7 @@ impl Limited {
         Self::DeleteUnitTest,
         Self::GetUnitTest,
         Self::CloneUnitTest,
+        Self::UnitTestHistory,
         Self::CreateUnitTestSet,
         Self::ListUnitTestSets,
         Self::SearchUnitTestSets,
@@ -59,7 +62,7 @@ impl Limited {
             | Self::DeleteUnitTest
             | Self::CloneUnitTest => 500,
             // A read of one is cheaper than a list page; as many as lists.
-            Self::ListUnitTests | Self::GetUnitTest => 200,
+            Self::ListUnitTests | Self::GetUnitTest | Self::UnitTestHistory => 200,
             Self::SearchUnitTests => 50,
             // The original's budget for each of its set endpoints.
             Self::CreateUnitTestSet
@@ -83,6 +86,7 @@ impl Limited {
             Self::DeleteUnitTest => "delete",
             Self::GetUnitTest => "get",
             Self::CloneUnitTest => "clone",
+            Self::UnitTestHistory => "history",
             Self::CreateUnitTestSet => "create_set",
             Self::ListUnitTestSets => "list_sets",
             Self::SearchUnitTestSets => "search_sets",
@@ -103,6 +107,7 @@ impl Limited {
             Self::DeleteUnitTest => "rate-limit-delete",
             Self::GetUnitTest => "rate-limit-get",
             Self::CloneUnitTest => "rate-limit-clone",
+            Self::UnitTestHistory => "rate-limit-history",
             Self::CreateUnitTestSet => "rate-limit-create-set",
             Self::ListUnitTestSets => "rate-limit-list-sets",
             Self::SearchUnitTestSets => "rate-limit-search-sets",
@@ -123,6 +128,7 @@ impl Limited {
             Self::DeleteUnitTest => "SIMTEST_RATE_LIMIT_DELETE",
             Self::GetUnitTest => "SIMTEST_RATE_LIMIT_GET",
             Self::CloneUnitTest => "SIMTEST_RATE_LIMIT_CLONE",
+            Self::UnitTestHistory => "SIMTEST_RATE_LIMIT_HISTORY",
             Self::CreateUnitTestSet => "SIMTEST_RATE_LIMIT_CREATE_SET",
             Self::ListUnitTestSets => "SIMTEST_RATE_LIMIT_LIST_SETS",
             Self::SearchUnitTestSets => "SIMTEST_RATE_LIMIT_SEARCH_SETS",
@@ -143,6 +149,7 @@ impl Limited {
             Self::DeleteUnitTest => "Deletes per user per minute (0 = unlimited)",
             Self::GetUnitTest => "Reads of one unit test per user per minute (0 = unlimited)",
             Self::CloneUnitTest => "Clones per user per minute (0 = unlimited)",
+            Self::UnitTestHistory => "History pages per user per minute (0 = unlimited)",
             Self::CreateUnitTestSet => "Set creates per user per minute (0 = unlimited)",
             Self::ListUnitTestSets => "Set lists per user per minute (0 = unlimited)",
             Self::SearchUnitTestSets => "Set searches per user per minute (0 = unlimited)",

@@ -14,6 +14,7 @@ use serde_json::json;
 use serde_json::value::RawValue;
 
 use super::extract::{JsonBody, UnitTestIdParam};
+use super::openapi::lifecycle_schemas::{HistoryParams, UnitTestHistoryResponse};
 use super::openapi::schemas::{
     CloneSimulationUnitTestRequest, CommonFilters, CommonHeaders, CreateSimulationUnitTestRequest,
     CreateSimulationUnitTestResponse, ErrorBody, GetSimulationUnitTestsResponse, ListParams,
@@ -27,7 +28,7 @@ use crate::auth::{CurrentUser, Permission};
 use crate::domain::etag::Condition;
 use crate::domain::problems::{Loc, Problems};
 use crate::domain::query::{FilterValues, ListPage};
-use crate::domain::query_string::QueryParams;
+use crate::domain::query_string::{QueryParams, parse_history_request};
 use crate::domain::{CloneRequest, IdKey, NewUnitTest, UnitTestPatch};
 use crate::error::{Error, Result};
 use crate::ratelimit::Limited;
@@ -74,6 +75,14 @@ pub fn router(state: &AppState) -> Router<AppState> {
                     .layer(idempotent())
                     .layer(limited(Limited::CloneUnitTest)),
             ),
+        );
+    }
+    for path in with_trailing_slash(
+        "/v1/{organization}/simulation/unit_test/{simulation_unit_test_id}/history",
+    ) {
+        router = router.route(
+            &path,
+            get(unit_test_history.layer(limited(Limited::UnitTestHistory))),
         );
     }
     // The caller step, before each route's rate limit.
@@ -420,6 +429,60 @@ async fn clone_unit_test(
         Json(json!({ "simulation_unit_test_id": created.id })),
     )
         .into_response())
+}
+
+/// Get a simulation unit test's history (simtest, not in Amigo's API)
+///
+/// The recorded versions of a unit test (deleted or not), newest first: who made each, when, and
+/// which fields it changed with their values before and after. Every create, update and delete
+/// records one; versions written before simtest kept history are not there.
+///
+/// #### Permissions
+/// * `Simulation:GetSimulationUnitTest`
+#[utoipa::path(
+    get,
+    path = "/v1/{organization}/simulation/unit_test/{simulation_unit_test_id}/history/",
+    operation_id = "get-simulation-unit-test-history",
+    tag = "Beyond Amigo",
+    params(
+        OrganizationPath,
+        ("simulation_unit_test_id" = String, Path, pattern = "^[a-f0-9]{24}$",
+            description = "The ID of the simulation unit test."),
+        HistoryParams,
+        CommonHeaders,
+    ),
+    responses(
+        (status = 200, description = "Succeeded.", body = UnitTestHistoryResponse),
+        (status = 401, description = "Invalid authorization credentials.", body = ErrorBody),
+        (status = 403, description = "Missing required permissions.", body = ErrorBody),
+        (status = 404, description = "The specified organization or simulation unit test was not found.", body = ErrorBody),
+        (status = 422, description = "Invalid request path parameter or request query parameter failed validation.", body = ValidationErrorBody),
+        (status = 429, description = "The user has exceeded {RATE_LIMIT}.", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before retrying."))),
+        (status = 503, description = "The service is going through temporary maintenance, or the store is unreachable.", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before retrying."))),
+    )
+)]
+async fn unit_test_history(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    id: UnitTestIdParam,
+    RawQuery(raw): RawQuery,
+) -> Result<Response> {
+    user.require(Permission::Get)?;
+    let mut p = Problems::default();
+    let id = id.parse(&mut p);
+    let asked = parse_history_request(&QueryParams::parse(raw.as_deref()));
+    let (id, (limit, start)) = match (id, asked) {
+        (Some(id), Ok(asked)) if p.is_empty() => (id, asked),
+        (_, asked) => {
+            let mut problems = p.into_vec();
+            problems.extend(asked.err().unwrap_or_default());
+            return Err(Error::Invalid(problems));
+        }
+    };
+    let page = state.unit_tests.history(&user, id, limit, start).await?;
+    Ok(Json(page).into_response())
 }
 
 /// An `If-Match` / `If-None-Match` header, when sent; a malformed one is a problem (422).

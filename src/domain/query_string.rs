@@ -308,6 +308,22 @@ fn read_tags(q: &QueryParams, p: &mut Problems) -> BTreeMap<String, Vec<TagValue
     tags
 }
 
+/// Most versions one history page holds, and the default.
+pub const HISTORY_MAX_LIMIT: u32 = 100;
+pub const HISTORY_DEFAULT_LIMIT: u32 = 20;
+
+/// The history operation's query string: `limit`, and `continuation_token` (the version, in
+/// milliseconds, the page starts at: the previous page's answer).
+pub fn parse_history_request(q: &QueryParams) -> Result<(u32, Option<u64>), Vec<FieldProblem>> {
+    let mut p = Problems::default();
+    let limit = read_limit(q, HISTORY_DEFAULT_LIMIT, HISTORY_MAX_LIMIT, &mut p);
+    let start = q
+        .single("continuation_token", &mut p)
+        .is_some()
+        .then(|| read_offset(q, &mut p));
+    p.finish(|| (limit, start))
+}
+
 /// Most sets one list page holds, and the default (the contract's 0–20, default 20).
 pub const SET_MAX_LIMIT: u32 = 20;
 

@@ -2,6 +2,7 @@
 //! type, names are unique among active unit tests, deletes are soft and refused while a live unit
 //! test set lists the unit test, and every change records who made it and when.
 
+pub mod history;
 pub mod seed;
 pub mod sets;
 

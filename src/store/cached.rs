@@ -20,7 +20,7 @@ use super::{
 use crate::domain::idempotency::{Claim, KeyRecord};
 use crate::domain::query::{ListPage, ListQuery};
 use crate::domain::unit_test_set::{SetPage, UnitTestSet, UnitTestSetQuery};
-use crate::domain::{ObjectIdHex, OrgId, UnitTest, UserId};
+use crate::domain::{ObjectIdHex, OrgId, Timestamp, UnitTest, UserId};
 
 /// Records of each kind kept at most; a few MiB at this size.
 const CAPACITY: u64 = 10_000;

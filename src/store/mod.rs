@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use crate::domain::idempotency::{Claim, KeyRecord};
 use crate::domain::query::{ListPage, ListQuery};
 use crate::domain::unit_test_set::{SetPage, UnitTestSet, UnitTestSetQuery};
-use crate::domain::{ObjectIdHex, OrgId, UnitTest, UserId};
+use crate::domain::{ObjectIdHex, OrgId, Timestamp, UnitTest, UserId};
 
 pub mod cached;
 pub mod deadline;
@@ -94,6 +94,16 @@ pub trait Store: Send + Sync + 'static {
     async fn replace_unit_test(&self, previous: &UnitTest, next: &UnitTest)
     -> StoreResult<Written>;
     async fn list_unit_tests(&self, query: &ListQuery) -> StoreResult<ListPage>;
+    /// The recorded versions of unit test `id` (each write's result, deletes included) made at
+    /// or before `up_to`, newest first, at most `limit`: versions written before history was kept
+    /// are not there.
+    async fn unit_test_versions(
+        &self,
+        org_id: &OrgId,
+        id: ObjectIdHex,
+        up_to: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<UnitTest>>;
 
     /// Stores a new set; [`StoreError::Duplicate`] when an active set of the org has its name,
     /// [`Written::UnitTestMissing`] (and nothing stored) when a unit test it lists is not an active
@@ -157,6 +167,7 @@ macro_rules! for_each_store_operation {
             fn unit_test(org_id: &OrgId, id: ObjectIdHex) -> Option<UnitTest>;
             fn replace_unit_test(previous: &UnitTest, next: &UnitTest) -> Written;
             fn list_unit_tests(query: &ListQuery) -> ListPage;
+            fn unit_test_versions(org_id: &OrgId, id: ObjectIdHex, up_to: Timestamp, limit: u32) -> Vec<UnitTest>;
             fn insert_unit_test_set(set: &UnitTestSet) -> Written;
             fn unit_test_set(org_id: &OrgId, id: ObjectIdHex) -> Option<UnitTestSet>;
             fn replace_unit_test_set(previous: &UnitTestSet, next: &UnitTestSet) -> Written;

@@ -1,7 +1,7 @@
 //! simtest's own operations beyond Amigo's API: reading one unit test with its `ETag`,
 //! `If-None-Match` (304), and `If-Match` on update and delete (412 on a stale copy, atomic with
 //! the write: of racing updates based on one version exactly one lands); cloning; safe retries
-//! with `Idempotency-Key`.
+//! with `Idempotency-Key`; history.
 
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
@@ -16,6 +16,7 @@ backend_tests!(
     clone_copies_the_content_under_a_new_name,
     an_idempotency_key_replays_the_first_answer_and_refuses_other_requests,
     concurrent_creates_with_one_idempotency_key_create_one_unit_test,
+    history_lists_every_write_newest_first_with_its_changes,
 );
 
 async fn read(
@@ -472,4 +473,98 @@ async fn concurrent_creates_with_one_idempotency_key_create_one_unit_test(app: T
     assert!(!created.is_empty());
     assert!(created.iter().all(|id| *id == created[0]), "{created:?}");
     assert_eq!(count_named(&app.list("").await, "Raced once"), 1);
+}
+
+async fn history(app: &TestApp, token: &str, id: &str, query: &str) -> (StatusCode, Value) {
+    let response = app
+        .client
+        .get(app.url(&format!(
+            "/v1/acme/simulation/unit_test/{id}/history/?{query}"
+        )))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("request");
+    status_and_json(response).await
+}
+
+async fn history_lists_every_write_newest_first_with_its_changes(app: TestApp) {
+    let id = app.create_ok(&unit_test_body("Tracked")).await;
+    let bob = app.token("acme", "bob");
+    let response = app
+        .update_as(&bob, "acme", &id, &json!({"max_interactions": 11}))
+        .await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let response = app
+        .update(&id, &json!({"tags": {"team": "qa"}, "run_count": 2}))
+        .await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    // A no-op records nothing.
+    let response = app.update(&id, &json!({"run_count": 2})).await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert_eq!(app.delete(&id).await.status(), StatusCode::NO_CONTENT);
+
+    let viewer = app.token("acme", "victor");
+    let (status, page) = history(&app, &viewer, &id, "").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let versions = page["versions"].as_array().unwrap();
+    let actions: Vec<&str> = versions
+        .iter()
+        .map(|v| v["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["delete", "update", "update", "create"], "{page}");
+    assert_eq!(page["has_more"], false);
+    let changed = |v: &Value| -> Vec<String> {
+        v["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["field"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(changed(&versions[0]), ["is_deleted"]);
+    assert_eq!(versions[0]["changes"][0]["before"], false);
+    assert_eq!(versions[0]["changes"][0]["after"], true);
+    let mut second = changed(&versions[1]);
+    second.sort();
+    assert_eq!(second, ["run_count", "tags"]);
+    assert_eq!(changed(&versions[2]), ["max_interactions"]);
+    assert_eq!(versions[2]["changes"][0]["before"], 10);
+    assert_eq!(versions[2]["changes"][0]["after"], 11);
+    assert_eq!(
+        versions[2]["updated_by"],
+        json!({"org_id": "acme", "user_id": "bob"})
+    );
+    assert!(changed(&versions[3]).contains(&"name".to_owned()));
+    assert_eq!(versions[3]["changes"][0]["before"], Value::Null);
+    // Each version's tag is the ETag that version had.
+    let current = read(&app, &app.admin_token(), "acme", &id, None).await;
+    assert_eq!(versions[0]["etag"], etag_of(&current));
+
+    // Pages: newest first, continuing where the last one stopped.
+    let (_, first) = history(&app, &viewer, &id, "limit=3").await;
+    assert_eq!(first["versions"].as_array().unwrap().len(), 3);
+    assert_eq!(first["has_more"], true);
+    let token = first["continuation_token"].as_u64().unwrap();
+    let (_, rest) = history(
+        &app,
+        &viewer,
+        &id,
+        &format!("limit=3&continuation_token={token}"),
+    )
+    .await;
+    assert_eq!(rest["versions"].as_array().unwrap().len(), 1);
+    assert_eq!(rest["versions"][0]["action"], "create");
+    assert_eq!(rest["has_more"], false);
+    assert_eq!(rest["continuation_token"], Value::Null);
+
+    // Refusals.
+    let (status, _) = history(&app, &viewer, "0123456789abcdef01234567", "").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, body) = history(&app, &viewer, &id, "limit=101&continuation_token=-1").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["detail"].as_array().unwrap().len(), 2, "{body}");
+    let gary = app.token("globex", "gary");
+    let (status, _) = history(&app, &gary, &id, "").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
 }

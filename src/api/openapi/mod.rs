@@ -3,6 +3,7 @@
 //! `GET /openapi.json`; and `GET /docs`, Swagger UI on that document, its assets compiled into the
 //! binary (the machines reach no CDN).
 
+pub mod lifecycle_schemas;
 pub mod schemas;
 pub mod set_schemas;
 
@@ -41,6 +42,7 @@ use crate::ratelimit::{Budgets, Limited};
         unit_tests::search_unit_tests,
         unit_tests::get_unit_test,
         unit_tests::clone_unit_test,
+        unit_tests::unit_test_history,
         unit_test_sets::create_unit_test_set,
         unit_test_sets::list_unit_test_sets,
         unit_test_sets::search_unit_test_sets,
@@ -70,7 +72,7 @@ use crate::ratelimit::{Budgets, Limited};
     tags(
         (name = "Simulation", description = "Simulation unit tests."),
         (name = "User", description = "Exchanging an API key for a user token."),
-        (name = "Beyond Amigo", description = "simtest's own operations, not in Amigo's classic API: reading one unit test, conditional writes."),
+        (name = "Beyond Amigo", description = "simtest's own operations, not in Amigo's classic API: reading one unit test, conditional writes, safe retries, cloning, history."),
     )
 )]
 pub struct ApiDoc;

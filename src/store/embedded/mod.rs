@@ -31,6 +31,7 @@ use catalog::Catalog;
 
 mod catalog;
 mod grams;
+mod history;
 mod keys;
 mod sets;
 
@@ -178,6 +179,7 @@ impl EmbeddedStore {
         })?;
         let sets = sets::prepare(&db)
             .and_then(|()| keys::create_table(&db))
+            .and_then(|()| history::create_table(&db))
             .and_then(|()| sets::Sets::load(&db))
             .map_err(|failure| OpenError::Corrupt {
                 path: shown.clone(),
@@ -493,10 +495,12 @@ fn apply(txn: &redb::WriteTransaction, change: Change<'_>) -> Result<(), Failure
             }
             let mut docs = txn.open_table(UNIT_TESTS)?;
             docs.insert((doc.org_id.as_str(), doc.id.bytes()), bytes.as_slice())?;
+            history::record(txn, doc, &bytes)?;
         }
         Change::Replace(doc, bytes, frees) => {
             let mut docs = txn.open_table(UNIT_TESTS)?;
             docs.insert((doc.org_id.as_str(), doc.id.bytes()), bytes.as_slice())?;
+            history::record(txn, doc, &bytes)?;
             if let Some(name) = frees {
                 let mut names = txn.open_table(ACTIVE_NAMES)?;
                 names.remove((doc.org_id.as_str(), name.as_str()))?;
@@ -816,6 +820,16 @@ impl Store for EmbeddedStore {
             next: next.clone(),
         })
         .await
+    }
+
+    async fn unit_test_versions(
+        &self,
+        org_id: &OrgId,
+        id: ObjectIdHex,
+        up_to: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<UnitTest>> {
+        self.read(|db| history::versions(db, org_id, id, up_to, limit as usize))
     }
 
     async fn claim_key(&self, record: &KeyRecord) -> StoreResult<Claim> {

@@ -36,6 +36,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0003_search_grams",
         include_str!("../../../migrations/0003_search_grams.json"),
     ),
+    (
+        "0005_unit_test_versions",
+        include_str!("../../../migrations/0005_unit_test_versions.json"),
+    ),
 ];
 
 /// How many documents one backfill step reads and rewrites (one `find` and one `update` command).

@@ -39,7 +39,7 @@ use super::{
 use crate::domain::idempotency::{Claim, KeyRecord};
 use crate::domain::query::{ListPage, ListQuery};
 use crate::domain::unit_test_set::{SetPage, UnitTestSet, UnitTestSetQuery};
-use crate::domain::{ObjectIdHex, OrgId, UnitTest, UserId};
+use crate::domain::{ObjectIdHex, OrgId, Timestamp, UnitTest, UserId};
 use codec::{
     datetime, field, id_either_way, ids_either_way, oid, record_from_doc, record_to_doc,
     unit_test_from_doc, unit_test_to_doc,
@@ -50,6 +50,7 @@ use query::{filter_document, sort_document};
 mod codec;
 mod errors;
 mod facets;
+mod history;
 mod keys;
 pub mod migrate;
 mod query;
@@ -538,6 +539,7 @@ impl Db {
             "documents": [unit_test_to_doc(doc)?],
         })
         .await?;
+        self.record_version(doc).await;
         Ok(())
     }
 
@@ -591,11 +593,11 @@ impl Db {
                 }],
             })
             .await?;
-        Ok(if reply_count(&reply, "n") == 1 {
-            Written::Done
-        } else {
-            Written::Stale
-        })
+        if reply_count(&reply, "n") != 1 {
+            return Ok(Written::Stale);
+        }
+        self.record_version(next).await;
+        Ok(Written::Done)
     }
 
     // TODO(sets-mongo): the set operations on MongoDB are being written; until then they fail.
@@ -759,7 +761,7 @@ macro_rules! detach_by {
     )*};
 }
 detach_by!(clone: UnitTest, UnitTestSet, OrgId, UserId, ListQuery, UnitTestSetQuery, Records, KeyRecord);
-detach_by!(copy: ObjectIdHex, NamedKind);
+detach_by!(copy: ObjectIdHex, NamedKind, Timestamp, u32);
 
 /// The [`Store`] impl, given every operation's signature: each operation of [`Db`] (same name, same
 /// arguments) run detached, its round trips counted under its name.

@@ -1,0 +1,59 @@
+//! Schemas of simtest's own operations (beyond Amigo's API): a unit test's history.
+
+// Schema-only: the derives read the fields, nothing constructs the values.
+#![allow(dead_code)]
+
+use serde::Serialize;
+use utoipa::{IntoParams, ToSchema};
+
+use super::schemas::UserInfo;
+
+/// Query parameters of the history operation.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct HistoryParams {
+    /// The maximum number of versions to return.
+    #[param(minimum = 0, maximum = 100, default = 20)]
+    limit: Option<u32>,
+    /// Where the page starts: the `continuation_token` of the previous page.
+    #[param(minimum = 0)]
+    continuation_token: Option<u64>,
+}
+
+/// One field a write changed.
+#[derive(Serialize, ToSchema)]
+pub struct FieldChange {
+    field: String,
+    /// The value before (`null` on creation).
+    before: serde_json::Value,
+    after: serde_json::Value,
+}
+
+/// One recorded version of a unit test.
+#[derive(Serialize, ToSchema)]
+pub struct UnitTestVersion {
+    /// The version: `updated_at` in milliseconds since the epoch.
+    version: u64,
+    /// The strong entity tag of this version (as `ETag` answers give it).
+    etag: String,
+    #[schema(format = DateTime)]
+    updated_at: String,
+    updated_by: UserInfo,
+    /// `create`, `update` or `delete`.
+    #[schema(pattern = "^(create|update|delete)$")]
+    action: String,
+    /// The fields the write changed, before and after; `null` for the oldest version kept when
+    /// it is not the creation (no earlier version to compare with).
+    #[schema(required = true)]
+    changes: Option<Vec<FieldChange>>,
+}
+
+/// Answer of `get-simulation-unit-test-history`.
+#[derive(Serialize, ToSchema)]
+pub struct UnitTestHistoryResponse {
+    /// Newest first.
+    versions: Vec<UnitTestVersion>,
+    has_more: bool,
+    #[schema(required = true)]
+    continuation_token: Option<u64>,
+}
