@@ -36,6 +36,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0003_search_grams",
         include_str!("../../../migrations/0003_search_grams.json"),
     ),
+    (
+        "0004_unit_test_sets",
+        include_str!("../../../migrations/0004_unit_test_sets.json"),
+    ),
 ];
 
 /// How many documents one backfill step reads and rewrites (one `find` and one `update` command).

@@ -51,6 +51,7 @@ mod errors;
 mod facets;
 pub mod migrate;
 mod query;
+mod sets;
 
 /// Collection names (SPEC §4).
 pub mod collections {
@@ -216,6 +217,11 @@ impl MongoStore {
                 Err(error) => {
                     tracing::warn!(%error, "search grams backfill failed; the next start retries")
                 }
+            }
+            match db.sweep_unit_test_sets().await {
+                Ok(0) => {}
+                Ok(changed) => tracing::info!(changed, "unit test sets swept"),
+                Err(error) => tracing::warn!(%error, "unit test set sweep failed"),
             }
         });
     }
@@ -512,24 +518,6 @@ impl Db {
         .await
     }
 
-    async fn unit_test_in_live_set(
-        &self,
-        org_id: &OrgId,
-        unit_test_id: ObjectIdHex,
-    ) -> StoreResult<bool> {
-        let found = self
-            .collection(c::UNIT_TEST_SET)
-            .find_one(doc! {
-                "org_id": org_id,
-                "is_deleted": {"$ne": true},
-                "unit_test_runs.unit_test_id": {"$in": id_either_way(unit_test_id)},
-            })
-            .projection(doc! {"_id": 1})
-            .await
-            .map_err(store_error)?;
-        Ok(found.is_some())
-    }
-
     async fn insert_unit_test(&self, doc: &UnitTest) -> StoreResult<()> {
         self.write_unit_test_command(doc! {
             "insert": c::UNIT_TEST,
@@ -575,6 +563,10 @@ impl Db {
         if !changed.is_empty() {
             update.insert("$set", changed);
         }
+        if next.is_deleted {
+            // Refused while a set lists it, and settled against racing set writes (`sets.rs`).
+            return self.delete_unit_test(previous, update).await;
+        }
         let reply = self
             .write_unit_test_command(doc! {
                 "update": c::UNIT_TEST,
@@ -594,39 +586,6 @@ impl Db {
         } else {
             Written::Stale
         })
-    }
-
-    // TODO(sets-mongo): the set operations on MongoDB are being written; until then they fail.
-    async fn insert_unit_test_set(&self, _set: &UnitTestSet) -> StoreResult<Written> {
-        Err(StoreError::Internal(
-            "unit test sets are not on MongoDB yet".into(),
-        ))
-    }
-
-    async fn unit_test_set(
-        &self,
-        _org_id: &OrgId,
-        _id: ObjectIdHex,
-    ) -> StoreResult<Option<UnitTestSet>> {
-        Err(StoreError::Internal(
-            "unit test sets are not on MongoDB yet".into(),
-        ))
-    }
-
-    async fn replace_unit_test_set(
-        &self,
-        _previous: &UnitTestSet,
-        _next: &UnitTestSet,
-    ) -> StoreResult<Written> {
-        Err(StoreError::Internal(
-            "unit test sets are not on MongoDB yet".into(),
-        ))
-    }
-
-    async fn list_unit_test_sets(&self, _query: &UnitTestSetQuery) -> StoreResult<SetPage> {
-        Err(StoreError::Internal(
-            "unit test sets are not on MongoDB yet".into(),
-        ))
     }
 
     async fn list_unit_tests(&self, query: &ListQuery) -> StoreResult<ListPage> {
@@ -693,12 +652,7 @@ impl Db {
             .await?;
         self.upsert_by(c::METRIC, &r.metrics, |s| doc! {"_id": oid(s.id)})
             .await?;
-        self.upsert_by(
-            c::UNIT_TEST_SET,
-            &r.unit_test_sets,
-            |s| doc! {"_id": oid(s.id)},
-        )
-        .await?;
+        self.upsert_unit_test_sets(&r.unit_test_sets).await?;
         Ok(())
     }
 }
