@@ -573,3 +573,407 @@ impl Db {
         Ok(removed + unclaimed + rewritten)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::unit_test_set::UnitTestRun;
+    use crate::domain::{Tag, Timestamp, UserInfo};
+    use crate::store::tests::testgen::id;
+
+    pub(super) fn user(org: &str, user: &str) -> UserInfo {
+        UserInfo {
+            org_id: org.into(),
+            user_id: user.into(),
+        }
+    }
+
+    /// A set of `org` named `name` listing `unit_tests` (run twice each).
+    pub(super) fn a_set(org: &str, name: &str, unit_tests: &[ObjectIdHex]) -> UnitTestSet {
+        UnitTestSet {
+            id: ObjectIdHex::generate(),
+            org_id: org.into(),
+            name: name.into(),
+            description: Some("nightly run".into()),
+            unit_test_runs: unit_tests
+                .iter()
+                .map(|u| UnitTestRun {
+                    unit_test_id: *u,
+                    run_count: 2,
+                })
+                .collect(),
+            last_triggered_run_id: None,
+            tags: vec![
+                Tag {
+                    key: "team".into(),
+                    value: Some("growth".into()),
+                },
+                Tag {
+                    key: "flaky".into(),
+                    value: None,
+                },
+            ],
+            is_deleted: false,
+            creator: user(org, "alice"),
+            updated_by: user(org, "bob"),
+            created_at: Timestamp::from_millis(1_700_000_000_123),
+            updated_at: Timestamp::from_millis(1_700_000_000_456),
+        }
+    }
+
+    #[test]
+    fn a_set_round_trips_through_its_document() {
+        let mut set = a_set("acme", "Nightly", &[id(1), id(2), id(1)]);
+        let d = unit_test_set_to_doc(&set).unwrap();
+        assert_eq!(d.get_object_id("_id").unwrap(), oid(set.id));
+        assert_eq!(d.get_str("name_guard").unwrap(), "");
+        let runs = d.get_array("unit_test_runs").unwrap();
+        assert_eq!(
+            runs[0].as_document().unwrap(),
+            &doc! {"unit_test_id": id(1).to_hex(), "run_count": 2_i64}
+        );
+        assert_eq!(
+            d.get_datetime("updated_at").unwrap().timestamp_millis(),
+            1_700_000_000_456
+        );
+        assert_eq!(d.get_str("search_text").unwrap(), set.search_text());
+        assert!(d.get("last_triggered_run_id").unwrap().as_null().is_some());
+        assert_eq!(unit_test_set_from_doc(&d).unwrap(), set);
+
+        set.is_deleted = true;
+        set.description = None;
+        let d = unit_test_set_to_doc(&set).unwrap();
+        assert_eq!(d.get_str("name_guard").unwrap(), set.id.to_hex());
+        assert!(d.get("description").unwrap().as_null().is_some());
+        assert_eq!(unit_test_set_from_doc(&d).unwrap(), set);
+        assert_eq!(listed(&a_set("a", "b", &[id(3), id(1), id(3)])), [id(3), id(1)]);
+    }
+
+    #[test]
+    fn a_set_seeded_before_sets_had_endpoints_reads_with_defaults() {
+        let made = ObjectId::parse_str("65a1b2c3d4e5f60718293a4b").unwrap();
+        let d = doc! {
+            "_id": made,
+            "org_id": "acme",
+            "name": "seeded",
+            "unit_test_runs": [
+                {"unit_test_id": id(1).to_hex(), "run_count": 3_i64},
+                {"unit_test_id": oid(id(2))},
+            ],
+            "is_deleted": false,
+        };
+        let set = unit_test_set_from_doc(&d).unwrap();
+        let at = Timestamp::from_millis(i64::from(0x65a1_b2c3_u32) * 1000);
+        assert_eq!(
+            set,
+            UnitTestSet {
+                id: ObjectIdHex::from_bytes(made.bytes()),
+                org_id: "acme".into(),
+                name: "seeded".into(),
+                description: None,
+                unit_test_runs: vec![
+                    UnitTestRun {
+                        unit_test_id: id(1),
+                        run_count: 3,
+                    },
+                    UnitTestRun {
+                        unit_test_id: id(2),
+                        run_count: 1,
+                    },
+                ],
+                last_triggered_run_id: None,
+                tags: Vec::new(),
+                is_deleted: false,
+                creator: user("acme", "seed"),
+                updated_by: user("acme", "seed"),
+                created_at: at,
+                updated_at: at,
+            }
+        );
+        let mut no_flag = d.clone();
+        no_flag.remove("is_deleted");
+        assert!(!unit_test_set_from_doc(&no_flag).unwrap().is_deleted);
+        let mut bad = d;
+        bad.insert("tags", "x");
+        assert!(unit_test_set_from_doc(&bad).is_err());
+    }
+
+    /// Against a live MongoDB (`SIMTEST_TEST_MONGODB_URI`); SKIPPED without it.
+    mod live {
+        use std::sync::Arc;
+
+        use rand::rngs::StdRng;
+        use rand::{Rng, SeedableRng};
+
+        use super::*;
+        use crate::domain::unit_test_set::UnitTestSetFilter;
+        use crate::store::Store;
+        use crate::store::mongo::{MongoStore, MongoWriteConcern};
+        use crate::store::tests::live_mongo as mongo;
+        use crate::store::tests::testgen::sample;
+
+        /// An active unit test of `org` with a fresh id, stored.
+        async fn unit_test(mongo: &MongoStore, org: &str) -> UnitTest {
+            let mut t = sample();
+            t.id = ObjectIdHex::generate();
+            t.org_id = org.into();
+            t.name = format!("ut {}", t.id);
+            mongo.insert_unit_test(&t).await.unwrap();
+            t
+        }
+
+        fn deleted(t: &UnitTest) -> UnitTest {
+            let mut next = t.clone();
+            next.is_deleted = true;
+            next.updated_at = Timestamp::after(t.updated_at);
+            next
+        }
+
+        fn changed(s: &UnitTestSet, change: impl FnOnce(&mut UnitTestSet)) -> UnitTestSet {
+            let mut next = s.clone();
+            change(&mut next);
+            next.updated_at = Timestamp::after(s.updated_at);
+            next
+        }
+
+        fn live_sets(org: &str) -> UnitTestSetQuery {
+            let mut filter = UnitTestSetFilter::for_org(&org.into());
+            filter.is_deleted = Some(false);
+            UnitTestSetQuery {
+                filter,
+                updated_at_descending: None,
+                offset: 0,
+                limit: 100,
+                with_facets: false,
+            }
+        }
+
+        #[tokio::test]
+        async fn set_writes_answer_done_duplicate_stale_and_missing_and_hold_unit_tests() {
+            let Some(mongo) = mongo().await else { return };
+            let u1 = unit_test(&mongo, "acme").await;
+            let u2 = unit_test(&mongo, "acme").await;
+            let gone = unit_test(&mongo, "acme").await;
+            mongo.replace_unit_test(&gone, &deleted(&gone)).await.unwrap();
+            let foreign = unit_test(&mongo, "globex").await;
+            let unknown = ObjectIdHex::generate();
+
+            let set = a_set("acme", "nightly", &[u1.id]);
+            assert_eq!(mongo.insert_unit_test_set(&set).await.unwrap(), Written::Done);
+            assert_eq!(
+                mongo.unit_test_set(&"acme".into(), set.id).await.unwrap(),
+                Some(set.clone())
+            );
+            assert_eq!(mongo.unit_test_set(&"globex".into(), set.id).await.unwrap(), None);
+            let twin = a_set("acme", "nightly", &[u2.id]);
+            assert!(matches!(
+                mongo.insert_unit_test_set(&twin).await,
+                Err(StoreError::Duplicate)
+            ));
+            mongo
+                .insert_unit_test_set(&a_set("globex", "nightly", &[foreign.id]))
+                .await
+                .unwrap();
+            for (bad, missing) in [(gone.id, gone.id), (foreign.id, foreign.id), (unknown, unknown)] {
+                let s = a_set("acme", "weekly", &[u2.id, bad, u1.id]);
+                assert_eq!(
+                    mongo.insert_unit_test_set(&s).await.unwrap(),
+                    Written::UnitTestMissing(missing)
+                );
+                assert_eq!(mongo.unit_test_set(&"acme".into(), s.id).await.unwrap(), None);
+            }
+            // Nothing of the refused inserts is left: not the name, not a hold on u2.
+            let weekly = a_set("acme", "weekly", &[u1.id]);
+            assert_eq!(mongo.insert_unit_test_set(&weekly).await.unwrap(), Written::Done);
+            assert!(!mongo.unit_test_in_live_set(&"acme".into(), u2.id).await.unwrap());
+
+            // A unit test a set lists is not deleted.
+            assert_eq!(
+                mongo.replace_unit_test(&u1, &deleted(&u1)).await.unwrap(),
+                Written::InUse
+            );
+            assert!(mongo.unit_test_in_live_set(&"acme".into(), u1.id).await.unwrap());
+
+            // Updates: stale, missing (adding or not), a name clash, then done.
+            let mut stale = set.clone();
+            stale.updated_at = Timestamp::from_millis(1);
+            let renamed = changed(&set, |s| s.name = "renamed".into());
+            assert_eq!(
+                mongo.replace_unit_test_set(&stale, &renamed).await.unwrap(),
+                Written::Stale
+            );
+            let adding_gone = changed(&set, |s| {
+                s.unit_test_runs.push(UnitTestRun {
+                    unit_test_id: gone.id,
+                    run_count: 1,
+                })
+            });
+            assert_eq!(
+                mongo.replace_unit_test_set(&set, &adding_gone).await.unwrap(),
+                Written::UnitTestMissing(gone.id)
+            );
+            assert_eq!(
+                mongo.unit_test_set(&"acme".into(), set.id).await.unwrap(),
+                Some(set.clone()),
+                "left as it was"
+            );
+            for next in [
+                changed(&set, |s| s.name = "weekly".into()),
+                changed(&set, |s| {
+                    s.name = "weekly".into();
+                    s.unit_test_runs[0].unit_test_id = u2.id;
+                }),
+            ] {
+                assert!(matches!(
+                    mongo.replace_unit_test_set(&set, &next).await,
+                    Err(StoreError::Duplicate)
+                ));
+                assert_eq!(
+                    mongo.unit_test_set(&"acme".into(), set.id).await.unwrap(),
+                    Some(set.clone())
+                );
+            }
+            assert!(!mongo.unit_test_in_live_set(&"acme".into(), u2.id).await.unwrap());
+            // Now listing u2 instead of u1 (u1 is still in `weekly`).
+            let moved = changed(&set, |s| {
+                s.name = "renamed".into();
+                s.unit_test_runs[0].unit_test_id = u2.id;
+                s.description = None;
+            });
+            assert_eq!(
+                mongo.replace_unit_test_set(&set, &moved).await.unwrap(),
+                Written::Done
+            );
+            assert_eq!(
+                mongo.unit_test_set(&"acme".into(), set.id).await.unwrap(),
+                Some(moved.clone())
+            );
+            assert_eq!(
+                mongo.replace_unit_test_set(&set, &moved).await.unwrap(),
+                Written::Stale
+            );
+            assert_eq!(
+                mongo.replace_unit_test(&u2, &deleted(&u2)).await.unwrap(),
+                Written::InUse
+            );
+            // Deleting the sets frees their unit tests (and the names).
+            let gone_set = changed(&moved, |s| s.is_deleted = true);
+            assert_eq!(
+                mongo.replace_unit_test_set(&moved, &gone_set).await.unwrap(),
+                Written::Done
+            );
+            assert_eq!(
+                mongo.replace_unit_test_set(&gone_set, &gone_set).await.unwrap(),
+                Written::Stale,
+                "deleted stays deleted"
+            );
+            assert_eq!(
+                mongo.unit_test_set(&"acme".into(), set.id).await.unwrap(),
+                Some(gone_set.clone())
+            );
+            assert_eq!(
+                mongo.replace_unit_test(&u2, &deleted(&u2)).await.unwrap(),
+                Written::Done
+            );
+            let weekly_gone = changed(&weekly, |s| s.is_deleted = true);
+            mongo.replace_unit_test_set(&weekly, &weekly_gone).await.unwrap();
+            assert_eq!(
+                mongo.replace_unit_test(&u1, &deleted(&u1)).await.unwrap(),
+                Written::Done
+            );
+            let again = a_set("acme", "renamed", &[unit_test(&mongo, "acme").await.id]);
+            assert_eq!(mongo.insert_unit_test_set(&again).await.unwrap(), Written::Done);
+            mongo.drop_database().await.unwrap();
+        }
+
+        /// A second store on the same database: another process, with its own connections.
+        async fn other_process(mongo: &MongoStore) -> MongoStore {
+            let uri = std::env::var("SIMTEST_TEST_MONGODB_URI").unwrap();
+            MongoStore::connect(&uri, mongo.database_name(), MongoWriteConcern::Majority)
+                .await
+                .unwrap()
+        }
+
+        #[tokio::test]
+        async fn a_unit_test_delete_and_a_set_write_listing_it_never_both_succeed() {
+            let Some(mongo) = mongo().await else { return };
+            let a = Arc::new(mongo);
+            let b = Arc::new(other_process(&a).await);
+            let pairs = 40;
+            let mut rng = StdRng::seed_from_u64(15);
+            let mut units = Vec::new();
+            let mut held = Vec::new();
+            for _ in 0..pairs {
+                units.push(unit_test(&a, "acme").await);
+                // For the update race: a set listing another unit test, to add units[i] to.
+                let other = unit_test(&a, "acme").await;
+                let s = a_set("acme", &format!("held {}", other.id), &[other.id]);
+                a.insert_unit_test_set(&s).await.unwrap();
+                held.push(s);
+            }
+            let mut tasks = Vec::new();
+            for (i, u) in units.iter().enumerate() {
+                let (delay_delete, delay_write) = (rng.gen_range(0..4u64), rng.gen_range(0..4u64));
+                let (writer, deleter) = if rng.gen_bool(0.5) {
+                    (a.clone(), b.clone())
+                } else {
+                    (b.clone(), a.clone())
+                };
+                let u = u.clone();
+                let update = i % 2 == 1;
+                let previous = held[i].clone();
+                tasks.push(tokio::spawn(async move {
+                    let delete = async {
+                        tokio::time::sleep(Duration::from_millis(delay_delete)).await;
+                        deleter.replace_unit_test(&u, &deleted(&u)).await.unwrap()
+                    };
+                    let write = async {
+                        tokio::time::sleep(Duration::from_millis(delay_write)).await;
+                        if update {
+                            let next = changed(&previous, |s| {
+                                s.unit_test_runs.push(UnitTestRun {
+                                    unit_test_id: u.id,
+                                    run_count: 1,
+                                })
+                            });
+                            writer.replace_unit_test_set(&previous, &next).await.unwrap()
+                        } else {
+                            let set = a_set("acme", &format!("race {}", u.id), &[u.id]);
+                            writer.insert_unit_test_set(&set).await.unwrap()
+                        }
+                    };
+                    let (deleted, written) = tokio::join!(delete, write);
+                    (u, deleted, written)
+                }));
+            }
+            let mut outcomes = std::collections::BTreeMap::new();
+            for t in tasks {
+                let (u, deleted, written) = t.await.unwrap();
+                assert!(
+                    !(deleted == Written::Done && written == Written::Done),
+                    "{}: both the delete and the set write succeeded",
+                    u.id
+                );
+                match (deleted, written) {
+                    (Written::Done, Written::UnitTestMissing(id)) => assert_eq!(id, u.id),
+                    (Written::InUse, Written::Done) | (Written::Done, _) => {}
+                    other => panic!("{}: unexpected {other:?}", u.id),
+                }
+                // The end state agrees: a deleted unit test is listed by no set.
+                let now = a.unit_test(&"acme".into(), u.id).await.unwrap().unwrap();
+                assert_eq!(
+                    a.unit_test_in_live_set(&"acme".into(), u.id).await.unwrap(),
+                    !now.is_deleted,
+                    "{}",
+                    u.id
+                );
+                *outcomes
+                    .entry(format!("{deleted:?}/{written:?}"))
+                    .or_insert(0) += 1;
+            }
+            // Both orders happened, or the race proved little.
+            assert!(outcomes.len() >= 2, "{outcomes:?}");
+            a.drop_database().await.unwrap();
+        }
+    }
+}
