@@ -349,7 +349,10 @@ pub(super) fn unit_test_set_from_doc(d: &Document) -> StoreResult<UnitTestSet> {
     };
     Ok(UnitTestSet {
         id,
-        name: d.get_str(field::NAME).map_err(|_| bad(field::NAME))?.to_owned(),
+        name: d
+            .get_str(field::NAME)
+            .map_err(|_| bad(field::NAME))?
+            .to_owned(),
         description: optional_string(field::DESCRIPTION)?,
         unit_test_runs,
         last_triggered_run_id: optional_string(set_field::LAST_TRIGGERED_RUN_ID)?,

@@ -74,7 +74,10 @@ impl Db {
 
 impl Db {
     /// The facets of every set `filter` selects, in one round trip (see [`set_facets_pipeline`]).
-    pub(super) async fn set_filter_values(&self, filter: &Document) -> StoreResult<SetFilterValues> {
+    pub(super) async fn set_filter_values(
+        &self,
+        filter: &Document,
+    ) -> StoreResult<SetFilterValues> {
         let mut cursor = self
             .collection(c::UNIT_TEST_SET)
             .aggregate(set_facets_pipeline(filter))
