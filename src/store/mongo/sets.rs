@@ -1200,6 +1200,192 @@ mod tests {
             mongo.drop_database().await.unwrap();
         }
 
+        /// A random set among few distinct values, so filters, ties and facets all meet.
+        fn random_set(rng: &mut StdRng, n: usize) -> UnitTestSet {
+            use crate::store::tests::testgen::{
+                NAMES, PIECES, TAG_KEYS, TAG_VALUES, USERS, WORDS, pick,
+            };
+            let org = if rng.gen_bool(0.9) { "acme" } else { "globex" };
+            let mut set = a_set(org, &format!("{} {n}", pick(rng, NAMES)), &[]);
+            set.id = ObjectIdHex::from_bytes({
+                let mut b = [0u8; 12];
+                rng.fill(&mut b[..]);
+                b
+            });
+            set.is_deleted = rng.gen_bool(0.25);
+            if set.is_deleted && rng.gen_bool(0.5) {
+                set.name = pick(rng, NAMES).to_string();
+            }
+            set.description = match rng.gen_range(0..3) {
+                0 => None,
+                1 => Some(
+                    (0..rng.gen_range(1..4))
+                        .map(|_| *pick(rng, WORDS))
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                ),
+                _ => Some(
+                    (0..rng.gen_range(1..6))
+                        .map(|_| *pick(rng, PIECES))
+                        .collect::<String>(),
+                ),
+            };
+            set.unit_test_runs = (0..rng.gen_range(1..4))
+                .map(|_| UnitTestRun {
+                    unit_test_id: id(rng.gen_range(40..46)),
+                    run_count: rng.gen_range(1..4),
+                })
+                .collect();
+            let mut tags = std::collections::BTreeMap::new();
+            for _ in 0..rng.gen_range(0..4) {
+                tags.insert(
+                    pick(rng, TAG_KEYS).to_string(),
+                    pick(rng, TAG_VALUES).map(str::to_owned),
+                );
+            }
+            set.tags = tags
+                .into_iter()
+                .map(|(key, value)| Tag { key, value })
+                .collect();
+            let (o, u) = *pick(rng, USERS);
+            set.creator = user(o, u);
+            set.created_at = Timestamp::from_millis(1_700_000_000_000 + rng.gen_range(0..5));
+            set.updated_at = Timestamp::from_millis(set.created_at.millis() + rng.gen_range(0..3));
+            set
+        }
+
+        fn random_set_query(rng: &mut StdRng, ids: &[ObjectIdHex]) -> UnitTestSetQuery {
+            use crate::domain::query::{TagValueFilter, fold_case};
+            use crate::store::tests::testgen::{PIECES, TAG_KEYS, TAG_VALUES, USERS, pick};
+            let org = if rng.gen_bool(0.9) { "acme" } else { "globex" };
+            let mut f = UnitTestSetFilter::for_org(&org.into());
+            if rng.gen_bool(0.1) {
+                f.ids = (0..rng.gen_range(1..4)).map(|_| *pick(rng, ids)).collect();
+            }
+            if rng.gen_bool(0.25) {
+                f.unit_test_ids = (0..rng.gen_range(1..3))
+                    .map(|_| id(rng.gen_range(40..47)))
+                    .collect();
+            }
+            if rng.gen_bool(0.2) {
+                f.creators = (0..rng.gen_range(1..3))
+                    .map(|_| {
+                        let (o, u) = *pick(rng, USERS);
+                        user(o, u)
+                    })
+                    .collect();
+            }
+            if rng.gen_bool(0.3) {
+                for _ in 0..rng.gen_range(1..3) {
+                    let wanted = match rng.gen_range(0..3) {
+                        0 => TagValueFilter::Any,
+                        1 => TagValueFilter::Null,
+                        _ => TagValueFilter::Exact(
+                            pick(rng, TAG_VALUES).unwrap_or("growth").to_owned(),
+                        ),
+                    };
+                    f.tags
+                        .entry(pick(rng, TAG_KEYS).to_string())
+                        .or_default()
+                        .push(wanted);
+                }
+            }
+            if rng.gen_bool(0.3) {
+                f.is_deleted = Some(rng.gen_bool(0.5));
+            }
+            if rng.gen_bool(0.35) {
+                let pool = [
+                    "sign",
+                    "UP",
+                    "(v2.0)",
+                    "v2.0.",
+                    "é",
+                    "été",
+                    "É",
+                    "regex.*",
+                    "a.b",
+                    "_",
+                    "[",
+                    "x",
+                    "path happy",
+                    "nightly",
+                    "run",
+                ];
+                let text = if rng.gen_bool(0.7) {
+                    pick(rng, &pool).to_string()
+                } else {
+                    (0..rng.gen_range(1..4))
+                        .map(|_| *pick(rng, PIECES))
+                        .collect()
+                };
+                f.terms = text.split_whitespace().map(fold_case).collect();
+            }
+            UnitTestSetQuery {
+                filter: f,
+                updated_at_descending: *pick(rng, &[None, Some(true), Some(false)]),
+                offset: *pick(rng, &[0, 0, 0, 1, 3, 10, 1000]),
+                limit: *pick(rng, &[0, 1, 2, 5, 50, 500]),
+                with_facets: rng.gen_bool(0.5),
+            }
+        }
+
+        #[tokio::test]
+        async fn lists_answer_as_the_definition_cuts_pages() {
+            let Some(mongo) = mongo().await else { return };
+            let mut rng = StdRng::seed_from_u64(15);
+            let sets: Vec<UnitTestSet> = (0..150).map(|n| random_set(&mut rng, n)).collect();
+            let docs: Vec<Document> = sets
+                .iter()
+                .map(|s| unit_test_set_to_doc(s).unwrap())
+                .collect();
+            mongo
+                .collection(c::UNIT_TEST_SET)
+                .insert_many(docs)
+                .await
+                .unwrap();
+            // A pending set matches nothing.
+            leftover(
+                &mongo,
+                &a_set("acme", "pending nightly", &[id(40)]),
+                1,
+                None,
+            )
+            .await;
+            let all: Vec<Arc<UnitTestSet>> = sets.iter().cloned().map(Arc::new).collect();
+            let ids: Vec<ObjectIdHex> = sets.iter().map(|s| s.id).collect();
+            let mut non_empty = 0;
+            for round in 0..300 {
+                let q = random_set_query(&mut rng, &ids);
+                let matching = all
+                    .iter()
+                    .filter(|s| q.filter.matches(s))
+                    .cloned()
+                    .collect();
+                let want = SetPage::cut(&q, matching);
+                let got = mongo.list_unit_test_sets(&q).await.unwrap();
+                let names =
+                    |p: &SetPage| p.items.iter().map(|s| s.name.clone()).collect::<Vec<_>>();
+                assert_eq!(
+                    got.items,
+                    want.items,
+                    "round {round}: {q:?}\n{:?}\nvs\n{:?}",
+                    names(&got),
+                    names(&want)
+                );
+                assert_eq!(got.has_more, want.has_more, "round {round}: {q:?}");
+                assert_eq!(
+                    got.filter_values, want.filter_values,
+                    "round {round}: {q:?}"
+                );
+                non_empty += usize::from(!want.items.is_empty());
+            }
+            assert!(
+                non_empty > 80,
+                "queries too selective to prove much: {non_empty}"
+            );
+            mongo.drop_database().await.unwrap();
+        }
+
         /// A second store on the same database: another process, with its own connections.
         async fn other_process(mongo: &MongoStore) -> MongoStore {
             let uri = std::env::var("SIMTEST_TEST_MONGODB_URI").unwrap();
