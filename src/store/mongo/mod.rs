@@ -789,7 +789,7 @@ mod tests {
 
     /// Against a live MongoDB or FerretDB (`SIMTEST_TEST_MONGODB_URI`), in a database of its own that
     /// is dropped afterwards. Without the variable the tests say SKIPPED and pass.
-    mod live {
+    pub(super) mod live {
         use std::sync::Arc;
 
         use rand::SeedableRng;
@@ -1108,7 +1108,7 @@ mod tests {
 
         /// Every plan node of an `explain` answer, whichever server wrote it: MongoDB's
         /// `queryPlanner.winningPlan` stages, or the PostgreSQL plan FerretDB 2 / DocumentDB show.
-        fn plan_nodes(explain: &Document) -> Vec<String> {
+        pub(in crate::store::mongo) fn plan_nodes(explain: &Document) -> Vec<String> {
             fn walk(b: &Bson, out: &mut Vec<String>) {
                 match b {
                     Bson::Document(d) => {
@@ -1145,7 +1145,7 @@ mod tests {
             out
         }
 
-        fn assert_indexed(what: &str, explain: &Document) {
+        pub(in crate::store::mongo) fn assert_indexed(what: &str, explain: &Document) {
             let nodes = plan_nodes(explain);
             let scans: Vec<&String> = nodes
                 .iter()

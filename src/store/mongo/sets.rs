@@ -1386,6 +1386,103 @@ mod tests {
             mongo.drop_database().await.unwrap();
         }
 
+        #[tokio::test]
+        async fn set_lists_searches_and_facets_use_an_index_and_scan_no_collection() {
+            use crate::store::mongo::facets::set_facets_pipeline;
+            use crate::store::mongo::tests::live::{assert_indexed, plan_nodes};
+            let Some(mongo) = mongo().await else { return };
+            let mut rng = StdRng::seed_from_u64(3);
+            let docs: Vec<Document> = (0..4000)
+                .map(|n| {
+                    let mut s = random_set(&mut rng, n);
+                    s.org_id = if n % 40 == 0 {
+                        "acme".into()
+                    } else {
+                        format!("org{}", n % 97).into()
+                    };
+                    unit_test_set_to_doc(&s).unwrap()
+                })
+                .collect();
+            mongo
+                .collection(c::UNIT_TEST_SET)
+                .insert_many(docs)
+                .await
+                .unwrap();
+            let first_page = || {
+                let mut q = live_sets("acme");
+                q.filter.is_deleted = None;
+                q.limit = 50;
+                q.with_facets = true;
+                q
+            };
+            let mut queries = vec![("first page", first_page())];
+            let mut q = first_page();
+            q.updated_at_descending = Some(true);
+            queries.push(("newest first", q));
+            let mut q = first_page();
+            q.filter.unit_test_ids = vec![id(41)];
+            queries.push(("by unit test", q));
+            let mut q = first_page();
+            q.filter.creators = vec![user("acme", "bob")];
+            queries.push(("by creator", q));
+            let mut q = first_page();
+            q.filter.tags.insert(
+                "team".into(),
+                vec![crate::domain::query::TagValueFilter::Any],
+            );
+            queries.push(("by tag key", q));
+            let mut q = first_page();
+            q.filter.tags.insert(
+                "team".into(),
+                vec![crate::domain::query::TagValueFilter::Exact("core".into())],
+            );
+            queries.push(("by tag", q));
+            for term in ["zqxj", "3960"] {
+                let mut q = first_page();
+                q.filter.is_deleted = Some(false);
+                q.filter.terms = vec![term.into()];
+                q.updated_at_descending = Some(true);
+                q.with_facets = false;
+                queries.push(("search", q));
+            }
+            let db = mongo.database();
+            for (what, q) in queries {
+                let filter = set_filter_document(&q.filter);
+                let find = doc! {
+                    "find": c::UNIT_TEST_SET,
+                    "filter": filter.clone(),
+                    "sort": set_sort_document(&q),
+                    "skip": q.offset as i64,
+                    "limit": i64::from(q.limit) + 1,
+                };
+                let explain = db
+                    .run_command(doc! {"explain": find, "verbosity": "queryPlanner"})
+                    .await
+                    .unwrap();
+                assert_indexed(what, &explain);
+                if what == "search" {
+                    let plan = plan_nodes(&explain);
+                    assert!(
+                        plan.iter().any(|n| n.contains("org_id_search_grams_live")),
+                        "{q:?}: {plan:?}"
+                    );
+                }
+                if q.with_facets {
+                    let aggregate = doc! {
+                        "aggregate": c::UNIT_TEST_SET,
+                        "pipeline": set_facets_pipeline(&filter),
+                        "cursor": {},
+                    };
+                    let explain = db
+                        .run_command(doc! {"explain": aggregate, "verbosity": "queryPlanner"})
+                        .await
+                        .unwrap();
+                    assert_indexed(&format!("{what} facets"), &explain);
+                }
+            }
+            mongo.drop_database().await.unwrap();
+        }
+
         /// A second store on the same database: another process, with its own connections.
         async fn other_process(mongo: &MongoStore) -> MongoStore {
             let uri = std::env::var("SIMTEST_TEST_MONGODB_URI").unwrap();
