@@ -15,7 +15,8 @@
 //!
 //! Here: connecting, the write concern and its bounds, and the store operations, each run
 //! detached from the request ([`MongoStore::detached`]). Beside it: `codec` (documents and the
-//! field-name table), `query` (filters and sorts), `facets`, `errors` (MongoDB's answers as
+//! field-name table), `query` (filters and sorts), `facets`, `sets` (unit test sets, and how a
+//! unit test delete and a set write listing it never both succeed), `errors` (MongoDB's answers as
 //! `StoreError`s) and `migrate` (the migrations and their runner).
 
 use std::fmt;
@@ -203,7 +204,9 @@ impl MongoStore {
     }
 
     /// Runs [`Self::backfill_search_grams`] in the background, logging what it did: searches are
-    /// right meanwhile (they keep documents without grams for the regexes), only slower.
+    /// right meanwhile (they keep documents without grams for the regexes), only slower. Then
+    /// sweeps the unit test sets (crashed writers' leftovers; seeded sets rewritten once, see
+    /// `sets.rs`).
     pub fn spawn_search_grams_backfill(&self) {
         let db = self.inner.clone();
         tokio::spawn(async move {

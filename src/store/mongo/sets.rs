@@ -266,7 +266,8 @@ impl Db {
             doc! {"$eq": then}
         };
         let current = doc! {
-            field::ID: oid(previous.id),
+            // Seeded by another system, the id may be a string.
+            field::ID: {"$in": id_either_way(previous.id)},
             field::ORG_ID: &previous.org_id,
             field::IS_DELETED: {"$ne": true},
             sf::PENDING_SINCE: {"$exists": false},
@@ -299,7 +300,7 @@ impl Db {
         if self.update_set(current, claim, true).await? == 0 {
             return Ok(Written::Stale);
         }
-        let mine = doc! {field::ID: oid(previous.id), sf::CLAIM_TOKEN: token};
+        let mine = doc! {field::ID: {"$in": id_either_way(previous.id)}, sf::CLAIM_TOKEN: token};
         let withdraw = || self.update_set(mine.clone(), doc! {"$unset": no_claims()}, false);
         let missing = match self.fence(&next.org_id, &added).await {
             Ok(missing) => missing,
@@ -962,6 +963,26 @@ mod tests {
                 mongo.insert_unit_test_set(&again).await.unwrap(),
                 Written::Done
             );
+
+            // Of concurrent inserts of one name, exactly one stores its set.
+            let mongo = Arc::new(mongo);
+            let u = unit_test(&mongo, "acme").await;
+            let attempts: Vec<_> = (0..8)
+                .map(|_| {
+                    let mongo = mongo.clone();
+                    let set = a_set("acme", "contended", &[u.id]);
+                    tokio::spawn(async move { mongo.insert_unit_test_set(&set).await })
+                })
+                .collect();
+            let mut stored = 0;
+            for a in attempts {
+                match a.await.unwrap() {
+                    Ok(Written::Done) => stored += 1,
+                    Err(StoreError::Duplicate) => {}
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+            assert_eq!(stored, 1);
             mongo.drop_database().await.unwrap();
         }
 
