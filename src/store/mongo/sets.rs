@@ -1504,6 +1504,55 @@ mod tests {
             mongo.drop_database().await.unwrap();
         }
 
+        #[tokio::test]
+        async fn round_trips_of_set_writes_and_unit_test_deletes() {
+            use crate::store::round_trips::counted;
+            let Some(mongo) = mongo().await else { return };
+            let db = &mongo.inner;
+            let (u1, u2, u3) = (
+                unit_test(&mongo, "acme").await,
+                unit_test(&mongo, "acme").await,
+                unit_test(&mongo, "acme").await,
+            );
+            let set = a_set("acme", "counted", &[u1.id, u2.id]);
+            let (written, trips) = counted("test", db.insert_unit_test_set(&set)).await;
+            assert_eq!(
+                (written.unwrap(), trips),
+                (Written::Done, 3),
+                "insert, fence, publish"
+            );
+            let renamed = changed(&set, |s| s.name = "recounted".into());
+            let (written, trips) = counted("test", db.replace_unit_test_set(&set, &renamed)).await;
+            assert_eq!(
+                (written.unwrap(), trips),
+                (Written::Done, 1),
+                "adding nothing"
+            );
+            let adding = changed(&renamed, |s| s.unit_test_runs[0].unit_test_id = u3.id);
+            let (written, trips) =
+                counted("test", db.replace_unit_test_set(&renamed, &adding)).await;
+            assert_eq!(
+                (written.unwrap(), trips),
+                (Written::Done, 3),
+                "claim, fence, write"
+            );
+            let (written, trips) =
+                counted("test", mongo.inner.replace_unit_test(&u1, &deleted(&u1))).await;
+            assert_eq!(
+                (written.unwrap(), trips),
+                (Written::Done, 3),
+                "fence, check, write"
+            );
+            let (written, trips) =
+                counted("test", mongo.inner.replace_unit_test(&u2, &deleted(&u2))).await;
+            assert_eq!(
+                (written.unwrap(), trips),
+                (Written::InUse, 2),
+                "fence, check"
+            );
+            mongo.drop_database().await.unwrap();
+        }
+
         /// A second store on the same database: another process, with its own connections.
         async fn other_process(mongo: &MongoStore) -> MongoStore {
             let uri = std::env::var("SIMTEST_TEST_MONGODB_URI").unwrap();
