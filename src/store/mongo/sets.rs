@@ -1578,9 +1578,26 @@ mod tests {
                 a.insert_unit_test_set(&s).await.unwrap();
                 held.push(s);
             }
-            let mut tasks = Vec::new();
+            // How long a set insert and a unit test delete take here, one after the other.
+            let span = {
+                let started = Instant::now();
+                let u = unit_test(&a, "acme").await;
+                let set = a_set("acme", "timed", &[u.id]);
+                a.insert_unit_test_set(&set).await.unwrap();
+                let u = unit_test(&a, "acme").await;
+                a.replace_unit_test(&u, &deleted(&u)).await.unwrap();
+                started.elapsed()
+            };
+            let (mut tasks, mut results) = (Vec::new(), Vec::new());
             for (i, u) in units.iter().enumerate() {
-                let (delay_delete, delay_write) = (rng.gen_range(0..3u64), rng.gen_range(0..3u64));
+                // One side starts first, the other up to about one operation's time later, so
+                // both orders and every overlap occur on a fast or a loaded machine.
+                let late = Duration::from_micros(rng.gen_range(0..=span.as_micros() as u64));
+                let (delay_delete, delay_write) = if rng.gen_bool(0.5) {
+                    (late, Duration::ZERO)
+                } else {
+                    (Duration::ZERO, late)
+                };
                 let (writer, deleter) = if rng.gen_bool(0.5) {
                     (a.clone(), b.clone())
                 } else {
@@ -1591,11 +1608,11 @@ mod tests {
                 let previous = held[i].clone();
                 tasks.push(tokio::spawn(async move {
                     let delete = async {
-                        tokio::time::sleep(Duration::from_millis(delay_delete)).await;
+                        tokio::time::sleep(delay_delete).await;
                         deleter.replace_unit_test(&u, &deleted(&u)).await.unwrap()
                     };
                     let write = async {
-                        tokio::time::sleep(Duration::from_millis(delay_write)).await;
+                        tokio::time::sleep(delay_write).await;
                         if update {
                             let next = changed(&previous, |s| {
                                 s.unit_test_runs.push(UnitTestRun {
@@ -1615,10 +1632,18 @@ mod tests {
                     let (deleted, written) = tokio::join!(delete, write);
                     (u, deleted, written)
                 }));
+                // A few pairs at a time: a queue for the connection pool would decide the order.
+                if tasks.len() == 4 {
+                    for t in tasks.drain(..) {
+                        results.push(t.await.unwrap());
+                    }
+                }
+            }
+            for t in tasks {
+                results.push(t.await.unwrap());
             }
             let mut outcomes = std::collections::BTreeMap::new();
-            for t in tasks {
-                let (u, deleted, written) = t.await.unwrap();
+            for (u, deleted, written) in results {
                 assert!(
                     !(deleted == Written::Done && written == Written::Done),
                     "{}: both the delete and the set write succeeded",
@@ -1638,7 +1663,10 @@ mod tests {
                     u.id
                 );
                 *outcomes
-                    .entry(format!("{deleted:?}/{written:?}"))
+                    .entry(match written {
+                        Written::UnitTestMissing(_) => format!("{deleted:?}/UnitTestMissing"),
+                        _ => format!("{deleted:?}/{written:?}"),
+                    })
                     .or_insert(0) += 1;
             }
             // Both orders happened, or the race proved little.
