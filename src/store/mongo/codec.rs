@@ -8,6 +8,7 @@ use serde::de::DeserializeOwned;
 
 use super::errors::corrupt;
 use crate::domain::search::{search_text, trigrams};
+use crate::domain::unit_test_set::{UnitTestRun, UnitTestSet};
 use crate::domain::{
     Criterion, ObjectIdHex, OrgId, SuccessCriterion, Tag, Timestamp, UnitTest, UserInfo,
 };
@@ -50,6 +51,10 @@ pub(super) mod field {
     pub const SEARCH_TEXT: &str = "search_text";
     /// The distinct 3-byte grams of the search text (see [`super::search_grams`]).
     pub const SEARCH_GRAMS: &str = "search_grams";
+    /// How many set writes have claimed the unit test (see `sets.rs`): a delete applies only if
+    /// it is still what the delete read before checking that no set lists the unit test.
+    /// Missing means 0.
+    pub const SET_FENCE: &str = "set_fence";
 
     // Inside the sub-documents: a success criterion (`name` too), a tag, a user (`org_id` too).
     pub const METRIC_ID: &str = "metric_id";
@@ -63,6 +68,26 @@ pub(super) mod field {
     pub const TAG_KEY: &str = "tags.key";
     pub const CREATOR_ORG_ID: &str = "creator.org_id";
     pub const CREATOR_USER_ID: &str = "creator.user_id";
+}
+
+/// The fields of a unit test set document beyond those it shares with unit tests ([`field`]:
+/// `_id`, `org_id`, `name`, `name_guard`, `description`, `tags`, `tag_pairs`, `is_deleted`,
+/// `creator`, `updated_by`, `created_at`, `updated_at`, `search_text`, `search_grams`; inside a
+/// run, `run_count` too), and the bookkeeping of the write protocol in `sets.rs`.
+pub(super) mod set_field {
+    pub const UNIT_TEST_RUNS: &str = "unit_test_runs";
+    /// Inside a run: the unit test's id as a 24-hex string (as seeded sets have it).
+    pub const UNIT_TEST_ID: &str = "unit_test_id";
+    pub const RUN_UNIT_TEST_ID: &str = "unit_test_runs.unit_test_id";
+    pub const LAST_TRIGGERED_RUN_ID: &str = "last_triggered_run_id";
+    /// Set while an insert is still fencing the unit tests it lists: when it started. A pending set
+    /// is invisible to reads but counts as listing its unit tests (until abandoned).
+    pub const PENDING_SINCE: &str = "pending_since";
+    /// The unit tests an update is adding, while it fences them (hex strings), when it began, and
+    /// the token that lets only that update finish or undo it.
+    pub const CLAIMED_UNIT_TEST_IDS: &str = "claimed_unit_test_ids";
+    pub const CLAIMED_AT: &str = "claimed_at";
+    pub const CLAIM_TOKEN: &str = "claim_token";
 }
 
 pub(super) fn oid(id: ObjectIdHex) -> ObjectId {
@@ -146,7 +171,7 @@ fn name_guard(t: &UnitTest) -> String {
     }
 }
 
-fn user_info_doc(u: &UserInfo) -> Document {
+pub(super) fn user_info_doc(u: &UserInfo) -> Document {
     doc! {field::ORG_ID: &u.org_id, field::USER_ID: u.user_id.as_str()}
 }
 
@@ -154,6 +179,194 @@ pub(super) fn user_info_of(d: &Document) -> Option<UserInfo> {
     Some(UserInfo {
         org_id: d.get_str(field::ORG_ID).ok()?.into(),
         user_id: d.get_str(field::USER_ID).ok()?.into(),
+    })
+}
+
+/// Tags as stored: `{key, value}` documents, a missing value as `null`.
+fn tags_bson(tags: &[Tag]) -> Vec<Bson> {
+    tags.iter()
+        .map(|tag| {
+            Bson::Document(doc! {
+                field::KEY: &tag.key,
+                field::VALUE: tag.value.as_ref().map_or(Bson::Null, |v| Bson::String(v.clone())),
+            })
+        })
+        .collect()
+}
+
+/// The `tag_pairs` of `tags` (see [`tag_pair`]).
+fn tag_pairs(tags: &[Tag]) -> Vec<String> {
+    tags.iter()
+        .map(|tag| tag_pair(&tag.key, tag.value.as_deref()))
+        .collect()
+}
+
+fn tags_of(stored: &[Bson], bad: &dyn Fn(&str) -> StoreError) -> StoreResult<Vec<Tag>> {
+    stored
+        .iter()
+        .map(|b| {
+            let tag = b.as_document().ok_or_else(|| bad(field::TAGS))?;
+            let value = match tag.get(field::VALUE) {
+                None | Some(Bson::Null) => None,
+                Some(Bson::String(s)) => Some(s.clone()),
+                Some(_) => return Err(bad("tags.value")),
+            };
+            Ok(Tag {
+                key: tag
+                    .get_str(field::KEY)
+                    .map_err(|_| bad("tags.key"))?
+                    .to_owned(),
+                value,
+            })
+        })
+        .collect()
+}
+
+/// A whole number stored as any BSON number type.
+pub(super) fn int_of(b: Option<&Bson>) -> Option<i64> {
+    match b {
+        Some(Bson::Int32(n)) => Some(i64::from(*n)),
+        Some(Bson::Int64(n)) => Some(*n),
+        Some(Bson::Double(f)) if f.fract() == 0.0 => Some(*f as i64),
+        _ => None,
+    }
+}
+
+/// `""` while the set is not deleted, its own id once deleted (as [`name_guard`] for unit tests).
+fn set_name_guard(s: &UnitTestSet) -> String {
+    if s.is_deleted {
+        s.id.to_hex()
+    } else {
+        String::new()
+    }
+}
+
+/// The time an ObjectId was made: its first four bytes, seconds since the epoch.
+pub(super) fn minted_at(id: ObjectIdHex) -> Timestamp {
+    let b = id.bytes();
+    Timestamp::from_millis(i64::from(u32::from_be_bytes([b[0], b[1], b[2], b[3]])) * 1000)
+}
+
+/// A set as stored (the protocol fields of `sets.rs` aside). Unit test ids in runs are hex
+/// strings, as seeded sets have them and `unit_test_in_live_set` has always looked for them.
+pub(super) fn unit_test_set_to_doc(s: &UnitTestSet) -> StoreResult<Document> {
+    let runs = s
+        .unit_test_runs
+        .iter()
+        .map(|r| {
+            let run_count = i64::try_from(r.run_count).map_err(|_| {
+                StoreError::Internal(format!("run_count {} is too large", r.run_count))
+            })?;
+            Ok(Bson::Document(doc! {
+                set_field::UNIT_TEST_ID: r.unit_test_id.to_hex(),
+                field::RUN_COUNT: run_count,
+            }))
+        })
+        .collect::<StoreResult<Vec<Bson>>>()?;
+    let text = s.search_text();
+    Ok(doc! {
+        field::ID: oid(s.id),
+        field::ORG_ID: &s.org_id,
+        field::NAME: &s.name,
+        field::NAME_GUARD: set_name_guard(s),
+        field::DESCRIPTION: s.description.as_ref().map_or(Bson::Null, |d| Bson::String(d.clone())),
+        set_field::UNIT_TEST_RUNS: runs,
+        set_field::LAST_TRIGGERED_RUN_ID: s
+            .last_triggered_run_id
+            .as_ref()
+            .map_or(Bson::Null, |r| Bson::String(r.clone())),
+        field::TAGS: tags_bson(&s.tags),
+        field::TAG_PAIRS: tag_pairs(&s.tags),
+        field::IS_DELETED: s.is_deleted,
+        field::CREATOR: user_info_doc(&s.creator),
+        field::UPDATED_BY: user_info_doc(&s.updated_by),
+        field::CREATED_AT: datetime(s.created_at),
+        field::UPDATED_AT: datetime(s.updated_at),
+        field::SEARCH_TEXT: &text,
+        field::SEARCH_GRAMS: distinct_trigrams([text.as_str()]),
+    })
+}
+
+/// A set from its document. Sets seeded before sets had their own endpoints hold only `_id`,
+/// `org_id`, `name`, `unit_test_runs` and `is_deleted`: the rest takes defaults (no description,
+/// no tags, written by user `seed` of the set's org at the time of its ObjectId).
+pub(super) fn unit_test_set_from_doc(d: &Document) -> StoreResult<UnitTestSet> {
+    let id = d
+        .get(field::ID)
+        .and_then(id_of)
+        .ok_or_else(|| corrupt(format!("set _id of {d}")))?;
+    let bad = |field: &str| corrupt(format!("{field} of set {id}"));
+    let org_id: OrgId = d
+        .get_str(field::ORG_ID)
+        .map_err(|_| bad(field::ORG_ID))?
+        .into();
+    let optional_string = |field: &str| match d.get(field) {
+        None | Some(Bson::Null) => Ok(None),
+        Some(Bson::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(bad(field)),
+    };
+    let unit_test_runs = match d.get(set_field::UNIT_TEST_RUNS) {
+        None | Some(Bson::Null) => Vec::new(),
+        Some(Bson::Array(runs)) => runs
+            .iter()
+            .map(|b| {
+                let run = b.as_document().ok_or_else(|| bad("unit_test_runs"))?;
+                Ok(UnitTestRun {
+                    unit_test_id: run
+                        .get(set_field::UNIT_TEST_ID)
+                        .and_then(id_of)
+                        .ok_or_else(|| bad(set_field::RUN_UNIT_TEST_ID))?,
+                    run_count: match run.get(field::RUN_COUNT) {
+                        None => 1,
+                        n => int_of(n)
+                            .and_then(|n| u64::try_from(n).ok())
+                            .ok_or_else(|| bad("unit_test_runs.run_count"))?,
+                    },
+                })
+            })
+            .collect::<StoreResult<Vec<_>>>()?,
+        Some(_) => return Err(bad(set_field::UNIT_TEST_RUNS)),
+    };
+    let tags = match d.get(field::TAGS) {
+        None | Some(Bson::Null) => Vec::new(),
+        Some(Bson::Array(tags)) => tags_of(tags, &bad)?,
+        Some(_) => return Err(bad(field::TAGS)),
+    };
+    let seed_user = || UserInfo {
+        org_id: org_id.clone(),
+        user_id: "seed".into(),
+    };
+    let who = |field: &str| match d.get(field) {
+        None | Some(Bson::Null) => Ok(seed_user()),
+        Some(Bson::Document(u)) => user_info_of(u).ok_or_else(|| bad(field)),
+        Some(_) => Err(bad(field)),
+    };
+    let minted = minted_at(id);
+    let time = |field: &str| match d.get(field) {
+        None | Some(Bson::Null) => Ok(minted),
+        Some(Bson::DateTime(t)) => Ok(Timestamp::from_millis(t.timestamp_millis())),
+        Some(_) => Err(bad(field)),
+    };
+    Ok(UnitTestSet {
+        id,
+        name: d
+            .get_str(field::NAME)
+            .map_err(|_| bad(field::NAME))?
+            .to_owned(),
+        description: optional_string(field::DESCRIPTION)?,
+        unit_test_runs,
+        last_triggered_run_id: optional_string(set_field::LAST_TRIGGERED_RUN_ID)?,
+        tags,
+        is_deleted: match d.get(field::IS_DELETED) {
+            None | Some(Bson::Null) => false,
+            Some(Bson::Boolean(b)) => *b,
+            Some(_) => return Err(bad(field::IS_DELETED)),
+        },
+        creator: who(field::CREATOR)?,
+        updated_by: who(field::UPDATED_BY)?,
+        created_at: time(field::CREATED_AT)?,
+        updated_at: time(field::UPDATED_AT)?,
+        org_id,
     })
 }
 
@@ -171,16 +384,6 @@ pub(super) fn unit_test_to_doc(t: &UnitTest) -> StoreResult<Document> {
             }))
         })
         .collect::<StoreResult<Vec<Bson>>>()?;
-    let tags: Vec<Bson> = t
-        .tags
-        .iter()
-        .map(|tag| {
-            Bson::Document(doc! {
-                field::KEY: &tag.key,
-                field::VALUE: tag.value.as_ref().map_or(Bson::Null, |v| Bson::String(v.clone())),
-            })
-        })
-        .collect();
     let run_count = i64::try_from(t.run_count)
         .map_err(|_| StoreError::Internal(format!("run_count {} is too large", t.run_count)))?;
     Ok(doc! {
@@ -197,12 +400,8 @@ pub(super) fn unit_test_to_doc(t: &UnitTest) -> StoreResult<Document> {
             .map_or(Bson::Int64(i64::from(t.max_interactions)), Bson::Int32),
         field::SUCCESS_CRITERIONS: criteria,
         field::RUN_COUNT: run_count,
-        field::TAGS: tags,
-        field::TAG_PAIRS: t
-            .tags
-            .iter()
-            .map(|tag| tag_pair(&tag.key, tag.value.as_deref()))
-            .collect::<Vec<_>>(),
+        field::TAGS: tags_bson(&t.tags),
+        field::TAG_PAIRS: tag_pairs(&t.tags),
         field::IS_DELETED: t.is_deleted,
         field::CREATOR: user_info_doc(&t.creator),
         field::UPDATED_BY: user_info_doc(&t.updated_by),
@@ -244,12 +443,7 @@ pub(super) fn unit_test_from_doc(d: &Document) -> StoreResult<UnitTest> {
     let bad = |field: &str| corrupt(format!("{field} of {id}"));
     let string = |field: &str| d.get_str(field).map(str::to_owned).map_err(|_| bad(field));
     let ref_id = |field: &str| d.get(field).and_then(id_of).ok_or_else(|| bad(field));
-    let int = |field: &str| match d.get(field) {
-        Some(Bson::Int32(n)) => Ok(i64::from(*n)),
-        Some(Bson::Int64(n)) => Ok(*n),
-        Some(Bson::Double(f)) if f.fract() == 0.0 => Ok(*f as i64),
-        _ => Err(bad(field)),
-    };
+    let int = |field: &str| int_of(d.get(field)).ok_or_else(|| bad(field));
     let time = |field: &str| {
         d.get_datetime(field)
             .map(|t| Timestamp::from_millis(t.timestamp_millis()))
@@ -287,26 +481,10 @@ pub(super) fn unit_test_from_doc(d: &Document) -> StoreResult<UnitTest> {
             })
         })
         .collect::<StoreResult<Vec<_>>>()?;
-    let tags = d
-        .get_array(field::TAGS)
-        .map_err(|_| bad(field::TAGS))?
-        .iter()
-        .map(|b| {
-            let tag = b.as_document().ok_or_else(|| bad(field::TAGS))?;
-            let value = match tag.get(field::VALUE) {
-                None | Some(Bson::Null) => None,
-                Some(Bson::String(s)) => Some(s.clone()),
-                Some(_) => return Err(bad("tags.value")),
-            };
-            Ok(Tag {
-                key: tag
-                    .get_str(field::KEY)
-                    .map_err(|_| bad("tags.key"))?
-                    .to_owned(),
-                value,
-            })
-        })
-        .collect::<StoreResult<Vec<_>>>()?;
+    let tags = tags_of(
+        d.get_array(field::TAGS).map_err(|_| bad(field::TAGS))?,
+        &bad,
+    )?;
     Ok(UnitTest {
         id,
         org_id: string(field::ORG_ID)?.into(),

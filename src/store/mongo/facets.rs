@@ -7,10 +7,11 @@ use std::collections::BTreeSet;
 use mongodb::bson::{Bson, Document, doc};
 
 use super::Db;
-use super::codec::{field, id_of, user_info_of};
+use super::codec::{field, id_of, set_field, user_info_of};
 use super::collections as c;
 use super::errors::{corrupt, store_error};
 use crate::domain::query::FilterValues;
+use crate::domain::unit_test_set::SetFilterValues;
 use crate::domain::{ObjectIdHex, UserInfo};
 use crate::store::{StoreError, StoreResult};
 
@@ -69,6 +70,85 @@ impl Db {
             metric_ids: ids("metric_ids")?,
         })
     }
+}
+
+impl Db {
+    /// The facets of every set `filter` selects, in one round trip (see [`set_facets_pipeline`]).
+    pub(super) async fn set_filter_values(
+        &self,
+        filter: &Document,
+    ) -> StoreResult<SetFilterValues> {
+        let mut cursor = self
+            .collection(c::UNIT_TEST_SET)
+            .aggregate(set_facets_pipeline(filter))
+            .await
+            .map_err(store_error)?;
+        if !cursor.advance().await.map_err(store_error)? {
+            return Ok(SetFilterValues::default());
+        }
+        let facets: Document = cursor.deserialize_current().map_err(store_error)?;
+        let values = |facet: &str| -> StoreResult<Vec<Bson>> {
+            Ok(facets
+                .get_array(facet)
+                .map_err(|_| StoreError::Internal(format!("the set facets lack {facet}")))?
+                .iter()
+                .filter(|v| !matches!(v, Bson::Null))
+                .cloned()
+                .collect())
+        };
+        let creators = values("creators")?
+            .iter()
+            .map(|b| {
+                b.as_document()
+                    .and_then(user_info_of)
+                    .ok_or_else(|| corrupt(format!("set creator {b}")))
+            })
+            .collect::<StoreResult<BTreeSet<UserInfo>>>()?;
+        let unit_test_ids = values("unit_test_ids")?
+            .iter()
+            .map(|b| id_of(b).ok_or_else(|| corrupt(format!("set unit_test_id {b}"))))
+            .collect::<StoreResult<BTreeSet<ObjectIdHex>>>()?;
+        let tags = values("tags")?
+            .into_iter()
+            .map(|b| match b {
+                Bson::String(s) => Ok(s),
+                other => Err(corrupt(format!("set tag key {other}"))),
+            })
+            .collect::<StoreResult<BTreeSet<String>>>()?;
+        Ok(SetFilterValues {
+            creators: creators.into_iter().collect(),
+            unit_test_ids: unit_test_ids.into_iter().collect(),
+            tags: tags.into_iter().collect(),
+        })
+    }
+}
+
+/// The facets of the sets `filter` selects, as one document (none when nothing matches), in one
+/// pass as [`facets_pipeline`]. Sets seeded before sets had endpoints may lack creator and tags:
+/// their creator reads as user `seed` of the set's org (as the codec reads it), no tags.
+pub(super) fn set_facets_pipeline(filter: &Document) -> Vec<Document> {
+    let path = |name: &str| format!("${name}");
+    let merged = |facet: &str| {
+        doc! {"$reduce": {"input": path(facet), "initialValue": [], "in": {"$setUnion": ["$$value", "$$this"]}}}
+    };
+    vec![
+        doc! {"$match": filter.clone()},
+        doc! {"$group": {
+            "_id": Bson::Null,
+            "creators": {"$addToSet": {
+                field::ORG_ID: {"$ifNull": [path(field::CREATOR_ORG_ID), path(field::ORG_ID)]},
+                field::USER_ID: {"$ifNull": [path(field::CREATOR_USER_ID), "seed"]},
+            }},
+            "tags": {"$addToSet": {"$ifNull": [path(field::TAG_KEY), []]}},
+            "unit_test_ids": {"$addToSet": {"$ifNull": [path(set_field::RUN_UNIT_TEST_ID), []]}},
+        }},
+        doc! {"$project": {
+            "_id": 0,
+            "creators": 1,
+            "tags": merged("tags"),
+            "unit_test_ids": merged("unit_test_ids"),
+        }},
+    ]
 }
 
 /// The facets of the unit tests `filter` selects, as one document (none when nothing matches): one

@@ -37,6 +37,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../../../migrations/0003_search_grams.json"),
     ),
     (
+        "0004_unit_test_sets",
+        include_str!("../../../migrations/0004_unit_test_sets.json"),
+    ),
+    (
         "0005_unit_test_versions",
         include_str!("../../../migrations/0005_unit_test_versions.json"),
     ),

@@ -4,9 +4,12 @@
 
 use mongodb::bson::{Bson, Document, doc};
 
-use super::codec::{distinct_trigrams, field, oid, tag_pair};
-use crate::domain::ObjectIdHex;
+use std::collections::BTreeMap;
+
+use super::codec::{distinct_trigrams, field, ids_either_way, oid, set_field, tag_pair};
 use crate::domain::query::{SortField, SortKey, TagValueFilter, UnitTestFilter};
+use crate::domain::unit_test_set::{UnitTestSetFilter, UnitTestSetQuery};
+use crate::domain::{ObjectIdHex, UserInfo};
 
 /// Escapes every character a regular expression gives a meaning to, so a search term is literal in
 /// PCRE (MongoDB) and RE2 (FerretDB) alike.
@@ -71,18 +74,31 @@ pub(super) fn filter_document(f: &UnitTestFilter) -> Document {
         d.insert(field::CRITERION_METRIC_ID, any_of(&f.metric_ids));
     }
     // Clauses that are themselves `$or`s go under one `$and`, one per creator list, tag key and term.
+    let all = shared_clauses(&f.creators, &f.tags, &f.terms);
+    if !all.is_empty() {
+        d.insert("$and", all);
+    }
+    d
+}
+
+/// The clauses of the filters unit tests and sets share (creators, tags, search terms), each to go
+/// under one `$and`: one per creator list, tag key and term.
+fn shared_clauses(
+    creators: &[UserInfo],
+    tags: &BTreeMap<String, Vec<TagValueFilter>>,
+    terms: &[String],
+) -> Vec<Document> {
     let mut all: Vec<Document> = Vec::new();
-    if !f.creators.is_empty() {
+    if !creators.is_empty() {
         // Dotted fields, not `creator: {org_id, user_id}`: embedded-document equality depends on
         // field order, which documents written elsewhere need not share.
-        let creators: Vec<Document> = f
-            .creators
+        let creators: Vec<Document> = creators
             .iter()
             .map(|u| doc! {field::CREATOR_ORG_ID: &u.org_id, field::CREATOR_USER_ID: u.user_id.as_str()})
             .collect();
         all.push(one_or_any(creators));
     }
-    for (key, wanted) in &f.tags {
+    for (key, wanted) in tags {
         // `key:*` asks only for the key. A value (or null) must sit in the same tag as the key:
         // each tag is also stored as one string, so that is one equality on a multikey index (it
         // dates from FerretDB 1.x, which had no `$elemMatch` on fields; stored documents rely on it).
@@ -103,10 +119,10 @@ pub(super) fn filter_document(f: &UnitTestFilter) -> Document {
         };
         all.push(condition);
     }
-    if let Some(grams) = search_grams_condition(&f.terms) {
+    if let Some(grams) = search_grams_condition(terms) {
         all.push(grams);
     }
-    for term in &f.terms {
+    for term in terms {
         // The term (folded) in the folded text; in documents written before that field existed
         // (until the backfill reaches them), in the name or the description ignoring case.
         all.push(doc! {"$or": [
@@ -120,10 +136,43 @@ pub(super) fn filter_document(f: &UnitTestFilter) -> Document {
             },
         ]});
     }
+    all
+}
+
+/// The filter of [`UnitTestSetFilter::matches`] as a MongoDB query, over the sets reads see: not
+/// pending (an insert still fencing its unit tests, see `sets.rs`).
+pub(super) fn set_filter_document(f: &UnitTestSetFilter) -> Document {
+    let mut d = doc! {field::ORG_ID: &f.org_id};
+    if let Some(deleted) = f.is_deleted {
+        d.insert(field::IS_DELETED, deleted);
+    }
+    if !f.ids.is_empty() {
+        let ids: Vec<Bson> = f.ids.iter().map(|id| Bson::ObjectId(oid(*id))).collect();
+        d.insert(field::ID, doc! {"$in": ids});
+    }
+    if !f.unit_test_ids.is_empty() {
+        // Seeded by other systems, a run's id may be an ObjectId.
+        d.insert(
+            set_field::RUN_UNIT_TEST_ID,
+            doc! {"$in": ids_either_way(&f.unit_test_ids)},
+        );
+    }
+    d.insert(set_field::PENDING_SINCE, doc! {"$exists": false});
+    let all = shared_clauses(&f.creators, &f.tags, &f.terms);
     if !all.is_empty() {
         d.insert("$and", all);
     }
     d
+}
+
+/// The order of [`UnitTestSetQuery::compare`]: `updated_at` if asked, then `_id` ascending.
+pub(super) fn set_sort_document(q: &UnitTestSetQuery) -> Document {
+    match q.updated_at_descending {
+        Some(descending) => {
+            doc! {field::UPDATED_AT: if descending { -1 } else { 1 }, field::ID: 1}
+        }
+        None => doc! {field::ID: 1},
+    }
 }
 
 /// What the `search_grams` of a document holding every term must hold: every 3-byte gram of every
