@@ -151,6 +151,31 @@ pub enum Command {
     /// Manage org API keys.
     #[command(subcommand)]
     ApiKey(ApiKeyCommand),
+    /// Write an org's unit tests as NDJSON on stdout (what `GET …/unit_test/export` answers).
+    Export {
+        #[arg(long, env = "SIMTEST_EXPORT_ORG", value_parser = parse_org)]
+        org: OrgId,
+        /// The list filters as a query string, e.g. `tag=team:core&is_deleted=false`.
+        #[arg(long, default_value = "")]
+        filter: String,
+    },
+    /// Create unit tests in an org from an NDJSON file (or `-` for stdin) and print each row's
+    /// outcome as JSON (what `POST …/unit_test/import` answers).
+    Import {
+        #[arg(long, env = "SIMTEST_IMPORT_ORG", value_parser = parse_org)]
+        org: OrgId,
+        /// Recorded as the creator of the new unit tests (a user of the org).
+        #[arg(long, env = "SIMTEST_IMPORT_USER")]
+        user: String,
+        /// Validate every row, write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Write every row or none.
+        #[arg(long)]
+        atomic: bool,
+        /// The NDJSON file (a JSON array if it starts with `[`).
+        file: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -180,6 +205,10 @@ pub struct ServeArgs {
     #[arg(long, env = "SIMTEST_MAX_BODY_BYTES", default_value_t = 1024 * 1024,
           value_parser = clap::value_parser!(u64).range(1024..=1024 * 1024 * 1024))]
     pub max_body_bytes: u64,
+    /// Largest accepted import body (`POST …/unit_test/import`), in bytes; larger get 413.
+    #[arg(long, env = "SIMTEST_IMPORT_MAX_BYTES", default_value_t = 32 * 1024 * 1024,
+          value_parser = clap::value_parser!(u64).range(1024..=1024 * 1024 * 1024))]
+    pub import_max_bytes: u64,
     /// Requests running longer than this many seconds are abandoned with 503.
     #[arg(long, env = "SIMTEST_REQUEST_TIMEOUT_SECONDS", default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
@@ -305,6 +334,8 @@ fn parse_origin(raw: &str) -> Result<HeaderValue, String> {
 pub struct HttpSettings {
     /// Larger bodies get 413.
     pub max_body_bytes: usize,
+    /// Larger import bodies get 413.
+    pub import_max_bytes: usize,
     /// Requests still running after this get 503, unless a write of theirs is committing (then
     /// they get its outcome; see `api::timeout`).
     pub request_timeout: Duration,
@@ -318,6 +349,7 @@ impl Default for HttpSettings {
     fn default() -> Self {
         Self {
             max_body_bytes: 1024 * 1024,
+            import_max_bytes: 32 * 1024 * 1024,
             request_timeout: Duration::from_secs(30),
             cors_origins: Vec::new(),
             bench_routes: false,
@@ -393,6 +425,7 @@ impl Config {
     pub fn apply_serve_args(&mut self, args: &ServeArgs) {
         self.http = HttpSettings {
             max_body_bytes: usize::try_from(args.max_body_bytes).unwrap_or(usize::MAX),
+            import_max_bytes: usize::try_from(args.import_max_bytes).unwrap_or(usize::MAX),
             request_timeout: Duration::from_secs(args.request_timeout_seconds),
             cors_origins: args.cors_origins.clone(),
             bench_routes: args.bench_routes,

@@ -181,7 +181,8 @@ impl Error {
         }
     }
 
-    fn detail(&self) -> serde_json::Value {
+    /// The `detail` of the error body.
+    pub fn detail(&self) -> serde_json::Value {
         match self {
             Self::Invalid(problems) => json!(crate::domain::problems::capped(problems)),
             Self::Unauthorized(_) => json!("Invalid authorization credentials."),

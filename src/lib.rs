@@ -181,6 +181,7 @@ pub async fn build_app_with_clusters(
         maintenance: Maintenance::new(config.maintenance_file.clone()),
         renderings: Arc::default(),
         max_body_bytes: config.http.max_body_bytes,
+        import_max_bytes: config.http.import_max_bytes,
     };
     let router = api::router(state.clone(), &config.http, config.rate_limits);
     Ok(App { router, state })

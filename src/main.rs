@@ -9,9 +9,14 @@ use clap::Parser;
 use tokio::net::TcpListener;
 
 use simtest::Config;
+use simtest::api::render::Renderings;
+use simtest::auth::CurrentUser;
 use simtest::auth::api_key;
 use simtest::config::{ApiKeyCommand, Cli, Command, CommonArgs, LogFormat, ServeArgs, redact_uri};
-use simtest::domain::{OrgId, Timestamp};
+use simtest::domain::query_string::QueryParams;
+use simtest::domain::{IdKey, OrgId, Timestamp};
+use simtest::service::UnitTestService;
+use simtest::service::bulk::{ImportOptions, rows_of};
 use simtest::service::seed;
 use simtest::store::mongo::MongoStore;
 use simtest::store::{ApiKey, Records};
@@ -77,6 +82,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Migrate => migrate(&config).await,
+        Command::Export { org, filter } => export(&config, org, &filter).await,
+        Command::Import {
+            org,
+            user,
+            dry_run,
+            atomic,
+            file,
+        } => import(&config, org, user, ImportOptions { dry_run, atomic }, &file).await,
         Command::Token { org, user } => {
             let (token, expires_at) = simtest::token_keys_for_cli(&config)
                 .await?
@@ -186,6 +199,73 @@ async fn shutdown_signal() {
     let term = std::future::pending::<()>();
     tokio::select! { () = ctrl_c => {}, () = term => {} }
     tracing::info!("shutdown requested; finishing in-flight requests");
+}
+
+/// `simtest export`: the same pages and lines as the HTTP export.
+async fn export(config: &Config, org: OrgId, filter: &str) -> anyhow::Result<()> {
+    use futures::StreamExt;
+    use std::io::Write;
+    let store = simtest::open_store(config).await?;
+    anyhow::ensure!(
+        store.organization(&org).await?.is_some(),
+        "organization {org:?} does not exist"
+    );
+    let operator = CurrentUser::operator(org, "simtest-cli".into(), store);
+    let pages = UnitTestService
+        .export(operator, &QueryParams::parse(Some(filter)))
+        .map_err(|e| anyhow::anyhow!("--filter: {}", e.detail()))?;
+    let renderings = Renderings::default();
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut pages = std::pin::pin!(pages);
+    let mut count = 0;
+    while let Some(page) = pages.next().await {
+        for doc in page.map_err(|e| anyhow::anyhow!("{e}"))? {
+            let line = renderings
+                .render(&doc, IdKey::Id)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            writeln!(out, "{}", line.get())?;
+            count += 1;
+        }
+    }
+    out.flush()?;
+    eprintln!("exported {count} unit tests");
+    Ok(())
+}
+
+/// `simtest import`: the same validation and outcomes as the HTTP import, as `user` of `org`.
+async fn import(
+    config: &Config,
+    org: OrgId,
+    user: String,
+    options: ImportOptions,
+    file: &std::path::Path,
+) -> anyhow::Result<()> {
+    let bytes = if file.as_os_str() == "-" {
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes)?;
+        bytes
+    } else {
+        std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?
+    };
+    let store = simtest::open_store(config).await?;
+    anyhow::ensure!(
+        store.organization(&org).await?.is_some(),
+        "organization {org:?} does not exist"
+    );
+    let json_array = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
+    let rows = rows_of(&bytes, json_array).map_err(|e| anyhow::anyhow!("{}", e.detail()))?;
+    let operator = CurrentUser::operator(org, user.into(), store);
+    let report = UnitTestService
+        .import(&operator, rows, options)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    anyhow::ensure!(
+        report.failed == 0,
+        "{} of the rows were refused",
+        report.failed
+    );
+    Ok(())
 }
 
 async fn create_api_key(

@@ -24,6 +24,10 @@ pub enum Limited {
     CloneUnitTest,
     /// simtest's history operation.
     UnitTestHistory,
+    /// simtest's export operation (each a stream of many unit tests).
+    ExportUnitTests,
+    /// simtest's import operation (each many creates).
+    ImportUnitTests,
     CreateUnitTestSet,
     ListUnitTestSets,
     SearchUnitTestSets,
@@ -37,7 +41,7 @@ pub enum Limited {
 }
 
 impl Limited {
-    pub const ALL: [Limited; 15] = [
+    pub const ALL: [Limited; 17] = [
         Self::CreateUnitTest,
         Self::ListUnitTests,
         Self::SearchUnitTests,
@@ -46,6 +50,8 @@ impl Limited {
         Self::GetUnitTest,
         Self::CloneUnitTest,
         Self::UnitTestHistory,
+        Self::ExportUnitTests,
+        Self::ImportUnitTests,
         Self::CreateUnitTestSet,
         Self::ListUnitTestSets,
         Self::SearchUnitTestSets,
@@ -64,6 +70,8 @@ impl Limited {
             // A read of one is cheaper than a list page; as many as lists.
             Self::ListUnitTests | Self::GetUnitTest | Self::UnitTestHistory => 200,
             Self::SearchUnitTests => 50,
+            // Each reads or writes many unit tests.
+            Self::ExportUnitTests | Self::ImportUnitTests => 20,
             // The original's budget for each of its set endpoints.
             Self::CreateUnitTestSet
             | Self::ListUnitTestSets
@@ -87,6 +95,8 @@ impl Limited {
             Self::GetUnitTest => "get",
             Self::CloneUnitTest => "clone",
             Self::UnitTestHistory => "history",
+            Self::ExportUnitTests => "export",
+            Self::ImportUnitTests => "import",
             Self::CreateUnitTestSet => "create_set",
             Self::ListUnitTestSets => "list_sets",
             Self::SearchUnitTestSets => "search_sets",
@@ -108,6 +118,8 @@ impl Limited {
             Self::GetUnitTest => "rate-limit-get",
             Self::CloneUnitTest => "rate-limit-clone",
             Self::UnitTestHistory => "rate-limit-history",
+            Self::ExportUnitTests => "rate-limit-export",
+            Self::ImportUnitTests => "rate-limit-import",
             Self::CreateUnitTestSet => "rate-limit-create-set",
             Self::ListUnitTestSets => "rate-limit-list-sets",
             Self::SearchUnitTestSets => "rate-limit-search-sets",
@@ -129,6 +141,8 @@ impl Limited {
             Self::GetUnitTest => "SIMTEST_RATE_LIMIT_GET",
             Self::CloneUnitTest => "SIMTEST_RATE_LIMIT_CLONE",
             Self::UnitTestHistory => "SIMTEST_RATE_LIMIT_HISTORY",
+            Self::ExportUnitTests => "SIMTEST_RATE_LIMIT_EXPORT",
+            Self::ImportUnitTests => "SIMTEST_RATE_LIMIT_IMPORT",
             Self::CreateUnitTestSet => "SIMTEST_RATE_LIMIT_CREATE_SET",
             Self::ListUnitTestSets => "SIMTEST_RATE_LIMIT_LIST_SETS",
             Self::SearchUnitTestSets => "SIMTEST_RATE_LIMIT_SEARCH_SETS",
@@ -150,6 +164,8 @@ impl Limited {
             Self::GetUnitTest => "Reads of one unit test per user per minute (0 = unlimited)",
             Self::CloneUnitTest => "Clones per user per minute (0 = unlimited)",
             Self::UnitTestHistory => "History pages per user per minute (0 = unlimited)",
+            Self::ExportUnitTests => "Exports per user per minute (0 = unlimited)",
+            Self::ImportUnitTests => "Imports per user per minute (0 = unlimited)",
             Self::CreateUnitTestSet => "Set creates per user per minute (0 = unlimited)",
             Self::ListUnitTestSets => "Set lists per user per minute (0 = unlimited)",
             Self::SearchUnitTestSets => "Set searches per user per minute (0 = unlimited)",

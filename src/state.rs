@@ -30,6 +30,8 @@ pub struct AppState {
     /// Request bodies larger than this are refused (413); middleware that reads a body whole
     /// (`Idempotency-Key`) reads no more.
     pub max_body_bytes: usize,
+    /// The same for an import body.
+    pub import_max_bytes: usize,
 }
 
 /// The permissions step (`auth::CurrentUser`) needs only the authenticator.

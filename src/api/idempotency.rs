@@ -65,7 +65,8 @@ async fn run_once(
         .cloned()
         .ok_or_else(|| Error::Internal("route without the authentication step".into()))?;
     let (parts, body) = request.into_parts();
-    let body = to_bytes(body, state.max_body_bytes)
+    // The largest body any route takes (an import's may be larger than others').
+    let body = to_bytes(body, state.max_body_bytes.max(state.import_max_bytes))
         .await
         .map_err(|_| Error::PayloadTooLarge)?;
     let mut hash = Sha256::new();

@@ -2,6 +2,7 @@
 //! layers every request passes through.
 
 mod bench;
+mod bulk;
 mod extract;
 mod idempotency;
 mod openapi;
@@ -54,6 +55,7 @@ pub fn router(state: AppState, settings: &HttpSettings, budgets: Budgets) -> Rou
     let v1 = Router::new()
         .merge(unit_tests::router(&state))
         .merge(unit_test_sets::router(&state))
+        .merge(bulk::router(&state))
         .merge(users::router(&state))
         .merge(if settings.bench_routes {
             bench::router(&state)

@@ -100,6 +100,18 @@ pub struct CurrentUser {
 }
 
 impl CurrentUser {
+    /// The operator at the command line (`simtest import`): every permission in `org`, recorded
+    /// as `user` of that org.
+    pub fn operator(org: OrgId, user: UserId, store: Arc<dyn Store>) -> Self {
+        Self {
+            token_org_id: org.clone(),
+            org_id: org,
+            user_id: user,
+            permissions: Permission::ALL.to_vec(),
+            store,
+        }
+    }
+
     pub fn can(&self, permission: Permission) -> bool {
         self.permissions.contains(&permission)
     }

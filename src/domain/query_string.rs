@@ -324,6 +324,27 @@ pub fn parse_history_request(q: &QueryParams) -> Result<(u32, Option<u64>), Vec<
     p.finish(|| (limit, start))
 }
 
+/// The import operation's query string: `dry_run` and `atomic`, booleans, default false.
+pub fn parse_import_options(q: &QueryParams) -> Result<(bool, bool), Vec<FieldProblem>> {
+    let mut p = Problems::default();
+    let flag = |name: &str, p: &mut Problems| {
+        q.single(name, p).is_some_and(|raw| {
+            let b = parse_bool(raw);
+            if b.is_none() {
+                p.push(
+                    &Loc::root("query").key(name),
+                    "bool_parsing",
+                    "Input should be a valid boolean",
+                );
+            }
+            b.unwrap_or(false)
+        })
+    };
+    let dry_run = flag("dry_run", &mut p);
+    let atomic = flag("atomic", &mut p);
+    p.finish(|| (dry_run, atomic))
+}
+
 /// Most sets one list page holds, and the default (the contract's 0–20, default 20).
 pub const SET_MAX_LIMIT: u32 = 20;
 

@@ -2,6 +2,7 @@
 //! type, names are unique among active unit tests, deletes are soft and refused while a live unit
 //! test set lists the unit test, and every change records who made it and when.
 
+pub mod bulk;
 pub mod history;
 pub mod seed;
 pub mod sets;
@@ -121,6 +122,24 @@ impl UnitTestService {
         new: NewUnitTest,
         run_count: u64,
     ) -> Result<UnitTest, Error> {
+        let doc = self.prepare(user, new, run_count).await?;
+        match user.store.insert_unit_test(&doc).await {
+            Ok(()) => {
+                tracing::info!(unit_test_id = %doc.id, "unit test created");
+                Ok(doc)
+            }
+            Err(StoreError::Duplicate) => Err(Error::NameTaken(doc.name)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The unit test a create makes of `new`, once its references are checked; not stored.
+    pub(crate) async fn prepare(
+        &self,
+        user: &CurrentUser,
+        new: NewUnitTest,
+        run_count: u64,
+    ) -> Result<UnitTest, Error> {
         let org = &user.org_id;
         self.check_service(user, new.service_id, &new.service_version_set_name)
             .await?;
@@ -149,14 +168,7 @@ impl UnitTestService {
             created_at: now,
             updated_at: now,
         };
-        match user.store.insert_unit_test(&doc).await {
-            Ok(()) => {
-                tracing::info!(unit_test_id = %doc.id, "unit test created");
-                Ok(doc)
-            }
-            Err(StoreError::Duplicate) => Err(Error::NameTaken(doc.name)),
-            Err(e) => Err(e.into()),
-        }
+        Ok(doc)
     }
 
     /// A list page for the query string `params`. A caller who may not read gets an empty page,

@@ -84,6 +84,11 @@ pub trait Store: Send + Sync + 'static {
     /// Stores a new unit test; [`StoreError::Duplicate`] when an active one of the org has its name.
     /// Must be atomic: of two concurrent inserts with one name exactly one succeeds.
     async fn insert_unit_test(&self, doc: &UnitTest) -> StoreResult<()>;
+    /// Stores all of `docs` or none: [`StoreError::Duplicate`] (nothing stored) when an active
+    /// unit test of the org, or an earlier one of `docs`, has the name of one of them. Others may
+    /// see part of them for a moment on MongoDB (no multi-document transactions: the ones stored
+    /// before a refusal are removed again), never after the answer.
+    async fn insert_unit_tests(&self, docs: &[UnitTest]) -> StoreResult<()>;
     async fn unit_test(&self, org_id: &OrgId, id: ObjectIdHex) -> StoreResult<Option<UnitTest>>;
     /// Turns `previous` into `next` if the stored unit test is still `previous` (same `updated_at`)
     /// and active; [`Written::Stale`] when it changed or was deleted meanwhile: one atomic
@@ -164,6 +169,7 @@ macro_rules! for_each_store_operation {
             fn metrics(org_id: &OrgId, ids: &[ObjectIdHex]) -> Vec<Metric>;
             fn unit_test_in_live_set(org_id: &OrgId, unit_test_id: ObjectIdHex) -> bool;
             fn insert_unit_test(doc: &UnitTest) -> ();
+            fn insert_unit_tests(docs: &[UnitTest]) -> ();
             fn unit_test(org_id: &OrgId, id: ObjectIdHex) -> Option<UnitTest>;
             fn replace_unit_test(previous: &UnitTest, next: &UnitTest) -> Written;
             fn list_unit_tests(query: &ListQuery) -> ListPage;

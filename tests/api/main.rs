@@ -5,6 +5,7 @@ mod helpers;
 mod abandoned;
 mod auth;
 mod auth_cache;
+mod bulk;
 mod cli;
 pub mod crash;
 mod create;

@@ -57,3 +57,38 @@ pub struct UnitTestHistoryResponse {
     #[schema(required = true)]
     continuation_token: Option<u64>,
 }
+
+/// Query parameters of the import operation.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ImportParams {
+    /// Validate every row, write nothing.
+    dry_run: Option<bool>,
+    /// Write every row or none (when one fails, the others say `not_written`, 424).
+    atomic: Option<bool>,
+}
+
+/// One row's outcome.
+#[derive(Serialize, ToSchema)]
+pub struct ImportRowResult {
+    /// 1-based line (NDJSON) or element (JSON array).
+    row: u64,
+    /// As create would answer: 201 created, 200 valid (dry run), 4xx refused, 424 not written
+    /// (atomic import with a failed row).
+    status: u16,
+    #[schema(pattern = "^[a-f0-9]{24}$")]
+    id: Option<String>,
+    error_code: Option<String>,
+    /// The error's detail (for 422, every problem of the row).
+    problems: Option<serde_json::Value>,
+}
+
+/// Answer of `import-simulation-unit-tests`.
+#[derive(Serialize, ToSchema)]
+pub struct ImportReportSchema {
+    dry_run: bool,
+    atomic: bool,
+    created: u64,
+    failed: u64,
+    results: Vec<ImportRowResult>,
+}

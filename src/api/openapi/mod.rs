@@ -19,7 +19,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
-use super::{unit_test_sets, unit_tests, users};
+use super::{bulk, unit_test_sets, unit_tests, users};
 use crate::AppState;
 use crate::clusters::CLUSTER_HEADER;
 use crate::domain::{limits, query};
@@ -43,6 +43,8 @@ use crate::ratelimit::{Budgets, Limited};
         unit_tests::get_unit_test,
         unit_tests::clone_unit_test,
         unit_tests::unit_test_history,
+        bulk::export_unit_tests,
+        bulk::import_unit_tests,
         unit_test_sets::create_unit_test_set,
         unit_test_sets::list_unit_test_sets,
         unit_test_sets::search_unit_test_sets,
@@ -72,7 +74,7 @@ use crate::ratelimit::{Budgets, Limited};
     tags(
         (name = "Simulation", description = "Simulation unit tests."),
         (name = "User", description = "Exchanging an API key for a user token."),
-        (name = "Beyond Amigo", description = "simtest's own operations, not in Amigo's classic API: reading one unit test, conditional writes, safe retries, cloning, history."),
+        (name = "Beyond Amigo", description = "simtest's own operations, not in Amigo's classic API: reading one unit test, conditional writes, safe retries, cloning, history, export and import."),
     )
 )]
 pub struct ApiDoc;

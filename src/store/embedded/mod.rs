@@ -251,6 +251,8 @@ struct Pending {
 enum Op {
     /// A new unit test; refused when an active one of its org has its name.
     Insert(UnitTest),
+    /// New unit tests, all or none (refused when one's name is taken, also by one before it).
+    InsertAll(Vec<UnitTest>),
     /// `next` replaces the stored unit test if that is active and still at `expected`; refused
     /// otherwise. `next.is_deleted` frees the name, and is refused while a live set lists it.
     Replace { expected: Timestamp, next: UnitTest },
@@ -268,6 +270,7 @@ enum Op {
 /// A write decided against the batch's state so far, not yet applied.
 enum Change<'a> {
     Insert(&'a UnitTest, Vec<u8>),
+    InsertAll(Vec<(&'a UnitTest, Vec<u8>)>),
     /// The document, its bytes, and the name it frees (a delete).
     Replace(&'a UnitTest, Vec<u8>, Option<String>),
     Set(Box<sets::SetChange<'a>>),
@@ -416,6 +419,11 @@ impl Writer {
                         catalog.upsert(doc);
                         to_cache.push(doc.clone());
                     }
+                    Op::InsertAll(docs) => {
+                        for doc in docs {
+                            catalog.upsert(doc);
+                        }
+                    }
                     Op::InsertSet(set) | Op::ReplaceSet { next: set, .. } => {
                         sets.upsert(set.clone())
                     }
@@ -453,6 +461,19 @@ fn decide<'a>(txn: &redb::WriteTransaction, op: &'a Op) -> Result<Decision<'a>, 
             }
             Ok(Decision::Write(Change::Insert(doc, bytes)))
         }
+        Op::InsertAll(docs) => {
+            let names = txn.open_table(ACTIVE_NAMES)?;
+            let mut seen = std::collections::HashSet::new();
+            let mut changes = Vec::with_capacity(docs.len());
+            for doc in docs {
+                let key = (doc.org_id.as_str(), doc.name.as_str());
+                if !doc.is_deleted && (!seen.insert(key) || names.get(key)?.is_some()) {
+                    return Ok(Decision::Refuse(Err(StoreError::Duplicate)));
+                }
+                changes.push((doc, encode(doc)?));
+            }
+            Ok(Decision::Write(Change::InsertAll(changes)))
+        }
         Op::Replace { expected, next } => {
             let bytes = encode(next)?;
             let docs = txn.open_table(UNIT_TESTS)?;
@@ -488,14 +509,11 @@ fn decide<'a>(txn: &redb::WriteTransaction, op: &'a Op) -> Result<Decision<'a>, 
 /// Writes a decided change into the transaction.
 fn apply(txn: &redb::WriteTransaction, change: Change<'_>) -> Result<(), Failure> {
     match change {
-        Change::Insert(doc, bytes) => {
-            if !doc.is_deleted {
-                let mut names = txn.open_table(ACTIVE_NAMES)?;
-                names.insert((doc.org_id.as_str(), doc.name.as_str()), doc.id.bytes())?;
+        Change::Insert(doc, bytes) => insert(txn, doc, &bytes)?,
+        Change::InsertAll(changes) => {
+            for (doc, bytes) in changes {
+                insert(txn, doc, &bytes)?;
             }
-            let mut docs = txn.open_table(UNIT_TESTS)?;
-            docs.insert((doc.org_id.as_str(), doc.id.bytes()), bytes.as_slice())?;
-            history::record(txn, doc, &bytes)?;
         }
         Change::Replace(doc, bytes, frees) => {
             let mut docs = txn.open_table(UNIT_TESTS)?;
@@ -510,6 +528,17 @@ fn apply(txn: &redb::WriteTransaction, change: Change<'_>) -> Result<(), Failure
         Change::Records(r) => upsert_records(txn, r)?,
     }
     Ok(())
+}
+
+/// Writes a new unit test: its document, its active name, its first version.
+fn insert(txn: &redb::WriteTransaction, doc: &UnitTest, bytes: &[u8]) -> Result<(), Failure> {
+    if !doc.is_deleted {
+        let mut names = txn.open_table(ACTIVE_NAMES)?;
+        names.insert((doc.org_id.as_str(), doc.name.as_str()), doc.id.bytes())?;
+    }
+    let mut docs = txn.open_table(UNIT_TESTS)?;
+    docs.insert((doc.org_id.as_str(), doc.id.bytes()), bytes)?;
+    history::record(txn, doc, bytes)
 }
 
 /// Upserts seed records by their natural keys.
@@ -772,6 +801,18 @@ impl Store for EmbeddedStore {
 
     async fn insert_unit_test(&self, doc: &UnitTest) -> StoreResult<()> {
         match self.write(Op::Insert(doc.clone())).await? {
+            Written::Done => Ok(()),
+            other => Err(StoreError::Internal(format!(
+                "a unit test insert answered {other:?}"
+            ))),
+        }
+    }
+
+    async fn insert_unit_tests(&self, docs: &[UnitTest]) -> StoreResult<()> {
+        if docs.is_empty() {
+            return Ok(());
+        }
+        match self.write(Op::InsertAll(docs.to_vec())).await? {
             Written::Done => Ok(()),
             other => Err(StoreError::Internal(format!(
                 "a unit test insert answered {other:?}"

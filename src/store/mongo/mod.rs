@@ -534,6 +534,38 @@ impl Db {
         Ok(())
     }
 
+    async fn insert_unit_tests(&self, docs: &[UnitTest]) -> StoreResult<()> {
+        if docs.is_empty() {
+            return Ok(());
+        }
+        let documents = docs
+            .iter()
+            .map(unit_test_to_doc)
+            .collect::<StoreResult<Vec<_>>>()?;
+        // Ordered: on a taken name MongoDB stops there, and the ones before are removed again, so
+        // the answer is all or none.
+        let inserted = self
+            .write_unit_test_command(doc! {
+                "insert": c::UNIT_TEST,
+                "documents": documents,
+                "ordered": true,
+            })
+            .await;
+        if let Err(e) = inserted {
+            let ids: Vec<_> = docs.iter().map(|d| oid(d.id)).collect();
+            let org_id = &docs[0].org_id;
+            self.collection(c::UNIT_TEST)
+                .delete_many(doc! {"_id": {"$in": ids}, "org_id": org_id})
+                .await
+                .map_err(store_error)?;
+            return Err(e);
+        }
+        for doc in docs {
+            self.record_version(doc).await;
+        }
+        Ok(())
+    }
+
     async fn unit_test(&self, org_id: &OrgId, id: ObjectIdHex) -> StoreResult<Option<UnitTest>> {
         self.collection(c::UNIT_TEST)
             .find_one(doc! {"_id": oid(id), "org_id": org_id})
