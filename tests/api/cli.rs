@@ -303,3 +303,105 @@ async fn sigterm_lets_in_flight_requests_finish_and_every_request_logs_one_json_
         .unwrap();
     assert_eq!(page.items.len(), 1);
 }
+
+/// `simtest import` and `simtest export`: the HTTP import's rows and the HTTP export's lines at
+/// the command line; an exported file, renamed, imports back as new unit tests.
+#[tokio::test]
+async fn import_and_export_commands_move_unit_tests_through_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = simtest(dir.path(), &["seed", EXAMPLE_SEED]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let body = |name: &str| {
+        serde_json::json!({
+            "name": name, "description": "from a file",
+            "service_id": "6618791275130b73714e8d1c", "service_version_set_name": "release",
+            "persona_id": "6618791275130b73714e8d2a", "scenario_id": "6618791275130b73714e8d3b",
+            "max_interactions": 5, "tags": {"via": "cli"},
+            "success_criterions": [{"name": "done", "metric_id": "6618791275130b73714e8d4c",
+                "criterion": {"type": "boolean", "expected_value": true}}]
+        })
+    };
+    let file = dir.path().join("in.ndjson");
+    std::fs::write(&file, format!("{}\n{}\n", body("One"), body("Two"))).unwrap();
+    let file = file.to_str().unwrap();
+
+    let dry = simtest(
+        dir.path(),
+        &[
+            "import",
+            "--org",
+            "acme",
+            "--user",
+            "alice",
+            "--dry-run",
+            file,
+        ],
+    );
+    assert!(dry.status.success(), "{}", stderr(&dry));
+    let report: serde_json::Value = serde_json::from_slice(&dry.stdout).unwrap();
+    assert_eq!(report["created"], 0);
+    let out = simtest(
+        dir.path(),
+        &[
+            "import", "--org", "acme", "--user", "alice", "--atomic", file,
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["created"], 2, "{report}");
+    let again = simtest(
+        dir.path(),
+        &["import", "--org", "acme", "--user", "alice", file],
+    );
+    assert!(!again.status.success(), "refused rows fail the command");
+
+    let out = simtest(
+        dir.path(),
+        &["export", "--org", "acme", "--filter", "tag=via:cli"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let exported: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let mut names: Vec<&str> = exported
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["One", "Two"]);
+    assert!(exported.iter().all(|t| t["creator"]["user_id"] == "alice"));
+
+    let renamed: String = exported
+        .iter()
+        .map(|t| {
+            let mut t = t.clone();
+            t["name"] = serde_json::json!(format!("{} again", t["name"].as_str().unwrap()));
+            format!("{t}\n")
+        })
+        .collect();
+    let file = dir.path().join("renamed.ndjson");
+    std::fs::write(&file, renamed).unwrap();
+    let out = simtest(
+        dir.path(),
+        &[
+            "import",
+            "--org",
+            "acme",
+            "--user",
+            "bob",
+            file.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = simtest(
+        dir.path(),
+        &["export", "--org", "acme", "--filter", "tag=via:cli"],
+    );
+    assert_eq!(stdout(&out).lines().count(), 4);
+    let bad = simtest(
+        dir.path(),
+        &["export", "--org", "acme", "--filter", "limit=x"],
+    );
+    assert!(!bad.status.success());
+}
