@@ -1544,8 +1544,8 @@ mod tests {
                 counted("test", mongo.inner.replace_unit_test(&u1, &deleted(&u1))).await;
             assert_eq!(
                 (written.unwrap(), trips),
-                (Written::Done, 3),
-                "fence, check, write"
+                (Written::Done, 4),
+                "fence, check, write, and the version recorded (history)"
             );
             let (written, trips) =
                 counted("test", mongo.inner.replace_unit_test(&u2, &deleted(&u2))).await;
