@@ -68,6 +68,8 @@ pub enum Error {
     UnitTestInUse(ObjectIdHex),
     #[error("unit test {0} not found")]
     UnitTestNotFound(ObjectIdHex),
+    #[error("unit test {0} is not deleted; only a deleted unit test can be deleted for good")]
+    UnitTestNotDeleted(ObjectIdHex),
     #[error("unit test {0} changed since the version If-Match names")]
     PreconditionFailed(ObjectIdHex),
     #[error("a request with this Idempotency-Key is still running; retry shortly")]
@@ -132,7 +134,9 @@ impl Error {
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::MetricTypeMismatch { .. } | Self::UnitTestInUse(_) => StatusCode::BAD_REQUEST,
+            Self::MetricTypeMismatch { .. }
+            | Self::UnitTestInUse(_)
+            | Self::UnitTestNotDeleted(_) => StatusCode::BAD_REQUEST,
             Self::NameTaken(_) | Self::SetNameTaken(_) | Self::IdempotencyKeyInUse => {
                 StatusCode::CONFLICT
             }
@@ -162,6 +166,7 @@ impl Error {
             Self::NameTaken(_) => "unit_test_name_taken",
             Self::UnitTestInUse(_) => "unit_test_in_use",
             Self::UnitTestNotFound(_) => "unit_test_not_found",
+            Self::UnitTestNotDeleted(_) => "unit_test_not_deleted",
             Self::UnitTestSetNotFound(_) => "unit_test_set_not_found",
             Self::PreconditionFailed(_) => "precondition_failed",
             Self::IdempotencyKeyInUse => "idempotency_key_in_use",

@@ -24,6 +24,8 @@ pub enum Limited {
     CloneUnitTest,
     /// simtest's history operation.
     UnitTestHistory,
+    /// simtest's hard delete.
+    HardDeleteUnitTest,
     /// simtest's export operation (each a stream of many unit tests).
     ExportUnitTests,
     /// simtest's import operation (each many creates).
@@ -41,7 +43,7 @@ pub enum Limited {
 }
 
 impl Limited {
-    pub const ALL: [Limited; 17] = [
+    pub const ALL: [Limited; 18] = [
         Self::CreateUnitTest,
         Self::ListUnitTests,
         Self::SearchUnitTests,
@@ -50,6 +52,7 @@ impl Limited {
         Self::GetUnitTest,
         Self::CloneUnitTest,
         Self::UnitTestHistory,
+        Self::HardDeleteUnitTest,
         Self::ExportUnitTests,
         Self::ImportUnitTests,
         Self::CreateUnitTestSet,
@@ -72,6 +75,7 @@ impl Limited {
             Self::SearchUnitTests => 50,
             // Each reads or writes many unit tests.
             Self::ExportUnitTests | Self::ImportUnitTests => 20,
+            Self::HardDeleteUnitTest => 50,
             // The original's budget for each of its set endpoints.
             Self::CreateUnitTestSet
             | Self::ListUnitTestSets
@@ -95,6 +99,7 @@ impl Limited {
             Self::GetUnitTest => "get",
             Self::CloneUnitTest => "clone",
             Self::UnitTestHistory => "history",
+            Self::HardDeleteUnitTest => "hard_delete",
             Self::ExportUnitTests => "export",
             Self::ImportUnitTests => "import",
             Self::CreateUnitTestSet => "create_set",
@@ -118,6 +123,7 @@ impl Limited {
             Self::GetUnitTest => "rate-limit-get",
             Self::CloneUnitTest => "rate-limit-clone",
             Self::UnitTestHistory => "rate-limit-history",
+            Self::HardDeleteUnitTest => "rate-limit-hard-delete",
             Self::ExportUnitTests => "rate-limit-export",
             Self::ImportUnitTests => "rate-limit-import",
             Self::CreateUnitTestSet => "rate-limit-create-set",
@@ -141,6 +147,7 @@ impl Limited {
             Self::GetUnitTest => "SIMTEST_RATE_LIMIT_GET",
             Self::CloneUnitTest => "SIMTEST_RATE_LIMIT_CLONE",
             Self::UnitTestHistory => "SIMTEST_RATE_LIMIT_HISTORY",
+            Self::HardDeleteUnitTest => "SIMTEST_RATE_LIMIT_HARD_DELETE",
             Self::ExportUnitTests => "SIMTEST_RATE_LIMIT_EXPORT",
             Self::ImportUnitTests => "SIMTEST_RATE_LIMIT_IMPORT",
             Self::CreateUnitTestSet => "SIMTEST_RATE_LIMIT_CREATE_SET",
@@ -164,6 +171,7 @@ impl Limited {
             Self::GetUnitTest => "Reads of one unit test per user per minute (0 = unlimited)",
             Self::CloneUnitTest => "Clones per user per minute (0 = unlimited)",
             Self::UnitTestHistory => "History pages per user per minute (0 = unlimited)",
+            Self::HardDeleteUnitTest => "Hard deletes per user per minute (0 = unlimited)",
             Self::ExportUnitTests => "Exports per user per minute (0 = unlimited)",
             Self::ImportUnitTests => "Imports per user per minute (0 = unlimited)",
             Self::CreateUnitTestSet => "Set creates per user per minute (0 = unlimited)",

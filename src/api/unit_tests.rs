@@ -85,6 +85,16 @@ pub fn router(state: &AppState) -> Router<AppState> {
             get(unit_test_history.layer(limited(Limited::UnitTestHistory))),
         );
     }
+    for path in with_trailing_slash(
+        "/v1/{organization}/simulation/unit_test/{simulation_unit_test_id}/permanently",
+    ) {
+        router = router.route(
+            &path,
+            axum::routing::delete(
+                delete_unit_test_permanently.layer(limited(Limited::HardDeleteUnitTest)),
+            ),
+        );
+    }
     // The caller step, before each route's rate limit.
     router.route_layer(from_fn_with_state(state.clone(), pipeline::authenticate))
 }
@@ -483,6 +493,51 @@ async fn unit_test_history(
     };
     let page = state.unit_tests.history(&user, id, limit, start).await?;
     Ok(Json(page).into_response())
+}
+
+/// Delete a simulation unit test for good (simtest, not in Amigo's API)
+///
+/// Removes a unit test that is already deleted, with its history, when no simulation unit test
+/// set lists it (deleted sets included). Irreversible; logged with who did it.
+///
+/// #### Permissions
+/// * `Simulation:HardDeleteSimulationUnitTest` (the `admin` role has it)
+#[utoipa::path(
+    delete,
+    path = "/v1/{organization}/simulation/unit_test/{simulation_unit_test_id}/permanently",
+    operation_id = "delete-simulation-unit-test-permanently",
+    tag = "Beyond Amigo",
+    params(
+        OrganizationPath,
+        ("simulation_unit_test_id" = String, Path, pattern = "^[a-f0-9]{24}$",
+            description = "The ID of the deleted simulation unit test to remove."),
+        CommonHeaders,
+    ),
+    responses(
+        (status = 204, description = "Succeeded."),
+        (status = 400, description = "The unit test is not deleted, or a simulation unit test set lists it.", body = ErrorBody),
+        (status = 401, description = "Invalid authorization credentials.", body = ErrorBody),
+        (status = 403, description = "Missing required permissions.", body = ErrorBody),
+        (status = 404, description = "The specified organization or simulation unit test was not found.", body = ErrorBody),
+        (status = 422, description = "Invalid request path parameter failed validation.", body = ValidationErrorBody),
+        (status = 429, description = "The user has exceeded {RATE_LIMIT}.", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before retrying."))),
+        (status = 503, description = "The service is going through temporary maintenance, or the store is unreachable.", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before retrying."))),
+    )
+)]
+async fn delete_unit_test_permanently(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    id: UnitTestIdParam,
+) -> Result<StatusCode> {
+    user.require(Permission::HardDelete)?;
+    let mut p = Problems::default();
+    let id = id
+        .parse(&mut p)
+        .ok_or_else(|| Error::Invalid(p.into_vec()))?;
+    state.unit_tests.delete_permanently(&user, id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// An `If-Match` / `If-None-Match` header, when sent; a malformed one is a problem (422).

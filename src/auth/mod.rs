@@ -32,10 +32,12 @@ pub enum Permission {
     GetSet,
     ModifySet,
     DeleteSet,
+    /// simtest's hard delete of a soft-deleted unit test (admins; roles may grant it).
+    HardDelete,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 8] = [
+    pub const ALL: [Permission; 9] = [
         Self::Create,
         Self::Get,
         Self::Modify,
@@ -44,6 +46,7 @@ impl Permission {
         Self::GetSet,
         Self::ModifySet,
         Self::DeleteSet,
+        Self::HardDelete,
     ];
 
     /// What the built-in `viewer` role may do: read.
@@ -59,6 +62,7 @@ impl Permission {
             Self::GetSet => "Simulation:GetSimulationUnitTestSet",
             Self::ModifySet => "Simulation:ModifySimulationUnitTestSet",
             Self::DeleteSet => "Simulation:DeleteSimulationUnitTestSet",
+            Self::HardDelete => "Simulation:HardDeleteSimulationUnitTest",
         }
     }
 

@@ -1,5 +1,6 @@
 //! A unit test's history: its recorded versions, newest first, each with who made it, when, and
-//! which fields it changed (before and after), computed from the version before it.
+//! which fields it changed (before and after), computed from the version before it; and its end,
+//! the hard delete that removes a deleted unit test and its history for good.
 
 use serde::Serialize;
 use serde_json::Value;
@@ -8,6 +9,7 @@ use super::UnitTestService;
 use crate::auth::CurrentUser;
 use crate::domain::{ObjectIdHex, Timestamp, UnitTest, UserInfo};
 use crate::error::Error;
+use crate::store::Written;
 
 /// Fields that say who and when, not what: not listed as changes.
 const BOOKKEEPING: [&str; 5] = ["id", "org_id", "creator", "updated_by", "updated_at"];
@@ -42,6 +44,34 @@ pub struct HistoryPage {
 }
 
 impl UnitTestService {
+    /// Deletes unit test `id` for good, with its history: only one already deleted that no set
+    /// (deleted or not) lists. Irreversible; logged with who did it.
+    #[tracing::instrument(skip_all, fields(org = %user.org_id, unit_test_id = %id))]
+    pub async fn delete_permanently(
+        &self,
+        user: &CurrentUser,
+        id: ObjectIdHex,
+    ) -> Result<(), Error> {
+        for _ in 0..2 {
+            match user.store.purge_unit_test(&user.org_id, id).await? {
+                Written::Done => {
+                    tracing::warn!(by = %user.user_id, by_org = %user.token_org_id, "unit test deleted permanently");
+                    return Ok(());
+                }
+                Written::InUse => return Err(Error::UnitTestInUse(id)),
+                Written::Stale | Written::UnitTestMissing(_) => {
+                    match user.store.unit_test(&user.org_id, id).await? {
+                        None => return Err(Error::UnitTestNotFound(id)),
+                        Some(t) if !t.is_deleted => return Err(Error::UnitTestNotDeleted(id)),
+                        // Deleted meanwhile: try again.
+                        Some(_) => {}
+                    }
+                }
+            }
+        }
+        Err(Error::TooManyConcurrentChanges(id))
+    }
+
     /// The history of unit test `id` (deleted or not), `limit` versions from `start` (a version,
     /// the newest when absent).
     pub async fn history(

@@ -99,6 +99,9 @@ pub trait Store: Send + Sync + 'static {
     async fn replace_unit_test(&self, previous: &UnitTest, next: &UnitTest)
     -> StoreResult<Written>;
     async fn list_unit_tests(&self, query: &ListQuery) -> StoreResult<ListPage>;
+    /// Removes unit test `id` and its versions for good, if it is deleted ([`Written::Stale`]
+    /// otherwise, or when unknown) and no set, deleted or not, lists it ([`Written::InUse`]).
+    async fn purge_unit_test(&self, org_id: &OrgId, id: ObjectIdHex) -> StoreResult<Written>;
     /// The recorded versions of unit test `id` (each write's result, deletes included) made at
     /// or before `up_to`, newest first, at most `limit`: versions written before history was kept
     /// are not there.
@@ -173,6 +176,7 @@ macro_rules! for_each_store_operation {
             fn unit_test(org_id: &OrgId, id: ObjectIdHex) -> Option<UnitTest>;
             fn replace_unit_test(previous: &UnitTest, next: &UnitTest) -> Written;
             fn list_unit_tests(query: &ListQuery) -> ListPage;
+            fn purge_unit_test(org_id: &OrgId, id: ObjectIdHex) -> Written;
             fn unit_test_versions(org_id: &OrgId, id: ObjectIdHex, up_to: Timestamp, limit: u32) -> Vec<UnitTest>;
             fn insert_unit_test_set(set: &UnitTestSet) -> Written;
             fn unit_test_set(org_id: &OrgId, id: ObjectIdHex) -> Option<UnitTestSet>;

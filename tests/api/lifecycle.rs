@@ -1,7 +1,7 @@
 //! simtest's own operations beyond Amigo's API: reading one unit test with its `ETag`,
 //! `If-None-Match` (304), and `If-Match` on update and delete (412 on a stale copy, atomic with
 //! the write: of racing updates based on one version exactly one lands); cloning; safe retries
-//! with `Idempotency-Key`; history.
+//! with `Idempotency-Key`; history; hard delete.
 
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
@@ -17,6 +17,7 @@ backend_tests!(
     an_idempotency_key_replays_the_first_answer_and_refuses_other_requests,
     concurrent_creates_with_one_idempotency_key_create_one_unit_test,
     history_lists_every_write_newest_first_with_its_changes,
+    hard_delete_removes_a_deleted_unlisted_unit_test_for_good,
 );
 
 async fn read(
@@ -567,4 +568,106 @@ async fn history_lists_every_write_newest_first_with_its_changes(app: TestApp) {
     let gary = app.token("globex", "gary");
     let (status, _) = history(&app, &gary, &id, "").await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+async fn purge(app: &TestApp, token: &str, id: &str) -> Response {
+    app.client
+        .delete(app.url(&format!("/v1/acme/simulation/unit_test/{id}/permanently")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("request")
+}
+
+async fn hard_delete_removes_a_deleted_unlisted_unit_test_for_good(app: TestApp) {
+    let alice = app.admin_token();
+    let gone = app.create_ok(&unit_test_body("Mistake")).await;
+    let kept = app.create_ok(&unit_test_body("Kept")).await;
+    let listed = app.create_ok(&unit_test_body("In a set")).await;
+
+    // Only deleted unit tests, only by those with the permission.
+    assert_error(
+        purge(&app, &alice, &gone).await,
+        StatusCode::BAD_REQUEST,
+        "unit_test_not_deleted",
+    )
+    .await;
+    assert_eq!(app.delete(&gone).await.status(), StatusCode::NO_CONTENT);
+    let bob = app.token("acme", "victor");
+    assert_error(
+        purge(&app, &bob, &gone).await,
+        StatusCode::FORBIDDEN,
+        "missing_permission",
+    )
+    .await;
+
+    let response = purge(&app, &alice, &gone).await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    // Gone everywhere: read, list, search, export, history; its name stays free.
+    let read_back = read(&app, &alice, "acme", &gone, None).await;
+    assert_error(read_back, StatusCode::NOT_FOUND, "unit_test_not_found").await;
+    let page = app.list("").await;
+    let ids: Vec<&str> = page["simulation_unit_tests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    assert!(!ids.contains(&gone.as_str()));
+    assert!(
+        app.list(&format!("id={gone}")).await["simulation_unit_tests"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        app.search("query=mistake").await["simulation_unit_tests"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    let (status, _) = history(&app, &alice, &gone, "").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_error(
+        purge(&app, &alice, &gone).await,
+        StatusCode::NOT_FOUND,
+        "unit_test_not_found",
+    )
+    .await;
+    assert_eq!(
+        app.create(&unit_test_body("Mistake")).await.status(),
+        StatusCode::CREATED
+    );
+
+    // A unit test a set lists, even a deleted set, stays.
+    let set = app
+        .client
+        .post(app.url("/v1/acme/simulation/unit_test_set/"))
+        .bearer_auth(&alice)
+        .json(&json!({"name": "Holds it", "description": null, "unit_test_runs": [{"unit_test_id": listed, "run_count": 1}], "tags": {}}))
+        .send()
+        .await
+        .unwrap();
+    let set: Value = set.json().await.unwrap();
+    let set = set["simulation_unit_test_set_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let deleted_set = app
+        .client
+        .delete(app.url(&format!("/v1/acme/simulation/unit_test_set/{set}")))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted_set.status(), StatusCode::NO_CONTENT);
+    assert_eq!(app.delete(&listed).await.status(), StatusCode::NO_CONTENT);
+    assert_error(
+        purge(&app, &alice, &listed).await,
+        StatusCode::BAD_REQUEST,
+        "unit_test_in_use",
+    )
+    .await;
+    assert_eq!(app.get(&kept).await["is_deleted"], false);
 }

@@ -43,6 +43,7 @@ use crate::ratelimit::{Budgets, Limited};
         unit_tests::get_unit_test,
         unit_tests::clone_unit_test,
         unit_tests::unit_test_history,
+        unit_tests::delete_unit_test_permanently,
         bulk::export_unit_tests,
         bulk::import_unit_tests,
         unit_test_sets::create_unit_test_set,
@@ -74,7 +75,7 @@ use crate::ratelimit::{Budgets, Limited};
     tags(
         (name = "Simulation", description = "Simulation unit tests."),
         (name = "User", description = "Exchanging an API key for a user token."),
-        (name = "Beyond Amigo", description = "simtest's own operations, not in Amigo's classic API: reading one unit test, conditional writes, safe retries, cloning, history, export and import."),
+        (name = "Beyond Amigo", description = "simtest's own operations, not in Amigo's classic API: reading one unit test, conditional writes, safe retries, cloning, history, export and import, hard delete."),
     )
 )]
 pub struct ApiDoc;

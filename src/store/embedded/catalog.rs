@@ -95,6 +95,14 @@ impl Catalog {
         }
     }
 
+    /// Forgets unit test `id` of `org_id` (a hard delete): no list or search finds it again. Its
+    /// slot stays, empty, so other rows keep theirs.
+    pub fn remove(&mut self, org_id: &OrgId, id: ObjectIdHex) {
+        if let Some(org) = self.orgs.get_mut(org_id) {
+            org.remove(id);
+        }
+    }
+
     /// The page `query` selects.
     pub fn plan(&self, query: &ListQuery) -> PagePlan {
         match self.orgs.get(&query.filter.org_id) {
@@ -341,6 +349,24 @@ impl OrgIndex {
         } else {
             self.deleted.remove(slot);
         }
+    }
+
+    /// Takes row `id` out of every posting, order and gram; the slot keeps an empty text (so an
+    /// index built later adds nothing for it) and is never found again.
+    fn remove(&mut self, id: ObjectIdHex) {
+        let Some(slot) = self.slots.remove(&id) else {
+            return;
+        };
+        self.post(slot, false);
+        self.all.remove(slot);
+        for k in 0..ORDERS.len() {
+            let at = self.position(k, &self.rows[slot as usize]);
+            if self.orders[k].get(at) == Some(&slot) {
+                self.orders[k].remove(at);
+            }
+        }
+        let old = std::mem::take(&mut self.rows[slot as usize].text);
+        self.grams.change(slot, &old, "");
     }
 
     /// Adds `doc` as a new row, without placing it in the orders or its grams in the index.

@@ -48,3 +48,13 @@ pub(super) fn versions(
     }
     Ok(found)
 }
+
+/// Forgets every version of unit test `id` (a hard delete).
+pub(super) fn forget(txn: &WriteTransaction, org_id: &str, id: ObjectIdHex) -> Result<(), Failure> {
+    let mut versions = txn.open_table(VERSIONS)?;
+    let id = id.bytes();
+    versions.retain_in((org_id, id, i64::MIN)..=(org_id, id, i64::MAX), |_, _| {
+        false
+    })?;
+    Ok(())
+}

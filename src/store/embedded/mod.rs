@@ -263,6 +263,8 @@ enum Op {
         expected: Timestamp,
         next: UnitTestSet,
     },
+    /// A hard delete: refused unless the unit test is deleted and no set (deleted or not) lists it.
+    Purge { org_id: OrgId, id: ObjectIdHex },
     /// Seed records, upserted by their natural keys; never refused.
     Records(Box<Records>),
 }
@@ -274,6 +276,7 @@ enum Change<'a> {
     /// The document, its bytes, and the name it frees (a delete).
     Replace(&'a UnitTest, Vec<u8>, Option<String>),
     Set(Box<sets::SetChange<'a>>),
+    Purge(&'a OrgId, ObjectIdHex),
     Records(&'a Records),
 }
 
@@ -424,6 +427,10 @@ impl Writer {
                             catalog.upsert(doc);
                         }
                     }
+                    Op::Purge { org_id, id } => {
+                        catalog.remove(org_id, *id);
+                        self.docs.remove(id);
+                    }
                     Op::InsertSet(set) | Op::ReplaceSet { next: set, .. } => {
                         sets.upsert(set.clone())
                     }
@@ -502,6 +509,20 @@ fn decide<'a>(txn: &redb::WriteTransaction, op: &'a Op) -> Result<Decision<'a>, 
                 Err(answer) => Decision::Refuse(answer),
             })
         }
+        Op::Purge { org_id, id } => {
+            let docs = txn.open_table(UNIT_TESTS)?;
+            let current: Option<UnitTest> = docs
+                .get((org_id.as_str(), id.bytes()))?
+                .map(|v| decode(v.value()))
+                .transpose()?;
+            if !current.is_some_and(|c| c.is_deleted) {
+                return Ok(Decision::Refuse(Ok(Written::Stale)));
+            }
+            if sets::listed_by_any(txn, org_id, *id)? {
+                return Ok(Decision::Refuse(Ok(Written::InUse)));
+            }
+            Ok(Decision::Write(Change::Purge(org_id, *id)))
+        }
         Op::Records(records) => Ok(Decision::Write(Change::Records(records))),
     }
 }
@@ -525,6 +546,11 @@ fn apply(txn: &redb::WriteTransaction, change: Change<'_>) -> Result<(), Failure
             }
         }
         Change::Set(change) => sets::apply(txn, *change)?,
+        Change::Purge(org_id, id) => {
+            let mut docs = txn.open_table(UNIT_TESTS)?;
+            docs.remove((org_id.as_str(), id.bytes()))?;
+            history::forget(txn, org_id, id)?;
+        }
         Change::Records(r) => upsert_records(txn, r)?,
     }
     Ok(())
@@ -859,6 +885,14 @@ impl Store for EmbeddedStore {
         self.write(Op::ReplaceSet {
             expected: previous.updated_at,
             next: next.clone(),
+        })
+        .await
+    }
+
+    async fn purge_unit_test(&self, org_id: &OrgId, id: ObjectIdHex) -> StoreResult<Written> {
+        self.write(Op::Purge {
+            org_id: org_id.clone(),
+            id,
         })
         .await
     }

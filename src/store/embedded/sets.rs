@@ -75,6 +75,27 @@ pub(super) fn listed_in(
         .is_some())
 }
 
+/// Whether any set, deleted or not, lists `unit_test` (what a hard delete checks: deleted sets
+/// keep their runs). Sets are few: their table is read for the org.
+pub(super) fn listed_by_any(
+    txn: &WriteTransaction,
+    org_id: &str,
+    unit_test: ObjectIdHex,
+) -> Result<bool, Failure> {
+    let sets = txn.open_table(UNIT_TEST_SETS)?;
+    for entry in sets.range((org_id, [0u8; 12])..=(org_id, [0xffu8; 12]))? {
+        let set: UnitTestSet = decode(entry?.1.value())?;
+        if set
+            .unit_test_runs
+            .iter()
+            .any(|r| r.unit_test_id == unit_test)
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// A set write decided against the transaction's state: its bytes and the stored set it replaces.
 pub(super) struct SetChange<'a> {
     next: &'a UnitTestSet,

@@ -54,6 +54,7 @@ mod facets;
 mod history;
 mod keys;
 pub mod migrate;
+mod purge;
 mod query;
 mod sets;
 
