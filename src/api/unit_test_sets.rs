@@ -65,14 +65,17 @@ pub fn router(state: &AppState) -> Router<AppState> {
 
 /// A set as JSON, its id under `id` (list) or `_id` (search).
 fn render(set: &UnitTestSet, id_key: &str) -> Result<Value> {
-    let mut value = serde_json::to_value(set)
+    let value = serde_json::to_value(set)
         .map_err(|e| Error::Internal(format!("cannot render a unit test set: {e}")))?;
-    if let Value::Object(map) = &mut value
-        && let Some(id) = map.remove("id")
-    {
-        map.insert(id_key.to_owned(), id);
+    let Value::Object(fields) = value else {
+        return Err(Error::Internal("a unit test set is not a JSON object".into()));
+    };
+    // The id first, under its key, then the fields in the order the type declares them.
+    let mut ordered = serde_json::Map::with_capacity(fields.len());
+    for (key, value) in fields {
+        ordered.insert(if key == "id" { id_key.to_owned() } else { key }, value);
     }
-    Ok(value)
+    Ok(Value::Object(ordered))
 }
 
 /// Create a simulation unit test set
