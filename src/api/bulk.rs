@@ -125,7 +125,7 @@ async fn export_unit_tests(
     params(
         OrganizationPath,
         ImportParams,
-        ("Idempotency-Key" = Option<String>, Header, max_length = 255,
+        ("Idempotency-Key" = Option<String>, Header, max_length = 255, pattern = "^[!-~]{1,255}$",
             description = "simtest: as on create: the first answer is kept for 24 hours and sent again to a retry."),
         CommonHeaders,
     ),

@@ -93,7 +93,7 @@ fn render(set: &UnitTestSet, id_key: &str) -> Result<Value> {
     tag = "Simulation",
     params(
         OrganizationPath,
-        ("Idempotency-Key" = Option<String>, Header, max_length = 255,
+        ("Idempotency-Key" = Option<String>, Header, max_length = 255, pattern = "^[!-~]{1,255}$",
             description = "simtest: 1-255 visible ASCII characters. The first answer to a request with this key is kept for 24 hours (per org and caller) and sent again to a retry (header `Idempotent-Replayed: true`); the key with a different request is 422, a retry while the first runs is 409."),
         CommonHeaders,
     ),
