@@ -74,8 +74,6 @@ pub enum Error {
     PreconditionFailed(ObjectIdHex),
     #[error("a request with this Idempotency-Key is still running; retry shortly")]
     IdempotencyKeyInUse,
-    #[error("this Idempotency-Key was used for a different request")]
-    IdempotencyKeyReused,
     #[error("simulation unit test set {0} not found")]
     UnitTestSetNotFound(ObjectIdHex),
     #[error("an active simulation unit test set named {0:?} already exists")]
@@ -140,7 +138,6 @@ impl Error {
             Self::NameTaken(_) | Self::SetNameTaken(_) | Self::IdempotencyKeyInUse => {
                 StatusCode::CONFLICT
             }
-            Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             Self::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -170,7 +167,6 @@ impl Error {
             Self::UnitTestSetNotFound(_) => "unit_test_set_not_found",
             Self::PreconditionFailed(_) => "precondition_failed",
             Self::IdempotencyKeyInUse => "idempotency_key_in_use",
-            Self::IdempotencyKeyReused => "idempotency_key_reused",
             Self::SetNameTaken(_) => "unit_test_set_name_taken",
             Self::RouteNotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",

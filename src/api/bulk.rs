@@ -11,7 +11,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures::StreamExt;
 
-use super::openapi::lifecycle_schemas::{ImportParams, ImportReportSchema};
+use super::openapi::lifecycle_schemas::{
+    IdempotencyKeyHeader, ImportArray, ImportParams, ImportReportSchema,
+};
 use super::openapi::schemas::{
     CommonFilters, CommonHeaders, ErrorBody, OrganizationPath, ValidationErrorBody,
 };
@@ -125,12 +127,15 @@ async fn export_unit_tests(
     params(
         OrganizationPath,
         ImportParams,
-        ("Idempotency-Key" = Option<String>, Header, max_length = 255, pattern = "^[!-~]{1,255}$",
-            description = "simtest: as on create: the first answer is kept for 24 hours and sent again to a retry."),
+        IdempotencyKeyHeader,
         CommonHeaders,
     ),
-    request_body(content = String, content_type = "application/x-ndjson",
-        description = "One unit test per line (or a JSON array with `Content-Type: application/json`)."),
+    request_body(
+        content(
+            (serde_json::Value = "application/x-ndjson"),
+            (ImportArray = "application/json"),
+        ),
+        description = "One unit test per line (NDJSON: bytes, not one JSON value), or a JSON array; each row is judged on its own and answered in `results`."),
     responses(
         (status = 200, description = "Every row's outcome (rows may have failed: see `failed`).", body = ImportReportSchema),
         (status = 401, description = "Invalid authorization credentials.", body = ErrorBody),

@@ -1,7 +1,7 @@
 //! `Idempotency-Key` on the operations that create (simtest's own, beyond Amigo's API): the
 //! first answer to a request with a key is kept per (org, caller, key) for 24 hours and sent
 //! again to a retry, so a client that lost an answer can retry without creating twice. The same
-//! key with a different request is 422 `idempotency_key_reused`; a retry while the first request
+//! key with a different request is 422 (problem `idempotency_key_reused` at the header); a retry while the first request
 //! is still running is 409 `idempotency_key_in_use`. Which answers are kept, and what a stored
 //! record means for a new request, is `domain::idempotency`'s.
 
@@ -92,7 +92,16 @@ async fn run_once(
     match org.store.claim_key(&record).await? {
         Claim::Claimed => {}
         Claim::Running => return Err(Error::IdempotencyKeyInUse),
-        Claim::Mismatch => return Err(Error::IdempotencyKeyReused),
+        Claim::Mismatch => {
+            // A 422 like every other: the problem located at the header.
+            let mut p = Problems::default();
+            p.push(
+                &Loc::root("header").key(HEADER),
+                "idempotency_key_reused",
+                "This Idempotency-Key was used for a different request",
+            );
+            return Err(Error::Invalid(p.into_vec()));
+        }
         Claim::Replay(answer) => return Ok(replay(answer)),
     }
     let response = next.run(Request::from_parts(parts, Body::from(body))).await;

@@ -11,6 +11,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::extract::{JsonBody, UnitTestSetIdParam};
+use super::openapi::lifecycle_schemas::IdempotencyKeyHeader;
 use super::openapi::schemas::SearchParams;
 use super::openapi::schemas::{CommonHeaders, ErrorBody, OrganizationPath, ValidationErrorBody};
 use super::openapi::set_schemas::{
@@ -68,7 +69,9 @@ fn render(set: &UnitTestSet, id_key: &str) -> Result<Value> {
     let value = serde_json::to_value(set)
         .map_err(|e| Error::Internal(format!("cannot render a unit test set: {e}")))?;
     let Value::Object(fields) = value else {
-        return Err(Error::Internal("a unit test set is not a JSON object".into()));
+        return Err(Error::Internal(
+            "a unit test set is not a JSON object".into(),
+        ));
     };
     // The id first, under its key, then the fields in the order the type declares them.
     let mut ordered = serde_json::Map::with_capacity(fields.len());
@@ -93,8 +96,7 @@ fn render(set: &UnitTestSet, id_key: &str) -> Result<Value> {
     tag = "Simulation",
     params(
         OrganizationPath,
-        ("Idempotency-Key" = Option<String>, Header, max_length = 255, pattern = "^[!-~]{1,255}$",
-            description = "simtest: 1-255 visible ASCII characters. The first answer to a request with this key is kept for 24 hours (per org and caller) and sent again to a retry (header `Idempotent-Replayed: true`); the key with a different request is 422, a retry while the first runs is 409."),
+        IdempotencyKeyHeader,
         CommonHeaders,
     ),
     request_body = CreateSimulationUnitTestSetRequest,

@@ -14,7 +14,9 @@ use serde_json::json;
 use serde_json::value::RawValue;
 
 use super::extract::{JsonBody, UnitTestIdParam};
-use super::openapi::lifecycle_schemas::{HistoryParams, UnitTestHistoryResponse};
+use super::openapi::lifecycle_schemas::{
+    HistoryParams, IdempotencyKeyHeader, IfMatchHeader, IfNoneMatchHeader, UnitTestHistoryResponse,
+};
 use super::openapi::schemas::{
     CloneSimulationUnitTestRequest, CommonFilters, CommonHeaders, CreateSimulationUnitTestRequest,
     CreateSimulationUnitTestResponse, ErrorBody, GetSimulationUnitTestsResponse, ListParams,
@@ -114,8 +116,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
     tag = "Simulation",
     params(
         OrganizationPath,
-        ("Idempotency-Key" = Option<String>, Header, max_length = 255, pattern = "^[!-~]{1,255}$",
-            description = "simtest: 1-255 visible ASCII characters. The first answer to a request with this key is kept for 24 hours (per org and caller) and sent again to a retry (header `Idempotent-Replayed: true`); the key with a different request is 422, a retry while the first runs is 409."),
+        IdempotencyKeyHeader,
         CommonHeaders,
     ),
     request_body = CreateSimulationUnitTestRequest,
@@ -272,8 +273,7 @@ async fn search_unit_tests(
         OrganizationPath,
         ("simulation_unit_test_id" = String, Path, pattern = "^[a-f0-9]{24}$",
             description = "The ID of the simulation unit test to update."),
-        ("If-Match" = Option<String>, Header, pattern = r#"^(\*|(W/)?"[\x21\x23-\x2B\x2D-\x7E]*"( *, *(W/)?"[\x21\x23-\x2B\x2D-\x7E]*")*)$"#,
-            description = "simtest: entity tags (or `*`); unless one names the current version, 412 and nothing changes."),
+        IfMatchHeader,
         CommonHeaders,
     ),
     request_body = UpdateSimulationUnitTestRequest,
@@ -335,8 +335,7 @@ async fn update_unit_test(
         OrganizationPath,
         ("simulation_unit_test_id" = String, Path, pattern = "^[a-f0-9]{24}$",
             description = "The ID of the simulation unit test to delete."),
-        ("If-Match" = Option<String>, Header, pattern = r#"^(\*|(W/)?"[\x21\x23-\x2B\x2D-\x7E]*"( *, *(W/)?"[\x21\x23-\x2B\x2D-\x7E]*")*)$"#,
-            description = "simtest: entity tags (or `*`); unless one names the current version, 412 and nothing changes."),
+        IfMatchHeader,
         CommonHeaders,
     ),
     responses(
@@ -390,8 +389,7 @@ async fn delete_unit_test(
         OrganizationPath,
         ("simulation_unit_test_id" = String, Path, pattern = "^[a-f0-9]{24}$",
             description = "The ID of the simulation unit test to copy."),
-        ("Idempotency-Key" = Option<String>, Header, max_length = 255, pattern = "^[!-~]{1,255}$",
-            description = "simtest: 1-255 visible ASCII characters. The first answer to a request with this key is kept for 24 hours (per org and caller) and sent again to a retry (header `Idempotent-Replayed: true`); the key with a different request is 422, a retry while the first runs is 409."),
+        IdempotencyKeyHeader,
         CommonHeaders,
     ),
     request_body = CloneSimulationUnitTestRequest,
@@ -571,8 +569,7 @@ fn condition(headers: &HeaderMap, name: HeaderName, p: &mut Problems) -> Option<
         OrganizationPath,
         ("simulation_unit_test_id" = String, Path, pattern = "^[a-f0-9]{24}$",
             description = "The ID of the simulation unit test to read."),
-        ("If-None-Match" = Option<String>, Header, pattern = r#"^(\*|(W/)?"[\x21\x23-\x2B\x2D-\x7E]*"( *, *(W/)?"[\x21\x23-\x2B\x2D-\x7E]*")*)$"#,
-            description = "Entity tags (or `*`): when one names the current version, 304."),
+        IfNoneMatchHeader,
         CommonHeaders,
     ),
     responses(

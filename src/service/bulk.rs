@@ -209,6 +209,15 @@ impl UnitTestService {
         options: ImportOptions,
     ) -> Result<ImportReport, Error> {
         // Every row judged as create judges it, names checked against each other too.
+        if rows.is_empty() {
+            let mut p = Problems::default();
+            p.push(
+                &Loc::root("body"),
+                "too_short",
+                "The import holds no unit tests",
+            );
+            return Err(Error::Invalid(p.into_vec()));
+        }
         let mut results = Vec::with_capacity(rows.len());
         let mut ready: Vec<(usize, UnitTest)> = Vec::new();
         let mut names = HashSet::new();

@@ -380,12 +380,20 @@ async fn an_idempotency_key_replays_the_first_answer_and_refuses_other_requests(
     // The key with another request: refused, nothing created.
     let other = unit_test_body("Something else");
     let response = create_with_key(&app, &alice, "retry-1", &other).await;
-    assert_error(
+    let refusal = assert_error(
         response,
         StatusCode::UNPROCESSABLE_ENTITY,
-        "idempotency_key_reused",
+        "validation_error",
     )
     .await;
+    assert_eq!(
+        refusal["detail"][0]["type"], "idempotency_key_reused",
+        "{refusal}"
+    );
+    assert_eq!(
+        refusal["detail"][0]["loc"],
+        json!(["header", "idempotency-key"])
+    );
     assert_eq!(count_named(&app.list("").await, "Something else"), 0);
 
     // A refusal that ran (409) is kept and replayed; one that did not run (422) is not.

@@ -92,3 +92,65 @@ pub struct ImportReportSchema {
     failed: u64,
     results: Vec<ImportRowResult>,
 }
+
+/// `If-Match` on update and delete.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+pub struct IfMatchHeader {
+    /// simtest: entity tags (or `*`); unless one names the current version, 412 and nothing
+    /// changes.
+    #[param(
+        rename = "If-Match",
+        required = false,
+        pattern = r#"^(\*|(W/)?"[\x21\x23-\x2B\x2D-\x7E]*"( *, *(W/)?"[\x21\x23-\x2B\x2D-\x7E]*")*)$"#
+    )]
+    if_match: String,
+}
+
+/// `If-None-Match` on the read of one unit test.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+pub struct IfNoneMatchHeader {
+    /// Entity tags (or `*`): when one names the current version, 304.
+    #[param(
+        rename = "If-None-Match",
+        required = false,
+        pattern = r#"^(\*|(W/)?"[\x21\x23-\x2B\x2D-\x7E]*"( *, *(W/)?"[\x21\x23-\x2B\x2D-\x7E]*")*)$"#
+    )]
+    if_none_match: String,
+}
+
+/// `Idempotency-Key` on the operations that create.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+pub struct IdempotencyKeyHeader {
+    /// simtest: 1-255 visible ASCII characters. The first answer to a request with this key is
+    /// kept for 24 hours (per org and caller) and sent again to a retry (header
+    /// `Idempotent-Replayed: true`); the key with a different request is 422, a retry while the
+    /// first runs is 409.
+    #[param(
+        rename = "Idempotency-Key",
+        required = false,
+        max_length = 255,
+        pattern = "^[!-~]{1,255}$"
+    )]
+    idempotency_key: String,
+}
+
+/// An import body as a JSON array: one unit test per element, at least one.
+pub struct ImportArray;
+
+impl utoipa::PartialSchema for ImportArray {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ArrayBuilder::new()
+            // Any value: each row is judged on its own and answered in `results`.
+            .items(
+                utoipa::openapi::schema::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::SchemaType::AnyValue),
+            )
+            .min_items(Some(1))
+            .into()
+    }
+}
+
+impl ToSchema for ImportArray {}
