@@ -18,6 +18,7 @@ use std::hash::Hash;
 use roaring::RoaringBitmap;
 
 use super::grams::{GramIndex, TermRows};
+use super::rows::RowRecord;
 use crate::domain::query::{
     FilterValues, ListQuery, SortField, SortFields, SortKey, Sortable, TagValueFilter,
     UnitTestFilter, compare,
@@ -59,8 +60,20 @@ impl Catalog {
 
     /// Adds `doc` while loading: cheaper than [`Catalog::upsert`], but the orders are not kept
     /// until [`Catalog::loaded`].
+    #[cfg(test)]
     pub fn load(&mut self, doc: &UnitTest) {
-        self.orgs.entry(doc.org_id.clone()).or_default().push(doc);
+        let text = search_text(&doc.name, &doc.description);
+        self.load_row(&doc.org_id, doc.id, &RowRecord::of(doc, &text));
+    }
+
+    /// Adds the stored row of unit test `id` of `org_id` while loading, as [`Catalog::load`].
+    pub fn load_row(&mut self, org_id: &str, id: ObjectIdHex, row: &RowRecord<'_>) {
+        if !self.orgs.contains_key(org_id) {
+            self.orgs.insert(org_id.to_owned(), OrgIndex::default());
+        }
+        if let Some(org) = self.orgs.get_mut(org_id) {
+            org.push(id, row);
+        }
     }
 
     /// Sorts the orders once every unit test is loaded.
@@ -75,9 +88,10 @@ impl Catalog {
     pub fn index_grams(&mut self, most: usize) -> usize {
         let mut count = 0;
         for org in self.orgs.values_mut() {
+            let texts = &org.texts;
             let pending = org.rows[org.grams.indexed() as usize..]
                 .iter()
-                .map(|row| &*row.text);
+                .map(|row| row.text(texts));
             count += org.grams.catch_up(pending, most - count);
             if count == most {
                 break;
@@ -86,12 +100,20 @@ impl Catalog {
         count
     }
 
+    /// Whether every row's search grams are indexed.
+    #[cfg(test)]
+    pub fn grams_built(&self) -> bool {
+        (self.orgs.values()).all(|org| org.grams.indexed() as usize == org.rows.len())
+    }
+
     /// Records a committed insert or replace of `doc`.
     pub fn upsert(&mut self, doc: &UnitTest) {
         let org = self.orgs.entry(doc.org_id.clone()).or_default();
-        match org.slots.get(&doc.id) {
-            Some(&slot) => org.replace(slot, doc),
-            None => org.insert(doc),
+        let text = search_text(&doc.name, &doc.description);
+        let row = RowRecord::of(doc, &text);
+        match org.slot_of(doc.id) {
+            Some(slot) => org.replace(slot, doc.id, &row),
+            None => org.insert(doc.id, &row),
         }
     }
 
@@ -134,15 +156,24 @@ impl<T: Hash + Eq + Clone> Interner<T> {
         n
     }
 
+    fn value(&self, n: u32) -> &T {
+        &self.values[n as usize]
+    }
+
     fn number<Q: Hash + Eq + ?Sized>(&self, value: &Q) -> Option<u32>
     where
         T: Borrow<Q>,
     {
         self.numbers.get(value).copied()
     }
+}
 
-    fn value(&self, n: u32) -> &T {
-        &self.values[n as usize]
+impl Interner<String> {
+    fn intern_str(&mut self, value: &str) -> u32 {
+        match self.number(value) {
+            Some(n) => n,
+            None => self.intern(&value.to_owned()),
+        }
     }
 }
 
@@ -200,23 +231,53 @@ impl<K: Hash + Eq + Copy> Postings<K> {
     }
 }
 
-/// What a query looks at in one unit test; strings other than the name are interned.
+/// What a query looks at in one unit test, in 64 bytes: its values are numbers of interned ones
+/// and its strings live in the org's one `texts` buffer (at 1M unit tests, a `Box` per string
+/// and per list cost about 150 MiB more, by measurement).
 struct Row {
     id: ObjectIdHex,
     created_at: Timestamp,
     updated_at: Timestamp,
-    name: Box<str>,
-    /// `fold_case(name) + "\n" + fold_case(description)`. Search terms hold no whitespace, so a
-    /// term occurs here exactly when it occurs in the name or in the description.
-    text: Box<str>,
     service: u32,
     persona: u32,
     scenario: u32,
-    metrics: Box<[u32]>,
     creator: u32,
-    /// (key, value) numbers in `words`.
-    tags: Box<[(u32, Option<u32>)]>,
+    /// The number of the row's metrics and tags in `OrgIndex::extras`.
+    extras: u32,
+    /// Where the name starts in `OrgIndex::texts`; the search text follows it.
+    strings: u32,
+    name_len: u32,
+    text_len: u32,
     is_deleted: bool,
+}
+
+impl Row {
+    fn name<'a>(&self, texts: &'a str) -> &'a str {
+        let start = self.strings as usize;
+        &texts[start..start + self.name_len as usize]
+    }
+
+    /// `fold_case(name) + "\n" + fold_case(description)`. Search terms hold no whitespace, so a
+    /// term occurs here exactly when it occurs in the name or in the description.
+    fn text<'a>(&self, texts: &'a str) -> &'a str {
+        let start = self.strings as usize + self.name_len as usize;
+        &texts[start..start + self.text_len as usize]
+    }
+}
+
+/// A row's metrics (sorted, distinct) and tags ((key, value) numbers in `words`). Unit tests
+/// share a few combinations of them, so each is kept once.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct Extras {
+    metrics: Box<[u32]>,
+    tags: Box<[(u32, Option<u32>)]>,
+}
+
+/// A row with its strings, as sorts read it.
+#[derive(Clone, Copy)]
+struct View<'a> {
+    row: &'a Row,
+    texts: &'a str,
 }
 
 /// The orders kept sorted: by id (the default) and by each sortable field, each ascending with
@@ -238,27 +299,32 @@ fn order_number(field: Option<SortField>) -> usize {
 }
 
 /// `a` against `b` by `field` alone (`None`: no field, all equal).
-fn by_field(field: Option<SortField>, a: &Row, b: &Row) -> Ordering {
+fn by_field(field: Option<SortField>, a: View<'_>, b: View<'_>) -> Ordering {
     field.map_or(Ordering::Equal, |field| {
         field.compare(&a.sort_fields(), &b.sort_fields())
     })
 }
 
-impl Sortable for Row {
+impl Sortable for View<'_> {
     fn sort_fields(&self) -> SortFields<'_> {
-        SortFields::new(self.id, self.updated_at, self.created_at, &self.name)
+        let row = self.row;
+        SortFields::new(row.id, row.updated_at, row.created_at, row.name(self.texts))
     }
 }
 
 #[derive(Default)]
 struct OrgIndex {
     rows: Vec<Row>,
-    slots: HashMap<ObjectIdHex, Slot>,
+    /// Every row's name and search text, one after the other.
+    texts: String,
+    /// Bytes of `texts` no row points at any more (left by updates), reclaimed now and then.
+    garbage: usize,
     /// Service, persona, scenario and metric ids.
     refs: Interner<ObjectIdHex>,
     creators: Interner<UserInfo>,
     /// Tag keys and values.
     words: Interner<String>,
+    extras: Interner<Extras>,
     all: RoaringBitmap,
     deleted: RoaringBitmap,
     by_service: Postings<u32>,
@@ -278,42 +344,66 @@ struct OrgIndex {
 }
 
 impl OrgIndex {
-    fn row(&mut self, doc: &UnitTest) -> Row {
-        let text = search_text(&doc.name, &doc.description);
-        let mut metrics: Vec<u32> = doc
-            .success_criterions
-            .iter()
-            .map(|c| self.refs.intern(&c.metric_id))
+    fn view(&self, slot: Slot) -> View<'_> {
+        View {
+            row: &self.rows[slot as usize],
+            texts: &self.texts,
+        }
+    }
+
+    /// The row of unit test `id`: the default order is by id.
+    fn slot_of(&self, id: ObjectIdHex) -> Option<Slot> {
+        let rows = &self.rows;
+        self.orders[order_number(None)]
+            .binary_search_by(|&s| rows[s as usize].id.cmp(&id))
+            .ok()
+            .map(|at| self.orders[order_number(None)][at])
+    }
+
+    /// The row of `record`, its strings added at the end of `texts`.
+    fn row(&mut self, id: ObjectIdHex, record: &RowRecord<'_>) -> Row {
+        let mut metrics: Vec<u32> = (record.metrics.iter())
+            .map(|id| self.refs.intern(id))
             .collect();
         metrics.sort_unstable();
         metrics.dedup();
-        let tags = doc
-            .tags
-            .iter()
-            .map(|t| {
-                let key = self.words.intern(&t.key);
-                (key, t.value.as_ref().map(|v| self.words.intern(v)))
+        let tags = (record.tags.iter())
+            .map(|&(key, value)| {
+                let key = self.words.intern_str(key);
+                (key, value.map(|v| self.words.intern_str(v)))
             })
             .collect();
-        Row {
-            id: doc.id,
-            created_at: doc.created_at,
-            updated_at: doc.updated_at,
-            name: doc.name.as_str().into(),
-            text: text.into(),
-            service: self.refs.intern(&doc.service_id),
-            persona: self.refs.intern(&doc.persona_id),
-            scenario: self.refs.intern(&doc.scenario_id),
+        let extras = self.extras.intern(&Extras {
             metrics: metrics.into(),
-            creator: self.creators.intern(&doc.creator),
             tags,
-            is_deleted: doc.is_deleted,
+        });
+        let strings = self.texts.len();
+        self.texts.push_str(record.name);
+        self.texts.push_str(record.text);
+        let creator = self.creators.intern(&UserInfo {
+            org_id: record.creator_org.to_owned(),
+            user_id: record.creator_user.into(),
+        });
+        Row {
+            id,
+            created_at: record.created_at,
+            updated_at: record.updated_at,
+            service: self.refs.intern(&record.service),
+            persona: self.refs.intern(&record.persona),
+            scenario: self.refs.intern(&record.scenario),
+            creator,
+            extras,
+            strings: u32::try_from(strings).expect("under 4 GiB of names and descriptions"),
+            name_len: record.name.len() as u32,
+            text_len: record.text.len() as u32,
+            is_deleted: record.is_deleted,
         }
     }
 
     /// Adds the row of `slot` to the postings, or (`link: false`) takes it out.
     fn post(&mut self, slot: Slot, link: bool) {
         let row = &self.rows[slot as usize];
+        let extras = self.extras.value(row.extras);
         let edit = |postings: &mut Postings<u32>, key: u32| {
             if link {
                 postings.add(key, slot)
@@ -325,10 +415,10 @@ impl OrgIndex {
         edit(&mut self.by_persona, row.persona);
         edit(&mut self.by_scenario, row.scenario);
         edit(&mut self.by_creator, row.creator);
-        for &metric in &row.metrics {
+        for &metric in &extras.metrics {
             edit(&mut self.by_metric, metric);
         }
-        for &(key, value) in &row.tags {
+        for &(key, value) in &extras.tags {
             edit(&mut self.by_tag_key, key);
             if link {
                 self.by_tag.add((key, value), slot);
@@ -343,12 +433,12 @@ impl OrgIndex {
         }
     }
 
-    /// Adds `doc` as a new row, without placing it in the orders or its grams in the index.
-    fn push(&mut self, doc: &UnitTest) -> Slot {
+    /// Adds the unit test `id` as a new row, without placing it in the orders or its grams in
+    /// the index.
+    fn push(&mut self, id: ObjectIdHex, record: &RowRecord<'_>) -> Slot {
         let slot = Slot::try_from(self.rows.len()).expect("fewer than 2^32 unit tests per org");
-        let row = self.row(doc);
+        let row = self.row(id, record);
         self.rows.push(row);
-        self.slots.insert(doc.id, slot);
         self.all.insert(slot);
         self.post(slot, true);
         for order in &mut self.orders {
@@ -358,55 +448,81 @@ impl OrgIndex {
     }
 
     fn sort_orders(&mut self) {
-        let rows = &self.rows;
+        let (rows, texts) = (&self.rows, self.texts.as_str());
+        let view = |s: Slot| View {
+            row: &rows[s as usize],
+            texts,
+        };
         for (field, order) in ORDERS.iter().zip(&mut self.orders) {
             order.sort_unstable_by(|&a, &b| {
-                let (a, b) = (&rows[a as usize], &rows[b as usize]);
-                by_field(*field, a, b).then_with(|| a.id.cmp(&b.id))
+                let (a, b) = (view(a), view(b));
+                by_field(*field, a, b).then_with(|| a.row.id.cmp(&b.row.id))
             });
         }
     }
 
     /// Where the row `like` belongs (or is) in order `k`.
-    fn position(&self, k: usize, like: &Row) -> usize {
-        let rows = &self.rows;
+    fn position(&self, k: usize, like: View<'_>) -> usize {
         self.orders[k].partition_point(|&s| {
-            let row = &rows[s as usize];
+            let row = self.view(s);
             by_field(ORDERS[k], row, like)
-                .then_with(|| row.id.cmp(&like.id))
+                .then_with(|| row.row.id.cmp(&like.row.id))
                 .is_lt()
         })
     }
 
-    fn insert(&mut self, doc: &UnitTest) {
-        let slot = self.push(doc);
+    fn insert(&mut self, id: ObjectIdHex, record: &RowRecord<'_>) {
+        let slot = self.push(id, record);
         // Rows loaded at start are indexed later, in steps (`Catalog::index_grams`).
-        self.grams.push(slot, &self.rows[slot as usize].text);
+        self.grams.push(slot, record.text);
         for k in 0..ORDERS.len() {
             // `push` appended the slot; ids mostly grow, so this is usually a no-op move.
             self.orders[k].pop();
-            let at = self.position(k, &self.rows[slot as usize]);
+            let at = self.position(k, self.view(slot));
             self.orders[k].insert(at, slot);
         }
     }
 
-    fn replace(&mut self, slot: Slot, doc: &UnitTest) {
+    fn replace(&mut self, slot: Slot, id: ObjectIdHex, record: &RowRecord<'_>) {
         self.post(slot, false);
-        let row = self.row(doc);
+        let row = self.row(id, record);
         for (k, field) in ORDERS.into_iter().enumerate() {
-            let old = &self.rows[slot as usize];
-            if by_field(field, old, &row).is_eq() {
+            let old = self.view(slot);
+            let new = View {
+                row: &row,
+                texts: &self.texts,
+            };
+            if by_field(field, old, new).is_eq() {
                 continue;
             }
             let at = self.position(k, old);
             self.orders[k].remove(at);
-            let at = self.position(k, &row);
+            let at = self.position(k, new);
             self.orders[k].insert(at, slot);
         }
-        self.grams
-            .change(slot, &self.rows[slot as usize].text, &row.text);
+        let old = &self.rows[slot as usize];
+        self.grams.change(slot, old.text(&self.texts), record.text);
+        self.garbage += (old.name_len + old.text_len) as usize;
         self.rows[slot as usize] = row;
         self.post(slot, true);
+        if self.garbage > (1 << 20) && self.garbage * 2 > self.texts.len() {
+            self.reclaim();
+        }
+    }
+
+    /// Copies the strings rows point at into a new buffer, leaving behind those of earlier
+    /// versions. Called once garbage is half the buffer, so each byte is copied at most once
+    /// per byte an update left behind: linear overall.
+    fn reclaim(&mut self) {
+        let mut texts = String::with_capacity(self.texts.len() - self.garbage);
+        for row in &mut self.rows {
+            let start = row.strings as usize;
+            let end = start + (row.name_len + row.text_len) as usize;
+            row.strings = texts.len() as u32;
+            texts.push_str(&self.texts[start..end]);
+        }
+        self.texts = texts;
+        self.garbage = 0;
     }
 
     /// The rows among `start` (every row when `None`) that `filter` selects by its fields other
@@ -426,8 +542,7 @@ impl OrgIndex {
                 filter
                     .ids
                     .iter()
-                    .filter_map(|id| self.slots.get(id))
-                    .copied()
+                    .filter_map(|id| self.slot_of(*id))
                     .collect(),
             );
         }
@@ -589,7 +704,7 @@ impl OrgIndex {
         #[cfg(test)]
         self.texts_read
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let text = &self.rows[slot as usize].text;
+        let text = self.rows[slot as usize].text(&self.texts);
         terms.iter().all(|term| text.contains(term.as_str()))
     }
 
@@ -604,8 +719,7 @@ impl OrgIndex {
         let mut slots: Vec<Slot> = matching.collect();
         let total = slots.len();
         let end = offset.saturating_add(limit).min(total);
-        let cmp =
-            |a: &Slot, b: &Slot| compare(sort, &self.rows[*a as usize], &self.rows[*b as usize]);
+        let cmp = |a: &Slot, b: &Slot| compare(sort, &self.view(*a), &self.view(*b));
         if end < total && end > 0 {
             slots.select_nth_unstable_by(end - 1, cmp);
             slots.truncate(end);
@@ -631,26 +745,23 @@ impl OrgIndex {
         if start >= n {
             return Box::new(std::iter::empty());
         }
-        let rows = &self.rows;
-        let same = move |i: usize, j: usize| {
-            by_field(field, &rows[order[i] as usize], &rows[order[j] as usize]).is_eq()
-        };
+        let view = |s: Slot| self.view(s);
+        let same =
+            move |i: usize, j: usize| by_field(field, view(order[i]), view(order[j])).is_eq();
         // Start of the run of equal keys that ends just before `end`.
         let group_start = move |end: usize| {
             if end < 2 || !same(end - 2, end - 1) {
                 return end - 1;
             }
-            order[..end].partition_point(|&s| {
-                by_field(field, &rows[s as usize], &rows[order[end - 1] as usize]).is_lt()
-            })
+            order[..end]
+                .partition_point(|&s| by_field(field, view(s), view(order[end - 1])).is_lt())
         };
         // Descending by key, each run of equal keys kept ascending by id: find the run that holds
         // the `start`-th element of that order and the element's place in it.
         let last = n - 1 - start;
         let mut end = last
-            + order[last..].partition_point(|&s| {
-                by_field(field, &rows[s as usize], &rows[order[last] as usize]).is_le()
-            });
+            + order[last..]
+                .partition_point(|&s| by_field(field, view(s), view(order[last])).is_le());
         let mut begin = group_start(end);
         let mut i = begin + (start - (n - end));
         Box::new(std::iter::from_fn(move || {
@@ -756,13 +867,14 @@ impl OrgIndex {
         for slot in rows {
             let row = &self.rows[slot as usize];
             marks[0][row.creator as usize] = true;
-            for &(key, _) in &row.tags {
+            let extras = self.extras.value(row.extras);
+            for &(key, _) in &extras.tags {
                 marks[1][key as usize] = true;
             }
             marks[2][row.service as usize] = true;
             marks[3][row.persona as usize] = true;
             marks[4][row.scenario as usize] = true;
-            for &metric in &row.metrics {
+            for &metric in &extras.metrics {
                 marks[5][metric as usize] = true;
             }
         }
