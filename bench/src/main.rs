@@ -267,7 +267,10 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         let waiting = Instant::now();
         let deadline = Instant::now() + Duration::from_secs(600);
         while !std::fs::read_to_string(&log)?.contains("search index built") {
-            anyhow::ensure!(Instant::now() < deadline, "no search index after 10 minutes");
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "no search index after 10 minutes"
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         eprintln!(
