@@ -466,8 +466,9 @@ fn put_unit_test(
 ) -> Result<(), Failure> {
     let key = (doc.org_id.as_str(), doc.id.bytes());
     txn.open_table(UNIT_TESTS)?.insert(key, bytes)?;
-    // The "safeguard" a crash test proves: move this to a later transaction and a crash between
-    // the two leaves a row older than its document (tests/api/crash.rs).
+    // In this transaction, not a later one: a crash between two would leave a row older than its
+    // document, and lists and searches would answer from it (`crash.rs`,
+    // `lists_and_searches_agree_with_the_documents_after_sigkill_embedded`, fails then).
     txn.open_table(UNIT_TEST_ROWS)?
         .insert(key, RowRecord::encode_doc(doc).as_slice())?;
     Ok(())
@@ -556,7 +557,8 @@ fn load_rows(db: &Database) -> Result<Option<Catalog>, Failure> {
     let rows = txn.open_table(UNIT_TEST_ROWS)?;
     let (row_count, doc_count) = (rows.len()?, txn.open_table(UNIT_TESTS)?.len()?);
     // Every write of a document writes its row in the same transaction, so the counts can only
-    // differ if something else (an older simtest) wrote the file since.
+    // differ if something else (an older simtest) wrote the file since. An update by an older
+    // simtest keeps the counts and is not seen: a data dir is not to go back to an older version.
     if row_count != doc_count {
         tracing::warn!(
             row_count,
