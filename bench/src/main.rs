@@ -101,6 +101,11 @@ struct RunArgs {
     /// of seeding: a 1M seed takes a quarter of an hour.
     #[arg(long, requires = "work_dir", conflicts_with = "mongodb_uri")]
     reuse: bool,
+    /// Before the scenarios, wait until the embedded store's search index is built (its log says
+    /// `search index built`): at 1M that takes most of a minute, during which the builder's steps
+    /// hold the catalog and every list waits behind them.
+    #[arg(long)]
+    wait_for_index: bool,
     /// Where data, logs and the ids file go (a fresh temporary dir by default).
     #[arg(long)]
     work_dir: Option<PathBuf>,
@@ -257,6 +262,23 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let server = target.start(&work_dir.join("serve.log")).await?;
     let ready = server.time_to_ready;
     let rss_ready = server.rss_mib();
+    if args.wait_for_index {
+        let log = work_dir.join("serve.log");
+        let waiting = Instant::now();
+        let deadline = Instant::now() + Duration::from_secs(600);
+        while !std::fs::read_to_string(&log)?.contains("search index built") {
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "no search index after 10 minutes"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        eprintln!(
+            "search index built {:.1} s after the start; RSS then {} MiB",
+            (ready + waiting.elapsed()).as_secs_f64(),
+            fmt_opt(server.rss_mib())
+        );
+    }
     let pool = IdPool::new(ids);
     let http = Arc::new(Http {
         client,

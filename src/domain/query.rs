@@ -33,7 +33,7 @@ impl TagValueFilter {
 
 /// Which unit tests of one org are selected. Values of one field are OR-ed, fields are AND-ed;
 /// tag filters sharing a key are OR-ed, different keys AND-ed. Empty lists do not filter.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct UnitTestFilter {
     pub org_id: OrgId,
     pub ids: Vec<ObjectIdHex>,

@@ -13,11 +13,15 @@
 use std::borrow::Borrow;
 use std::cmp::Ordering;
 use std::collections::HashMap;
+use std::collections::VecDeque;
 use std::hash::Hash;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use roaring::RoaringBitmap;
+use rustc_hash::FxHashMap;
 
 use super::grams::{GramIndex, TermRows};
+use super::rows::RowRecord;
 use crate::domain::query::{
     FilterValues, ListQuery, SortField, SortFields, SortKey, Sortable, TagValueFilter,
     UnitTestFilter, compare,
@@ -59,8 +63,20 @@ impl Catalog {
 
     /// Adds `doc` while loading: cheaper than [`Catalog::upsert`], but the orders are not kept
     /// until [`Catalog::loaded`].
+    #[cfg(test)]
     pub fn load(&mut self, doc: &UnitTest) {
-        self.orgs.entry(doc.org_id.clone()).or_default().push(doc);
+        let text = search_text(&doc.name, &doc.description);
+        self.load_row(&doc.org_id, doc.id, &RowRecord::of(doc, &text));
+    }
+
+    /// Adds the stored row of unit test `id` of `org_id` while loading, as [`Catalog::load`].
+    pub fn load_row(&mut self, org_id: &str, id: ObjectIdHex, row: &RowRecord<'_>) {
+        if !self.orgs.contains_key(org_id) {
+            self.orgs.insert(org_id.into(), OrgIndex::default());
+        }
+        if let Some(org) = self.orgs.get_mut(org_id) {
+            org.push(id, row);
+        }
     }
 
     /// Sorts the orders once every unit test is loaded.
@@ -75,9 +91,10 @@ impl Catalog {
     pub fn index_grams(&mut self, most: usize) -> usize {
         let mut count = 0;
         for org in self.orgs.values_mut() {
+            let texts = &org.texts;
             let pending = org.rows[org.grams.indexed() as usize..]
                 .iter()
-                .map(|row| &*row.text);
+                .map(|row| row.text(texts));
             count += org.grams.catch_up(pending, most - count);
             if count == most {
                 break;
@@ -86,12 +103,20 @@ impl Catalog {
         count
     }
 
+    /// Whether every row's search grams are indexed.
+    #[cfg(test)]
+    pub fn grams_built(&self) -> bool {
+        (self.orgs.values()).all(|org| org.grams.indexed() as usize == org.rows.len())
+    }
+
     /// Records a committed insert or replace of `doc`.
     pub fn upsert(&mut self, doc: &UnitTest) {
         let org = self.orgs.entry(doc.org_id.clone()).or_default();
-        match org.slots.get(&doc.id) {
-            Some(&slot) => org.replace(slot, doc),
-            None => org.insert(doc),
+        let text = search_text(&doc.name, &doc.description);
+        let row = RowRecord::of(doc, &text);
+        match org.slot_of(doc.id) {
+            Some(slot) => org.replace(slot, doc.id, &row),
+            None => org.insert(doc.id, &row),
         }
     }
 
@@ -116,22 +141,25 @@ impl Catalog {
     }
 }
 
-/// Distinct values numbered in the order they were first seen.
-struct Interner<T> {
-    numbers: HashMap<T, u32>,
+/// Distinct values numbered in the order they were first seen. Strings users choose keep the
+/// standard (keyed) hash; ids and our own numbers take a faster one (`FastInterner`).
+struct Interner<T, S = std::hash::RandomState> {
+    numbers: HashMap<T, u32, S>,
     values: Vec<T>,
 }
 
-impl<T> Default for Interner<T> {
+type FastInterner<T> = Interner<T, rustc_hash::FxBuildHasher>;
+
+impl<T, S: Default> Default for Interner<T, S> {
     fn default() -> Self {
         Self {
-            numbers: HashMap::new(),
+            numbers: HashMap::default(),
             values: Vec::new(),
         }
     }
 }
 
-impl<T: Hash + Eq + Clone> Interner<T> {
+impl<T: Hash + Eq + Clone, S: std::hash::BuildHasher> Interner<T, S> {
     fn intern(&mut self, value: &T) -> u32 {
         if let Some(&n) = self.numbers.get(value) {
             return n;
@@ -142,29 +170,40 @@ impl<T: Hash + Eq + Clone> Interner<T> {
         n
     }
 
+    fn value(&self, n: u32) -> &T {
+        &self.values[n as usize]
+    }
+
     fn number<Q: Hash + Eq + ?Sized>(&self, value: &Q) -> Option<u32>
     where
         T: Borrow<Q>,
     {
         self.numbers.get(value).copied()
     }
+}
 
-    fn value(&self, n: u32) -> &T {
-        &self.values[n as usize]
+impl Interner<String> {
+    fn intern_str(&mut self, value: &str) -> u32 {
+        match self.number(value) {
+            Some(n) => n,
+            None => self.intern(&value.to_owned()),
+        }
     }
 }
 
-/// Rows holding each value of one field.
-struct Postings<K>(HashMap<K, RoaringBitmap>);
+/// Rows holding each value of one field (keys are numbers we give, so a fast hash is safe).
+struct Postings<K>(FxHashMap<K, RoaringBitmap>);
 
 impl<K> Default for Postings<K> {
     fn default() -> Self {
-        Self(HashMap::new())
+        Self(FxHashMap::default())
     }
 }
 
 impl<K: Hash + Eq + Copy> Postings<K> {
     fn add(&mut self, key: K, slot: Slot) {
+        // Not `try_push`: by `perf`, roaring's push into a bitmap container costs far more than
+        // an insert (a third of the start-up at 1M).
         self.0.entry(key).or_default().insert(slot);
     }
 
@@ -208,23 +247,99 @@ impl<K: Hash + Eq + Copy> Postings<K> {
     }
 }
 
-/// What a query looks at in one unit test; strings other than the name are interned.
+/// What a query looks at in one unit test, in 64 bytes: its values are numbers of interned ones
+/// and its strings live in the org's one `texts` buffer (at 1M unit tests, a `Box` per string
+/// and per list cost about 150 MiB more, by measurement).
 struct Row {
     id: ObjectIdHex,
     created_at: Timestamp,
     updated_at: Timestamp,
-    name: Box<str>,
-    /// `fold_case(name) + "\n" + fold_case(description)`. Search terms hold no whitespace, so a
-    /// term occurs here exactly when it occurs in the name or in the description.
-    text: Box<str>,
     service: u32,
     persona: u32,
     scenario: u32,
-    metrics: Box<[u32]>,
     creator: u32,
-    /// (key, value) numbers in `words`.
-    tags: Box<[(u32, Option<u32>)]>,
+    /// The number of the row's metrics and tags in `OrgIndex::extras`.
+    extras: u32,
+    /// Where the name starts in `OrgIndex::texts`; the search text follows it.
+    strings: u32,
+    name_len: u32,
+    text_len: u32,
     is_deleted: bool,
+}
+
+impl Row {
+    fn name<'a>(&self, texts: &'a str) -> &'a str {
+        let start = self.strings as usize;
+        &texts[start..start + self.name_len as usize]
+    }
+
+    /// `fold_case(name) + "\n" + fold_case(description)`. Search terms hold no whitespace, so a
+    /// term occurs here exactly when it occurs in the name or in the description.
+    fn text<'a>(&self, texts: &'a str) -> &'a str {
+        let start = self.strings as usize + self.name_len as usize;
+        &texts[start..start + self.text_len as usize]
+    }
+}
+
+/// A row's metrics (sorted, distinct) and tags ((key, value) numbers in `words`). Unit tests
+/// share a few combinations of them, so each is kept once.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct Extras {
+    metrics: Box<[u32]>,
+    tags: Box<[(u32, Option<u32>)]>,
+}
+
+/// A row with its strings, as sorts read it.
+#[derive(Clone, Copy)]
+struct View<'a> {
+    row: &'a Row,
+    texts: &'a str,
+}
+
+/// The rows a filter selects and their facets.
+struct Matched {
+    /// Every row when `None`.
+    rows: Option<RoaringBitmap>,
+    /// Some of `rows` may lack a search term (never when `facets` are there).
+    terms_left: bool,
+    facets: Option<FilterValues>,
+}
+
+/// How many filters' first pages are kept per org.
+const FIRST_PAGES: usize = 32;
+
+/// The [`Matched`] of recent first pages by filter. A first page's facets cover every match, so
+/// they cost a pass over the matches (or over each value's posting list) each time: at 1M unit
+/// tests a filter matching 50k took 170 µs, 9x its cost at 10k. Kept, the same first page costs
+/// the walk to its rows alone until the org's next write empties this.
+#[derive(Default)]
+struct FirstPages(Mutex<VecDeque<(UnitTestFilter, Arc<Matched>)>>);
+
+impl FirstPages {
+    fn get(&self, filter: &UnitTestFilter) -> Option<Arc<Matched>> {
+        let kept = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        kept.iter()
+            .find(|(f, _)| f == filter)
+            .map(|(_, m)| m.clone())
+    }
+
+    fn put(&self, filter: &UnitTestFilter, matched: &Arc<Matched>) {
+        let mut kept = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if kept.iter().any(|(f, _)| f == filter) {
+            return;
+        }
+        if kept.len() == FIRST_PAGES {
+            kept.pop_back();
+        }
+        kept.push_front((filter.clone(), matched.clone()));
+    }
+
+    fn clear(&mut self) {
+        self.0
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
 }
 
 /// The orders kept sorted: by id (the default) and by each sortable field, each ascending with
@@ -246,27 +361,32 @@ fn order_number(field: Option<SortField>) -> usize {
 }
 
 /// `a` against `b` by `field` alone (`None`: no field, all equal).
-fn by_field(field: Option<SortField>, a: &Row, b: &Row) -> Ordering {
+fn by_field(field: Option<SortField>, a: View<'_>, b: View<'_>) -> Ordering {
     field.map_or(Ordering::Equal, |field| {
         field.compare(&a.sort_fields(), &b.sort_fields())
     })
 }
 
-impl Sortable for Row {
+impl Sortable for View<'_> {
     fn sort_fields(&self) -> SortFields<'_> {
-        SortFields::new(self.id, self.updated_at, self.created_at, &self.name)
+        let row = self.row;
+        SortFields::new(row.id, row.updated_at, row.created_at, row.name(self.texts))
     }
 }
 
 #[derive(Default)]
 struct OrgIndex {
     rows: Vec<Row>,
-    slots: HashMap<ObjectIdHex, Slot>,
+    /// Every row's name and search text, one after the other.
+    texts: String,
+    /// Bytes of `texts` no row points at any more (left by updates), reclaimed now and then.
+    garbage: usize,
     /// Service, persona, scenario and metric ids.
-    refs: Interner<ObjectIdHex>,
+    refs: FastInterner<ObjectIdHex>,
     creators: Interner<UserInfo>,
     /// Tag keys and values.
     words: Interner<String>,
+    extras: FastInterner<Extras>,
     all: RoaringBitmap,
     deleted: RoaringBitmap,
     by_service: Postings<u32>,
@@ -278,6 +398,8 @@ struct OrgIndex {
     by_tag: Postings<(u32, Option<u32>)>,
     /// The grams of each row's `text`, deleted rows included.
     grams: GramIndex,
+    /// What first pages (lists with facets) matched, by filter, until the org's next write.
+    first_pages: FirstPages,
     /// Slots sorted as [`ORDERS`] says.
     orders: [Vec<Slot>; 4],
     /// Rows whose text a search has read, so tests can tell how much a search visits.
@@ -286,42 +408,72 @@ struct OrgIndex {
 }
 
 impl OrgIndex {
-    fn row(&mut self, doc: &UnitTest) -> Row {
-        let text = search_text(&doc.name, &doc.description);
-        let mut metrics: Vec<u32> = doc
-            .success_criterions
-            .iter()
-            .map(|c| self.refs.intern(&c.metric_id))
+    fn view(&self, slot: Slot) -> View<'_> {
+        View {
+            row: &self.rows[slot as usize],
+            texts: &self.texts,
+        }
+    }
+
+    /// How many unit tests the org has: rows, less the slots a hard delete left empty.
+    fn live(&self) -> usize {
+        self.all.len() as usize
+    }
+
+    /// The row of unit test `id`: the default order is by id.
+    fn slot_of(&self, id: ObjectIdHex) -> Option<Slot> {
+        let rows = &self.rows;
+        self.orders[order_number(None)]
+            .binary_search_by(|&s| rows[s as usize].id.cmp(&id))
+            .ok()
+            .map(|at| self.orders[order_number(None)][at])
+    }
+
+    /// The row of `record`, its strings added at the end of `texts`.
+    fn row(&mut self, id: ObjectIdHex, record: &RowRecord<'_>) -> Row {
+        let mut metrics: Vec<u32> = (record.metrics.iter())
+            .map(|id| self.refs.intern(id))
             .collect();
         metrics.sort_unstable();
         metrics.dedup();
-        let tags = doc
-            .tags
-            .iter()
-            .map(|t| {
-                let key = self.words.intern(&t.key);
-                (key, t.value.as_ref().map(|v| self.words.intern(v)))
+        let tags = (record.tags.iter())
+            .map(|&(key, value)| {
+                let key = self.words.intern_str(key);
+                (key, value.map(|v| self.words.intern_str(v)))
             })
             .collect();
-        Row {
-            id: doc.id,
-            created_at: doc.created_at,
-            updated_at: doc.updated_at,
-            name: doc.name.as_str().into(),
-            text: text.into(),
-            service: self.refs.intern(&doc.service_id),
-            persona: self.refs.intern(&doc.persona_id),
-            scenario: self.refs.intern(&doc.scenario_id),
+        let extras = self.extras.intern(&Extras {
             metrics: metrics.into(),
-            creator: self.creators.intern(&doc.creator),
             tags,
-            is_deleted: doc.is_deleted,
+        });
+        let strings = self.texts.len();
+        self.texts.push_str(record.name);
+        self.texts.push_str(record.text);
+        let creator = self.creators.intern(&UserInfo {
+            org_id: record.creator_org.into(),
+            user_id: record.creator_user.into(),
+        });
+        Row {
+            id,
+            created_at: record.created_at,
+            updated_at: record.updated_at,
+            service: self.refs.intern(&record.service),
+            persona: self.refs.intern(&record.persona),
+            scenario: self.refs.intern(&record.scenario),
+            creator,
+            extras,
+            strings: u32::try_from(strings).expect("under 4 GiB of names and descriptions"),
+            name_len: record.name.len() as u32,
+            text_len: record.text.len() as u32,
+            is_deleted: record.is_deleted,
         }
     }
 
     /// Adds the row of `slot` to the postings, or (`link: false`) takes it out.
     fn post(&mut self, slot: Slot, link: bool) {
+        self.first_pages.clear();
         let row = &self.rows[slot as usize];
+        let extras = self.extras.value(row.extras);
         let edit = |postings: &mut Postings<u32>, key: u32| {
             if link {
                 postings.add(key, slot)
@@ -333,10 +485,10 @@ impl OrgIndex {
         edit(&mut self.by_persona, row.persona);
         edit(&mut self.by_scenario, row.scenario);
         edit(&mut self.by_creator, row.creator);
-        for &metric in &row.metrics {
+        for &metric in &extras.metrics {
             edit(&mut self.by_metric, metric);
         }
-        for &(key, value) in &row.tags {
+        for &(key, value) in &extras.tags {
             edit(&mut self.by_tag_key, key);
             if link {
                 self.by_tag.add((key, value), slot);
@@ -351,30 +503,12 @@ impl OrgIndex {
         }
     }
 
-    /// Takes row `id` out of every posting, order and gram; the slot keeps an empty text (so an
-    /// index built later adds nothing for it) and is never found again.
-    fn remove(&mut self, id: ObjectIdHex) {
-        let Some(slot) = self.slots.remove(&id) else {
-            return;
-        };
-        self.post(slot, false);
-        self.all.remove(slot);
-        for k in 0..ORDERS.len() {
-            let at = self.position(k, &self.rows[slot as usize]);
-            if self.orders[k].get(at) == Some(&slot) {
-                self.orders[k].remove(at);
-            }
-        }
-        let old = std::mem::take(&mut self.rows[slot as usize].text);
-        self.grams.change(slot, &old, "");
-    }
-
-    /// Adds `doc` as a new row, without placing it in the orders or its grams in the index.
-    fn push(&mut self, doc: &UnitTest) -> Slot {
+    /// Adds the unit test `id` as a new row, without placing it in the orders or its grams in
+    /// the index.
+    fn push(&mut self, id: ObjectIdHex, record: &RowRecord<'_>) -> Slot {
         let slot = Slot::try_from(self.rows.len()).expect("fewer than 2^32 unit tests per org");
-        let row = self.row(doc);
+        let row = self.row(id, record);
         self.rows.push(row);
-        self.slots.insert(doc.id, slot);
         self.all.insert(slot);
         self.post(slot, true);
         for order in &mut self.orders {
@@ -383,56 +517,116 @@ impl OrgIndex {
         slot
     }
 
+    /// Sorts every order: by id first, then the others from it by their field alone with a
+    /// stable sort, which keeps ties in id order. Rows load in id order and timestamps mostly
+    /// follow it, so most of this is finding runs already sorted (by `perf`, sorting was a quarter
+    /// of the start-up at 1M before); the name order, the costly one, sorts on a thread of its own.
     fn sort_orders(&mut self) {
-        let rows = &self.rows;
-        for (field, order) in ORDERS.iter().zip(&mut self.orders) {
-            order.sort_unstable_by(|&a, &b| {
-                let (a, b) = (&rows[a as usize], &rows[b as usize]);
-                by_field(*field, a, b).then_with(|| a.id.cmp(&b.id))
-            });
+        let (rows, texts) = (&self.rows, self.texts.as_str());
+        let view = |s: Slot| View {
+            row: &rows[s as usize],
+            texts,
+        };
+        let [by_id, rest @ ..] = &mut self.orders;
+        by_id.sort_unstable_by_key(|&s| rows[s as usize].id);
+        for order in rest.iter_mut() {
+            order.clone_from(by_id);
         }
+        let [by_updated, by_created, by_name] = rest;
+        let sort = |order: &mut Vec<Slot>, field: SortField| {
+            order.sort_by(|&a, &b| by_field(Some(field), view(a), view(b)));
+        };
+        std::thread::scope(|scope| {
+            scope.spawn(|| sort(by_name, SortField::Name));
+            sort(by_updated, SortField::UpdatedAt);
+            sort(by_created, SortField::CreatedAt);
+        });
     }
 
     /// Where the row `like` belongs (or is) in order `k`.
-    fn position(&self, k: usize, like: &Row) -> usize {
-        let rows = &self.rows;
+    fn position(&self, k: usize, like: View<'_>) -> usize {
         self.orders[k].partition_point(|&s| {
-            let row = &rows[s as usize];
+            let row = self.view(s);
             by_field(ORDERS[k], row, like)
-                .then_with(|| row.id.cmp(&like.id))
+                .then_with(|| row.row.id.cmp(&like.row.id))
                 .is_lt()
         })
     }
 
-    fn insert(&mut self, doc: &UnitTest) {
-        let slot = self.push(doc);
+    /// Takes row `id` out of every posting, order and gram (a hard delete): it is never found
+    /// again. Its slot stays, pointing at no text, so other rows keep theirs.
+    fn remove(&mut self, id: ObjectIdHex) {
+        let Some(slot) = self.slot_of(id) else {
+            return;
+        };
+        self.post(slot, false);
+        self.all.remove(slot);
+        for k in 0..ORDERS.len() {
+            let at = self.position(k, self.view(slot));
+            if self.orders[k].get(at) == Some(&slot) {
+                self.orders[k].remove(at);
+            }
+        }
+        let old = self.view(slot).row.text(&self.texts).to_owned();
+        self.grams.change(slot, &old, "");
+        let row = &mut self.rows[slot as usize];
+        self.garbage += (row.name_len + row.text_len) as usize;
+        row.name_len = 0;
+        row.text_len = 0;
+    }
+
+    fn insert(&mut self, id: ObjectIdHex, record: &RowRecord<'_>) {
+        let slot = self.push(id, record);
         // Rows loaded at start are indexed later, in steps (`Catalog::index_grams`).
-        self.grams.push(slot, &self.rows[slot as usize].text);
+        self.grams.push(slot, record.text);
         for k in 0..ORDERS.len() {
             // `push` appended the slot; ids mostly grow, so this is usually a no-op move.
             self.orders[k].pop();
-            let at = self.position(k, &self.rows[slot as usize]);
+            let at = self.position(k, self.view(slot));
             self.orders[k].insert(at, slot);
         }
     }
 
-    fn replace(&mut self, slot: Slot, doc: &UnitTest) {
+    fn replace(&mut self, slot: Slot, id: ObjectIdHex, record: &RowRecord<'_>) {
         self.post(slot, false);
-        let row = self.row(doc);
+        let row = self.row(id, record);
         for (k, field) in ORDERS.into_iter().enumerate() {
-            let old = &self.rows[slot as usize];
-            if by_field(field, old, &row).is_eq() {
+            let old = self.view(slot);
+            let new = View {
+                row: &row,
+                texts: &self.texts,
+            };
+            if by_field(field, old, new).is_eq() {
                 continue;
             }
             let at = self.position(k, old);
             self.orders[k].remove(at);
-            let at = self.position(k, &row);
+            let at = self.position(k, new);
             self.orders[k].insert(at, slot);
         }
-        self.grams
-            .change(slot, &self.rows[slot as usize].text, &row.text);
+        let old = &self.rows[slot as usize];
+        self.grams.change(slot, old.text(&self.texts), record.text);
+        self.garbage += (old.name_len + old.text_len) as usize;
         self.rows[slot as usize] = row;
         self.post(slot, true);
+        if self.garbage > (1 << 20) && self.garbage * 2 > self.texts.len() {
+            self.reclaim();
+        }
+    }
+
+    /// Copies the strings rows point at into a new buffer, leaving behind those of earlier
+    /// versions. Called once garbage is half the buffer, so each byte is copied at most once
+    /// per byte an update left behind: linear overall.
+    fn reclaim(&mut self) {
+        let mut texts = String::with_capacity(self.texts.len() - self.garbage);
+        for row in &mut self.rows {
+            let start = row.strings as usize;
+            let end = start + (row.name_len + row.text_len) as usize;
+            row.strings = texts.len() as u32;
+            texts.push_str(&self.texts[start..end]);
+        }
+        self.texts = texts;
+        self.garbage = 0;
     }
 
     /// The rows among `start` (every row when `None`) that `filter` selects by its fields other
@@ -452,8 +646,7 @@ impl OrgIndex {
                 filter
                     .ids
                     .iter()
-                    .filter_map(|id| self.slots.get(id))
-                    .copied()
+                    .filter_map(|id| self.slot_of(*id))
                     .collect(),
             );
         }
@@ -515,37 +708,21 @@ impl OrgIndex {
         let terms = &query.filter.terms;
         let offset = usize::try_from(query.offset).unwrap_or(usize::MAX);
         let limit = query.limit as usize;
-        // The rows holding every term's grams; `terms_left`: some of them may lack a term.
-        let (found, exact) = match (grams && !terms.is_empty())
-            .then(|| self.grams.rows_with(terms, self.rows.len()))
-            .flatten()
-        {
-            Some(TermRows { rows, exact }) => (Some(rows), exact),
-            None => (None, terms.is_empty()),
-        };
-        let mut candidates = self.candidates(&query.filter, found);
-        let mut terms_left = !exact;
-        if terms_left {
-            // Verify every candidate now when facets need the whole match, or when that is
-            // cheaper than the walk below: a walk to the page's end steps over about
-            // (offset + limit) * N / M rows of the order, each a cache miss or so; verifying
-            // reads each of the M candidates and sorts the matches, ~20 steps each (measured:
-            // at 100k, 3k candidates verified cost 6x the walk).
-            let m = candidates
-                .as_ref()
-                .map_or(self.rows.len(), |c| c.len() as usize);
-            let walk = offset.saturating_add(limit).saturating_add(1);
-            if query.with_facets
-                || m.saturating_mul(m).saturating_mul(20) <= walk.saturating_mul(self.rows.len())
-            {
-                let all = candidates.unwrap_or_else(|| self.all.clone());
-                candidates = Some(all.iter().filter(|&s| self.has_terms(s, terms)).collect());
-                terms_left = false;
+        let cached = (query.with_facets)
+            .then(|| self.first_pages.get(&query.filter))
+            .flatten();
+        let matched = match cached {
+            Some(matched) => matched,
+            None => {
+                let matched = Arc::new(self.matched(query, grams, offset, limit));
+                if query.with_facets {
+                    self.first_pages.put(&query.filter, &matched);
+                }
+                matched
             }
-        }
-        let filter_values = query
-            .with_facets
-            .then(|| self.facets(candidates.as_ref(), &query.filter));
+        };
+        let (candidates, terms_left) = (&matched.rows, matched.terms_left);
+        let filter_values = matched.facets.clone();
         let keep = |s: Slot| {
             candidates.as_ref().is_none_or(|c| c.contains(s))
                 && (!terms_left || self.has_terms(s, terms))
@@ -555,21 +732,21 @@ impl OrgIndex {
                 let selected = (!terms_left).then(|| {
                     candidates
                         .as_ref()
-                        .map_or(self.rows.len(), |c| c.len() as usize)
+                        .map_or(self.live(), |c| c.len() as usize)
                 });
                 match selected {
                     // Every row, in a kept order: the page is a slice.
                     Some(_) if candidates.is_none() => {
                         let page: Vec<Slot> =
                             self.walk(field, descending, offset).take(limit).collect();
-                        (page, offset.saturating_add(limit) < self.rows.len())
+                        (page, offset.saturating_add(limit) < self.live())
                     }
                     // Few rows, deep page: sorting the rows is cheaper than walking the order
                     // to find them. A walk takes about N / M steps per row of the page, each a
                     // bit test in order; a sort reads every matching row, each a cache miss
                     // (~20 steps), and then sorts them.
                     Some(m)
-                        if offset.saturating_add(limit).saturating_mul(self.rows.len())
+                        if offset.saturating_add(limit).saturating_mul(self.live())
                             > m.saturating_mul(m).saturating_mul(20) =>
                     {
                         self.sorted_page(candidates.iter().flatten(), &query.sort, offset, limit)
@@ -592,7 +769,7 @@ impl OrgIndex {
             None => {
                 let matching: Box<dyn Iterator<Item = Slot>> = match &candidates {
                     Some(c) => Box::new(c.iter()),
-                    None => Box::new(0..self.rows.len() as Slot),
+                    None => Box::new(self.all.iter()),
                 };
                 let matching = matching.filter(|&s| !terms_left || self.has_terms(s, terms));
                 self.sorted_page(matching, &query.sort, offset, limit)
@@ -611,11 +788,51 @@ impl OrgIndex {
         }
     }
 
+    /// The rows `query` selects (every row when `None`; `terms_left`: some may still lack a
+    /// search term) and, when it asks for them, their facets.
+    fn matched(&self, query: &ListQuery, grams: bool, offset: usize, limit: usize) -> Matched {
+        let terms = &query.filter.terms;
+        // The rows holding every term's grams; `terms_left`: some of them may lack a term.
+        let (found, exact) = match (grams && !terms.is_empty())
+            .then(|| self.grams.rows_with(terms, self.rows.len()))
+            .flatten()
+        {
+            Some(TermRows { rows, exact }) => (Some(rows), exact),
+            None => (None, terms.is_empty()),
+        };
+        let mut candidates = self.candidates(&query.filter, found);
+        let mut terms_left = !exact;
+        if terms_left {
+            // Verify every candidate now when facets need the whole match, or when that is
+            // cheaper than the walk below: a walk to the page's end steps over about
+            // (offset + limit) * N / M rows of the order, each a cache miss or so; verifying
+            // reads each of the M candidates and sorts the matches, ~20 steps each (measured:
+            // at 100k, 3k candidates verified cost 6x the walk).
+            let m = candidates
+                .as_ref()
+                .map_or(self.live(), |c| c.len() as usize);
+            let walk = offset.saturating_add(limit).saturating_add(1);
+            if query.with_facets
+                || m.saturating_mul(m).saturating_mul(20) <= walk.saturating_mul(self.live())
+            {
+                let all = candidates.unwrap_or_else(|| self.all.clone());
+                candidates = Some(all.iter().filter(|&s| self.has_terms(s, terms)).collect());
+                terms_left = false;
+            }
+        }
+        let facets = (query.with_facets).then(|| self.facets(candidates.as_ref(), &query.filter));
+        Matched {
+            rows: candidates,
+            terms_left,
+            facets,
+        }
+    }
+
     fn has_terms(&self, slot: Slot, terms: &[String]) -> bool {
         #[cfg(test)]
         self.texts_read
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let text = &self.rows[slot as usize].text;
+        let text = self.rows[slot as usize].text(&self.texts);
         terms.iter().all(|term| text.contains(term.as_str()))
     }
 
@@ -630,8 +847,7 @@ impl OrgIndex {
         let mut slots: Vec<Slot> = matching.collect();
         let total = slots.len();
         let end = offset.saturating_add(limit).min(total);
-        let cmp =
-            |a: &Slot, b: &Slot| compare(sort, &self.rows[*a as usize], &self.rows[*b as usize]);
+        let cmp = |a: &Slot, b: &Slot| compare(sort, &self.view(*a), &self.view(*b));
         if end < total && end > 0 {
             slots.select_nth_unstable_by(end - 1, cmp);
             slots.truncate(end);
@@ -657,26 +873,23 @@ impl OrgIndex {
         if start >= n {
             return Box::new(std::iter::empty());
         }
-        let rows = &self.rows;
-        let same = move |i: usize, j: usize| {
-            by_field(field, &rows[order[i] as usize], &rows[order[j] as usize]).is_eq()
-        };
+        let view = |s: Slot| self.view(s);
+        let same =
+            move |i: usize, j: usize| by_field(field, view(order[i]), view(order[j])).is_eq();
         // Start of the run of equal keys that ends just before `end`.
         let group_start = move |end: usize| {
             if end < 2 || !same(end - 2, end - 1) {
                 return end - 1;
             }
-            order[..end].partition_point(|&s| {
-                by_field(field, &rows[s as usize], &rows[order[end - 1] as usize]).is_lt()
-            })
+            order[..end]
+                .partition_point(|&s| by_field(field, view(s), view(order[end - 1])).is_lt())
         };
         // Descending by key, each run of equal keys kept ascending by id: find the run that holds
         // the `start`-th element of that order and the element's place in it.
         let last = n - 1 - start;
         let mut end = last
-            + order[last..].partition_point(|&s| {
-                by_field(field, &rows[s as usize], &rows[order[last] as usize]).is_le()
-            });
+            + order[last..]
+                .partition_point(|&s| by_field(field, view(s), view(order[last])).is_le());
         let mut begin = group_start(end);
         let mut i = begin + (start - (n - end));
         Box::new(std::iter::from_fn(move || {
@@ -749,7 +962,10 @@ impl OrgIndex {
             Some(rows) if scan => self.values_in(rows),
             _ => fields.map(|(postings, only)| postings.present(rows, only.as_deref())),
         };
-        fn values_of<T: Ord + Clone + Hash>(numbers: Vec<u32>, names: &Interner<T>) -> Vec<T> {
+        fn values_of<T: Ord + Clone + Hash, S: std::hash::BuildHasher>(
+            numbers: Vec<u32>,
+            names: &Interner<T, S>,
+        ) -> Vec<T> {
             let mut values: Vec<T> = numbers
                 .into_iter()
                 .map(|n| names.value(n).clone())
@@ -782,13 +998,14 @@ impl OrgIndex {
         for slot in rows {
             let row = &self.rows[slot as usize];
             marks[0][row.creator as usize] = true;
-            for &(key, _) in &row.tags {
+            let extras = self.extras.value(row.extras);
+            for &(key, _) in &extras.tags {
                 marks[1][key as usize] = true;
             }
             marks[2][row.service as usize] = true;
             marks[3][row.persona as usize] = true;
             marks[4][row.scenario as usize] = true;
-            for &metric in &row.metrics {
+            for &metric in &extras.metrics {
                 marks[5][metric as usize] = true;
             }
         }
@@ -845,7 +1062,7 @@ mod tests {
     }
 
     #[test]
-    fn plans_match_the_definition_through_inserts_updates_and_deletes() {
+    fn plans_match_the_definition_through_inserts_updates_deletes_and_removals() {
         let mut rng = StdRng::seed_from_u64(11);
         let mut docs: Vec<UnitTest> = (0..300).map(|n| random_doc(&mut rng, n)).collect();
         // As the store opens: 200 loaded, their grams built a few at a time (from the first
@@ -873,6 +1090,11 @@ mod tests {
                     Timestamp::from_millis(docs[i].updated_at.millis() + rng.gen_range(0..3));
                 catalog.upsert(&next);
                 docs[i] = next;
+            }
+            if round % 37 == 5 {
+                // A hard delete, indexed or not yet: gone from every answer.
+                let gone = docs.swap_remove(rng.gen_range(0..docs.len()));
+                catalog.remove(&gone.org_id, gone.id);
             }
             let ids: Vec<ObjectIdHex> = docs.iter().map(|d| d.id).collect();
             let mut query = random_query(&mut rng, &ids);
@@ -916,6 +1138,43 @@ mod tests {
             found > searches / 10 && found < searches * 9 / 10,
             "{found} of {searches} searches found something"
         );
+    }
+
+    /// A first page's matches and facets are kept per filter, and every write to the org
+    /// (a new value, a value gone, a row now matching or no longer) is seen by the next plan.
+    #[test]
+    fn kept_first_pages_follow_every_write() {
+        let mut docs = acme_docs(9, 200, |_, _| {});
+        let mut catalog = Catalog::build(docs.clone());
+        let mut rng = StdRng::seed_from_u64(5);
+        let ids: Vec<ObjectIdHex> = docs.iter().map(|d| d.id).collect();
+        let queries: Vec<ListQuery> = (0..FIRST_PAGES / 2)
+            .map(|_| ListQuery {
+                with_facets: true,
+                offset: 0,
+                ..random_query(&mut rng, &ids)
+            })
+            .collect();
+        for round in 0..300 {
+            for query in &queries {
+                // Twice: the second is answered from what the first kept.
+                for _ in 0..2 {
+                    assert_eq!(catalog.plan(query), by_definition(&docs, query), "{round}");
+                }
+            }
+            let kept: usize = (catalog.orgs.values())
+                .map(|org| org.first_pages.0.lock().unwrap().len())
+                .sum();
+            assert!(kept > 0, "nothing kept");
+            let i = rng.gen_range(0..docs.len());
+            let mut next = random_doc(&mut rng, 1000 + round);
+            next.id = docs[i].id;
+            next.org_id = docs[i].org_id.clone();
+            next.created_at = docs[i].created_at;
+            next.updated_at = Timestamp::from_millis(docs[i].updated_at.millis() + 1);
+            catalog.upsert(&next);
+            docs[i] = next;
+        }
     }
 
     /// `count` random unit tests of acme, each then shaped by `shape` (given its number).
