@@ -460,7 +460,7 @@ async fn store_ceiling(
     }
     let store = simtest::open_store(&config).await?;
     let first = simtest::service::list_query_for(
-        fixtures::ORG,
+        &fixtures::ORG.into(),
         &simtest::domain::query_string::QueryParams::parse(Some("limit=1")),
     )
     .map_err(|p| anyhow::anyhow!("{p:?}"))?;

@@ -288,15 +288,15 @@ impl Direct {
             Scenario::Ceiling => Ok(true),
             Scenario::Create => {
                 let t = &self.template;
-                s.service(ORG, t.service_id).await.map_err(err)?;
-                s.named(NamedKind::Persona, ORG, t.persona_id)
+                s.service(&ORG.into(), t.service_id).await.map_err(err)?;
+                s.named(NamedKind::Persona, &ORG.into(), t.persona_id)
                     .await
                     .map_err(err)?;
-                s.named(NamedKind::Scenario, ORG, t.scenario_id)
+                s.named(NamedKind::Scenario, &ORG.into(), t.scenario_id)
                     .await
                     .map_err(err)?;
                 let metric_ids: Vec<_> = t.success_criterions.iter().map(|c| c.metric_id).collect();
-                s.metrics(ORG, &metric_ids).await.map_err(err)?;
+                s.metrics(&ORG.into(), &metric_ids).await.map_err(err)?;
                 let now = Timestamp::now();
                 let doc = UnitTest {
                     id: ObjectIdHex::generate(),
@@ -323,13 +323,15 @@ impl Direct {
                 let Some(raw) = raw else { return Ok(false) };
                 let id = ObjectIdHex::parse(&raw).ok_or("bad id in the pool")?;
                 let current = s
-                    .unit_test(ORG, id)
+                    .unit_test(&ORG.into(), id)
                     .await
                     .map_err(err)?
                     .ok_or("unit test missing")?;
                 let mut next = current.clone();
                 if scenario == Scenario::Delete {
-                    s.unit_test_in_live_set(ORG, id).await.map_err(err)?;
+                    s.unit_test_in_live_set(&ORG.into(), id)
+                        .await
+                        .map_err(err)?;
                     next.is_deleted = true;
                 } else {
                     next.run_count = self.updates.next();
@@ -344,9 +346,9 @@ impl Direct {
                 let raw = read.query(self.n).unwrap_or_default();
                 let params = QueryParams::parse(Some(&raw));
                 let query = if read.is_search() {
-                    search_query_for(ORG, &params)
+                    search_query_for(&ORG.into(), &params)
                 } else {
-                    list_query_for(ORG, &params)
+                    list_query_for(&ORG.into(), &params)
                 }
                 .map_err(|p| format!("{p:?}"))?;
                 s.list_unit_tests(&query).await.map_err(err)?;
