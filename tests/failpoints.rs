@@ -219,10 +219,36 @@ async fn writes_queued_behind_a_slow_commit_share_the_next_commit_embedded() {
     );
 }
 
+/// A create with an `Idempotency-Key` that times out (503, nothing written) does not hold its key:
+/// the retry with the key runs at once and creates, instead of waiting out the key (409) or getting
+/// the 503 again.
+async fn a_create_that_timed_out_frees_its_idempotency_key_for_the_retry(app: TestApp) {
+    let (before, _) = failpoints(&app);
+    let _scenario = FailScenario::setup();
+    let create = || {
+        app.client
+            .post(app.url("/v1/acme/simulation/unit_test/"))
+            .bearer_auth(app.admin_token())
+            .header("Idempotency-Key", "timed-out-1")
+            .json(&unit_test_body("retried"))
+            .send()
+    };
+    fail::cfg(before, &format!("sleep({HOLD_MS})")).unwrap();
+    let first = create().await.unwrap();
+    assert_error(first, StatusCode::SERVICE_UNAVAILABLE, "request_timeout").await;
+    fail::remove(before);
+    // The held write wakes up and gives up; the released key is free by then.
+    tokio::time::sleep(Duration::from_millis(HOLD_MS + 500)).await;
+    let (status, body) = status_and_json(create().await.unwrap()).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(names(&app.list("").await), ["retried"]);
+}
+
 backend_tests!(
     spawn: super::short_timeout_app;
     a_write_held_before_its_commit_past_the_timeout_is_503_and_writes_nothing,
     a_commit_that_outlives_the_timeout_is_answered_with_its_real_outcome,
     a_write_queued_behind_a_slow_commit_gets_503_only_if_it_wrote_nothing,
     writes_that_keep_losing_their_race_are_503_too_many_concurrent_changes,
+    a_create_that_timed_out_frees_its_idempotency_key_for_the_retry,
 );

@@ -11,6 +11,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
+use std::sync::Arc;
 
 use super::pipeline::request_org;
 use crate::AppState;
@@ -20,6 +21,7 @@ use crate::domain::UserInfo;
 use crate::domain::idempotency::{Claim, KEY_CHARS, KeptAnswer, KeyRecord, KeyScope, keeps};
 use crate::domain::problems::{Loc, Problems};
 use crate::error::Error;
+use crate::store::Store;
 
 pub const HEADER: &str = "idempotency-key";
 /// Set on a replayed answer.
@@ -104,7 +106,14 @@ async fn run_once(
         }
         Claim::Replay(answer) => return Ok(replay(answer)),
     }
+    // Should this future be dropped before it answers (the client went away, the request timed
+    // out), the key is released at once rather than held until it counts as abandoned.
+    let mut release = Release {
+        store: org.store.clone(),
+        record: Some(record.clone()),
+    };
     let response = next.run(Request::from_parts(parts, Body::from(body))).await;
+    release.record = None;
     let (mut parts, body) = response.into_parts();
     let body = match to_bytes(body, usize::MAX).await {
         Ok(body) => body,
@@ -132,6 +141,25 @@ async fn run_once(
     }
     parts.headers.remove(header::CONTENT_LENGTH);
     Ok(Response::from_parts(parts, Body::from(body)))
+}
+
+/// Releases a claimed key when dropped while still holding it.
+struct Release {
+    store: Arc<dyn Store>,
+    record: Option<KeyRecord>,
+}
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        if let Some(record) = self.record.take() {
+            let store = self.store.clone();
+            tokio::spawn(async move {
+                if let Err(error) = store.finish_key(&record).await {
+                    tracing::warn!(%error, "cannot release an idempotency key");
+                }
+            });
+        }
+    }
 }
 
 fn replay(answer: KeptAnswer) -> Response {
