@@ -28,7 +28,7 @@ fuzz_target!(|data: &[u8]| {
         && f.creators.is_empty()
         && f.tags.is_empty()
     {
-        named.org_id = simtest_fuzz::ORG.to_owned();
+        named.org_id = simtest_fuzz::ORG.into();
         named.is_deleted = false;
         for name in [
             format!("{prefix}{text}{suffix}"),

@@ -15,10 +15,12 @@ use simtest::domain::query::{
     ListQuery, MAX_LIMIT, SEARCH_LIMIT, SortField, SortKey, UnitTestFilter, compare, fold_case,
 };
 use simtest::domain::query_string::QueryParams;
-use simtest::service::{list_query_for as parse_list_query, search_query_for as parse_search_query};
 use simtest::domain::{
     Criterion, FieldProblem, NewUnitTest, ObjectIdHex, SuccessCriterion, Tag, Timestamp, UnitTest,
     UnitTestPatch, UserInfo,
+};
+use simtest::service::{
+    list_query_for as parse_list_query, search_query_for as parse_search_query,
 };
 
 pub const ORG: &str = "acme";
@@ -605,7 +607,7 @@ pub struct SampleTest {
 impl SampleTest {
     pub fn to_unit_test(&self) -> UnitTest {
         let creator = UserInfo {
-            org_id: self.creator.0.clone(),
+            org_id: self.creator.0.clone().into(),
             user_id: self.creator.1.clone().into(),
         };
         let mut tags: Vec<Tag> = self
@@ -621,7 +623,7 @@ impl SampleTest {
         UnitTest {
             // Ids from a wider set than the filter ids, so distinct samples can still tie on sort keys.
             id: ObjectIdHex::from_bytes([self.id; 12]),
-            org_id: if self.foreign_org { "other" } else { ORG }.to_owned(),
+            org_id: if self.foreign_org { "other" } else { ORG }.into(),
             name: self.name.clone(),
             description: self.description.clone(),
             service_id: sample_id(self.ids[0]),
@@ -718,7 +720,7 @@ pub fn check_order(sort: &[SortKey], samples: &[UnitTest]) {
 /// The list parser refuses with problems under `query`, or returns a bounded, well-formed query.
 pub fn check_list(raw: Option<&str>, samples: &[UnitTest]) -> Option<ListQuery> {
     let params = QueryParams::parse(raw);
-    let q = match parse_list_query(ORG, &params) {
+    let q = match parse_list_query(&ORG.into(), &params) {
         Err(problems) => {
             check_problems(&problems, "query");
             return None;
@@ -740,7 +742,7 @@ pub fn check_list(raw: Option<&str>, samples: &[UnitTest]) -> Option<ListQuery> 
 /// tests, newest first, with case-folded, distinct, bounded terms.
 pub fn check_search(raw: Option<&str>, samples: &[UnitTest]) -> Option<ListQuery> {
     let params = QueryParams::parse(raw);
-    let q = match parse_search_query(ORG, &params) {
+    let q = match parse_search_query(&ORG.into(), &params) {
         Err(problems) => {
             check_problems(&problems, "query");
             return None;
