@@ -18,7 +18,7 @@ use serde::Deserialize;
 use super::Db;
 use super::codec::{field, search_grams};
 use super::collections as c;
-use super::errors::{NAMESPACE_EXISTS, command_code, reply_count, store_error};
+use super::errors::{NAMESPACE_EXISTS, command_code, is_duplicate_key, reply_count, store_error};
 use crate::domain::search::search_text;
 use crate::store::{StoreError, StoreResult};
 
@@ -112,6 +112,18 @@ impl Migration {
     }
 }
 
+/// Whether `e` is what a race with another process migrating the same database looks like: a
+/// duplicate key (a collection, an index or a record made meanwhile), or, on DocumentDB, the
+/// PostgreSQL "deadlock detected" that aborts one of two concurrent index builds. Both pass when
+/// the list is gone through again.
+fn raced(e: &StoreError) -> bool {
+    match e {
+        StoreError::Duplicate => true,
+        StoreError::Internal(message) => message.contains("deadlock detected"),
+        StoreError::Unavailable(_) => false,
+    }
+}
+
 /// The runner.
 impl Db {
     /// Applies the migrations not yet recorded, in order; returns the names of those it applied.
@@ -120,23 +132,27 @@ impl Db {
         // (which surfaces as a duplicate key on a collection, an index or the record) is settled by
         // going through the list again.
         let mut attempts = 0;
+        // What this process recorded, over every attempt (an attempt cut short by a race still
+        // recorded what it recorded).
+        let mut applied = Vec::new();
         loop {
-            match self.migrate_once().await {
-                Err(StoreError::Duplicate) if attempts < 5 => {
+            match self.migrate_once(&mut applied).await {
+                Ok(()) => return Ok(applied),
+                Err(e) if attempts < 5 && raced(&e) => {
                     attempts += 1;
                     tokio::time::sleep(std::time::Duration::from_millis(50 * attempts)).await;
                 }
-                Err(StoreError::Duplicate) => {
-                    return Err(StoreError::Internal(
-                        "migrations kept racing with another process".into(),
-                    ));
+                Err(e) if raced(&e) => {
+                    return Err(StoreError::Internal(format!(
+                        "migrations kept racing with another process: {e}"
+                    )));
                 }
-                other => return other,
+                Err(other) => return Err(other),
             }
         }
     }
 
-    async fn migrate_once(&self) -> StoreResult<Vec<String>> {
+    async fn migrate_once(&self, applied: &mut Vec<String>) -> StoreResult<()> {
         let recorded: HashSet<String> = self
             .db
             .collection::<Document>(c::MIGRATIONS)
@@ -146,7 +162,6 @@ impl Db {
             .into_iter()
             .filter_map(|b| b.as_str().map(str::to_owned))
             .collect();
-        let mut applied = Vec::new();
         for (name, text) in MIGRATIONS {
             if recorded.contains(*name) {
                 continue;
@@ -155,27 +170,28 @@ impl Db {
                 .map_err(|e| StoreError::Internal(format!("migration {name}: {e}")))?;
             self.apply(&migration).await?;
             // Another process migrating at the same time may have run the same idempotent steps;
-            // the one whose upsert inserts the record is the one that applied it.
+            // the one whose insert of the record succeeds is the one that applied it (the `_id`
+            // lets one insert through; an upsert's "upserted" was seen true in both racers on
+            // DocumentDB under load).
             let recorded = self
                 .db
                 .collection::<Document>(c::MIGRATIONS)
-                .update_one(
-                    doc! {"_id": *name},
-                    doc! {"$setOnInsert": {"applied_at": bson::DateTime::now()}},
-                )
-                .upsert(true)
-                .await
-                .map_err(store_error)?;
-            if recorded.upserted_id.is_some() {
-                tracing::info!(
-                    migration = name,
-                    database = self.db.name(),
-                    "migration applied"
-                );
-                applied.push((*name).to_owned());
+                .insert_one(doc! {"_id": *name, "applied_at": bson::DateTime::now()})
+                .await;
+            match recorded {
+                Ok(_) => {
+                    tracing::info!(
+                        migration = name,
+                        database = self.db.name(),
+                        "migration applied"
+                    );
+                    applied.push((*name).to_owned());
+                }
+                Err(e) if is_duplicate_key(&e) => {}
+                Err(e) => return Err(store_error(e)),
             }
         }
-        Ok(applied)
+        Ok(())
     }
 
     /// Writes `search_grams` and `search_text` into the unit test documents written without them
