@@ -70,6 +70,23 @@ fn problem(kind: &'static str, msg: impl Into<String>) -> FieldProblem {
     p.into_vec().remove(0)
 }
 
+/// The path's id and what else the request was read into, or every problem of both at once (422):
+/// `p` holds the path's (and headers') problems, `rest` the body's or query's.
+pub fn id_with<T>(
+    id: Option<ObjectIdHex>,
+    p: Problems,
+    rest: std::result::Result<T, Vec<FieldProblem>>,
+) -> std::result::Result<(ObjectIdHex, T), Error> {
+    match (id, rest) {
+        (Some(id), Ok(rest)) if p.is_empty() => Ok((id, rest)),
+        (_, rest) => {
+            let mut problems = p.into_vec();
+            problems.extend(rest.err().unwrap_or_default());
+            Err(Error::Invalid(problems))
+        }
+    }
+}
+
 /// Names the id segment of a path.
 pub trait IdSegment {
     const NAME: &'static str;

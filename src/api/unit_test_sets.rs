@@ -10,7 +10,7 @@ use axum::{Json, Router};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::extract::{JsonBody, UnitTestSetIdParam};
+use super::extract::{JsonBody, UnitTestSetIdParam, id_with};
 use super::openapi::lifecycle_schemas::IdempotencyKeyHeader;
 use super::openapi::schemas::SearchParams;
 use super::openapi::schemas::{CommonHeaders, ErrorBody, OrganizationPath, ValidationErrorBody};
@@ -269,14 +269,7 @@ async fn update_unit_test_set(
     let mut p = Problems::default();
     let id = id.parse(&mut p);
     let patch = body.value().and_then(|v| UnitTestSetPatch::parse(&v));
-    let (id, patch) = match (id, patch) {
-        (Some(id), Ok(patch)) if p.is_empty() => (id, patch),
-        (_, patch) => {
-            let mut problems = p.into_vec();
-            problems.extend(patch.err().unwrap_or_default());
-            return Err(Error::Invalid(problems));
-        }
-    };
+    let (id, patch) = id_with(id, p, patch)?;
     state.unit_test_sets.update(&user, id, patch).await?;
     Ok(StatusCode::NO_CONTENT)
 }

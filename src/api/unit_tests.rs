@@ -13,7 +13,7 @@ use serde::Serialize;
 use serde_json::json;
 use serde_json::value::RawValue;
 
-use super::extract::{JsonBody, UnitTestIdParam};
+use super::extract::{JsonBody, UnitTestIdParam, id_with};
 use super::openapi::lifecycle_schemas::{
     HistoryParams, IdempotencyKeyHeader, IfMatchHeader, IfNoneMatchHeader, UnitTestHistoryResponse,
 };
@@ -304,14 +304,7 @@ async fn update_unit_test(
     let id = id.parse(&mut p);
     let if_match = condition(&headers, header::IF_MATCH, &mut p);
     let patch = body.value().and_then(|v| UnitTestPatch::parse(&v));
-    let (id, patch) = match (id, patch) {
-        (Some(id), Ok(patch)) if p.is_empty() => (id, patch),
-        (_, patch) => {
-            let mut problems = p.into_vec();
-            problems.extend(patch.err().unwrap_or_default());
-            return Err(Error::Invalid(problems));
-        }
-    };
+    let (id, patch) = id_with(id, p, patch)?;
     let updated = state
         .unit_tests
         .update(&user, id, patch, if_match.as_ref())
@@ -419,14 +412,7 @@ async fn clone_unit_test(
     let mut p = Problems::default();
     let id = id.parse(&mut p);
     let request = body.value().and_then(|v| CloneRequest::parse(&v));
-    let (id, request) = match (id, request) {
-        (Some(id), Ok(request)) if p.is_empty() => (id, request),
-        (_, request) => {
-            let mut problems = p.into_vec();
-            problems.extend(request.err().unwrap_or_default());
-            return Err(Error::Invalid(problems));
-        }
-    };
+    let (id, request) = id_with(id, p, request)?;
     let created = state
         .unit_tests
         .clone_unit_test(&user, id, request.name)
@@ -481,14 +467,7 @@ async fn unit_test_history(
     let mut p = Problems::default();
     let id = id.parse(&mut p);
     let asked = parse_history_request(&QueryParams::parse(raw.as_deref()));
-    let (id, (limit, start)) = match (id, asked) {
-        (Some(id), Ok(asked)) if p.is_empty() => (id, asked),
-        (_, asked) => {
-            let mut problems = p.into_vec();
-            problems.extend(asked.err().unwrap_or_default());
-            return Err(Error::Invalid(problems));
-        }
-    };
+    let (id, (limit, start)) = id_with(id, p, asked)?;
     let page = state.unit_tests.history(&user, id, limit, start).await?;
     Ok(Json(page).into_response())
 }
