@@ -131,5 +131,11 @@ mod tests {
         assert!(serde_json::from_slice::<Value>(text).is_err());
         let value = parse_strict(text).unwrap();
         assert_eq!(value["$serde_json::private::RawValue"], "criterion");
+        // When the string is JSON, serde_json reads that JSON in place of the object (found by
+        // fuzzing too); we still read the object.
+        let text = br#"{"$serde_json::private::RawValue": "0e000000"}"#;
+        assert_eq!(serde_json::from_slice::<Value>(text).unwrap(), 0.0);
+        let value = parse_strict(text).unwrap();
+        assert_eq!(value["$serde_json::private::RawValue"], "0e000000");
     }
 }
