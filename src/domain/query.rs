@@ -231,6 +231,19 @@ pub struct ListQuery {
     pub offset: u64,
     pub limit: u32,
     pub with_facets: bool,
+    /// Keyset paging: only unit tests whose id is above this one. In id order (`sort` empty, as
+    /// the export asks) each page starts where the last one ended, so it costs its own size on
+    /// both stores (an offset is walked past on every page: quadratic over a million on
+    /// MongoDB) and a unit test removed meanwhile shifts nothing. Facets still describe the
+    /// whole filter.
+    pub after: Option<ObjectIdHex>,
+}
+
+impl ListQuery {
+    /// Whether `doc` is on the query's pages: the filter, and above `after`.
+    pub fn selects(&self, doc: &UnitTest) -> bool {
+        self.filter.matches(doc) && self.after.is_none_or(|after| doc.id > after)
+    }
 }
 
 /// The distinct values of the filterable fields over every unit test a filter selects.

@@ -43,6 +43,7 @@ pub fn list_query(request: ListRequest) -> ListQuery {
         sort: request.sort,
         offset: request.offset,
         limit: request.limit,
+        after: None,
     }
 }
 
@@ -60,6 +61,7 @@ pub fn search_query(request: SearchRequest) -> ListQuery {
         offset: 0,
         limit: SEARCH_LIMIT,
         with_facets: false,
+        after: None,
     }
 }
 

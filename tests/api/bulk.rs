@@ -10,6 +10,7 @@ use crate::helpers::*;
 
 backend_tests!(
     export_writes_the_filtered_unit_tests_and_they_import_back_as_new_ones,
+    export_pages_through_every_unit_test_once_with_dense_and_sparse_filters,
     import_answers_every_row_and_dry_runs_and_atomic_imports_write_accordingly,
 );
 
@@ -126,6 +127,54 @@ async fn export_writes_the_filtered_unit_tests_and_they_import_back_as_new_ones(
         }
         assert_eq!(copy["is_deleted"], false);
     }
+}
+
+/// More unit tests than an export page holds (500): every one comes out once, in id order,
+/// whether the filter keeps all of them or a few scattered over the pages; a hard-deleted one
+/// leaves the export and nothing else. (Pages start above the last id sent, not at an offset:
+/// the store tests hold that to the definition.)
+async fn export_pages_through_every_unit_test_once_with_dense_and_sparse_filters(app: TestApp) {
+    let n = 1_203;
+    let rows: String = (0..n)
+        .map(|i| {
+            let mut body = unit_test_body(&format!("Paged {i:04}"));
+            if i % 250 == 7 {
+                body["tags"] = json!({"suite": "rare"});
+            }
+            format!("{body}\n")
+        })
+        .collect();
+    let response = import(&app, "", "application/x-ndjson", rows).await;
+    let report: Value = response.json().await.unwrap();
+    assert_eq!(report["created"], n, "{}", report["failed"]);
+
+    let ids_of = |ndjson: &str| -> Vec<String> {
+        lines(ndjson)
+            .iter()
+            .map(|t| t["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (_, all) = export(&app, "").await;
+    let all = ids_of(&all);
+    assert_eq!(all.len(), n);
+    assert!(all.windows(2).all(|w| w[0] < w[1]), "id order, no repeats");
+    let (_, rare) = export(&app, "tag=suite:rare").await;
+    assert_eq!(ids_of(&rare).len(), 5, "one in 250, over three pages");
+
+    // A hard delete of one of the first page's unit tests: the export still holds every other.
+    let gone = &all[3];
+    assert_eq!(app.delete(gone).await.status(), StatusCode::NO_CONTENT);
+    let purged = app
+        .client
+        .delete(app.url(&format!("/v1/acme/simulation/unit_test/{gone}/permanently")))
+        .bearer_auth(app.admin_token())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(purged.status(), StatusCode::NO_CONTENT);
+    let (_, after) = export(&app, "").await;
+    let want: Vec<String> = all.iter().filter(|id| *id != gone).cloned().collect();
+    assert_eq!(ids_of(&after), want);
 }
 
 async fn import_answers_every_row_and_dry_runs_and_atomic_imports_write_accordingly(app: TestApp) {

@@ -727,8 +727,22 @@ impl OrgIndex {
             candidates.as_ref().is_none_or(|c| c.contains(s))
                 && (!terms_left || self.has_terms(s, terms))
         };
-        let (slots, has_more) = match primary_sort(&query.sort) {
-            Some((field, descending)) => {
+        let (slots, has_more) = match (query.after, primary_sort(&query.sort)) {
+            // Keyset: the id order from just above `after` (a binary search, then a walk); in
+            // another order, those rows sorted.
+            (Some(after), sort) => {
+                let order = &self.orders[order_number(None)];
+                let start = order.partition_point(|&s| self.rows[s as usize].id <= after);
+                let mut matching = order[start..].iter().copied().filter(|&s| keep(s));
+                if sort != Some((None, false)) {
+                    self.sorted_page(matching, &query.sort, offset, limit)
+                } else {
+                    matching.by_ref().take(offset).for_each(drop);
+                    let page: Vec<Slot> = matching.by_ref().take(limit).collect();
+                    (page, matching.next().is_some())
+                }
+            }
+            (None, Some((field, descending))) => {
                 let selected = (!terms_left).then(|| {
                     candidates
                         .as_ref()
@@ -767,7 +781,7 @@ impl OrgIndex {
                 }
             }
             // Several sort fields: no kept order fits, so sort the matches.
-            None => {
+            (None, None) => {
                 let matching: Box<dyn Iterator<Item = Slot>> = match &candidates {
                     Some(c) => Box::new(c.iter()),
                     None => Box::new(self.all.iter()),
@@ -1091,6 +1105,7 @@ mod tests {
             matching.iter().for_each(|d| facets.add(d));
             facets.build()
         });
+        matching.retain(|d| query.selects(d));
         let start = (query.offset as usize).min(matching.len());
         let end = start
             .saturating_add(query.limit as usize)
@@ -1195,6 +1210,7 @@ mod tests {
         let queries: Vec<ListQuery> = (0..FIRST_PAGES / 2)
             .map(|_| ListQuery {
                 with_facets: true,
+                after: None,
                 offset: 0,
                 ..random_query(&mut rng, &ids)
             })

@@ -106,6 +106,13 @@ fn backend_unavailable(code: i32, message: &str) -> bool {
     code == 1 && POSTGRES_UNAVAILABLE.iter().any(|m| message.contains(m))
 }
 
+/// PostgreSQL's "deadlock detected" (DocumentDB, as a write error or a command error): it
+/// aborted this statement's transaction so that another could go on, so nothing of it was applied
+/// and it can be sent again.
+pub(super) fn is_deadlock(e: &StoreError) -> bool {
+    matches!(e, StoreError::Internal(message) if message.contains("deadlock detected"))
+}
+
 /// Code 11000, wherever the driver reports it: a command error, a write error, or one of the
 /// write errors of a bulk or insert-many.
 pub(super) fn is_duplicate_key(e: &mongodb::error::Error) -> bool {

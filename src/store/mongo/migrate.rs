@@ -18,7 +18,9 @@ use serde::Deserialize;
 use super::Db;
 use super::codec::{field, search_grams};
 use super::collections as c;
-use super::errors::{NAMESPACE_EXISTS, command_code, is_duplicate_key, reply_count, store_error};
+use super::errors::{
+    NAMESPACE_EXISTS, command_code, is_deadlock, is_duplicate_key, reply_count, store_error,
+};
 use crate::domain::search::search_text;
 use crate::store::{StoreError, StoreResult};
 
@@ -43,6 +45,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0005_unit_test_versions",
         include_str!("../../../migrations/0005_unit_test_versions.json"),
+    ),
+    (
+        "0006_idempotency_key_sweep",
+        include_str!("../../../migrations/0006_idempotency_key_sweep.json"),
     ),
 ];
 
@@ -119,8 +125,7 @@ impl Migration {
 fn raced(e: &StoreError) -> bool {
     match e {
         StoreError::Duplicate => true,
-        StoreError::Internal(message) => message.contains("deadlock detected"),
-        StoreError::Unavailable(_) => false,
+        other => is_deadlock(other),
     }
 }
 

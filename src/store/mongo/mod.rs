@@ -45,7 +45,7 @@ use codec::{
     datetime, field, id_either_way, ids_either_way, oid, record_from_doc, record_to_doc,
     unit_test_from_doc, unit_test_to_doc,
 };
-use errors::{command_write_outcome, is_duplicate_key, reply_count, store_error};
+use errors::{command_write_outcome, is_deadlock, is_duplicate_key, reply_count, store_error};
 use query::{filter_document, sort_document};
 
 mod codec;
@@ -296,12 +296,39 @@ impl Db {
         // Tests slow the write down here: the time can run out before it is sent.
         fail::fail_point!("mongo::before_write");
         let deadline = Deadline::current();
-        let command = bounded_write(command, self.write_concern, deadline.as_deref())?;
-        // ...or here: the server is slow, and its answer must still be sent.
-        fail::fail_point!("mongo::write");
-        let reply = self.db.run_command(command).await.map_err(store_error)?;
-        command_write_outcome(&reply)?;
-        Ok(reply)
+        self.send_write(command, deadline.as_deref()).await
+    }
+
+    /// Sends a write command bounded by `deadline` (see [`bounded_write`]) and reads its outcome.
+    /// A write PostgreSQL chose as a deadlock's victim (DocumentDB, two writes to the same
+    /// documents at once; seen with concurrent set creates) was not applied: it is sent again, a
+    /// few times with a growing pause, and then reported as unavailable (503), not as a bug.
+    pub(super) async fn send_write(
+        &self,
+        command: Document,
+        deadline: Option<&Deadline>,
+    ) -> StoreResult<Document> {
+        const DEADLOCK_RETRIES: u32 = 4;
+        let mut retries = 0;
+        loop {
+            let bounded = bounded_write(command.clone(), self.write_concern, deadline)?;
+            // ...or here: the server is slow, and its answer must still be sent.
+            fail::fail_point!("mongo::write");
+            let outcome = match self.db.run_command(bounded).await.map_err(store_error) {
+                Ok(reply) => command_write_outcome(&reply).map(|()| reply),
+                Err(e) => Err(e),
+            };
+            match outcome {
+                Err(e) if is_deadlock(&e) && retries < DEADLOCK_RETRIES => {
+                    retries += 1;
+                    tokio::time::sleep(Duration::from_millis(5 << retries)).await;
+                }
+                Err(e) if is_deadlock(&e) => {
+                    return Err(StoreError::Unavailable(format!("write not applied: {e}")));
+                }
+                other => return other,
+            }
+        }
     }
 
     async fn find_record<T: DeserializeOwned>(
@@ -634,11 +661,16 @@ impl Db {
 
     async fn list_unit_tests(&self, query: &ListQuery) -> StoreResult<ListPage> {
         let filter = filter_document(&query.filter);
+        let page_filter = match query.after {
+            // Walks the (org_id, _id) index from `after` on.
+            Some(after) => doc! {"$and": [filter.clone(), {"_id": {"$gt": oid(after)}}]},
+            None => filter.clone(),
+        };
         let page = async {
             // One more than asked tells whether anything follows (and makes `limit: 0` a real query).
             let mut cursor = self
                 .collection(c::UNIT_TEST)
-                .find(filter.clone())
+                .find(page_filter)
                 .sort(sort_document(&query.sort))
                 .skip(query.offset.min(i64::MAX as u64))
                 .limit(i64::from(query.limit) + 1)

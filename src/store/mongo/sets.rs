@@ -37,14 +37,14 @@ use std::time::{Duration, Instant};
 
 use mongodb::bson::{self, Bson, Document, doc, oid::ObjectId};
 
+use super::Db;
 use super::codec::{
     datetime, field, id_either_way, id_of, int_of, minted_at, oid, set_field as sf,
     unit_test_set_from_doc, unit_test_set_to_doc,
 };
 use super::collections as c;
-use super::errors::{command_write_outcome, reply_count, store_error};
+use super::errors::{reply_count, store_error};
 use super::query::{set_filter_document, set_sort_document};
-use super::{Db, bounded_write};
 use crate::domain::unit_test_set::{SetPage, UnitTestSet, UnitTestSetQuery};
 use crate::domain::{ObjectIdHex, OrgId, UnitTest};
 use crate::store::{StoreError, StoreResult, Written};
@@ -90,10 +90,7 @@ impl Db {
     /// Sends a write that follows the first write of an operation: the request waits for the
     /// operation once that one is sent (see `store::deadline`), so this is not bounded by it.
     async fn follow_up_write(&self, command: Document) -> StoreResult<Document> {
-        let command = bounded_write(command, self.write_concern, None)?;
-        let reply = self.db.run_command(command).await.map_err(store_error)?;
-        command_write_outcome(&reply)?;
-        Ok(reply)
+        self.send_write(command, None).await
     }
 
     /// One conditional update of one set document; how many matched.

@@ -70,7 +70,7 @@ async fn answers_match_the_embedded_store() {
 
 /// The ids of the page the definition gives: every matching unit test, sorted, sliced.
 fn by_definition(docs: &[UnitTest], q: &ListQuery) -> (Vec<ObjectIdHex>, bool) {
-    let mut matching: Vec<&UnitTest> = docs.iter().filter(|d| q.filter.matches(d)).collect();
+    let mut matching: Vec<&UnitTest> = docs.iter().filter(|d| q.selects(d)).collect();
     matching.sort_by(|a, b| compare(&q.sort, a, b));
     let start = (q.offset as usize).min(matching.len());
     let end = start.saturating_add(q.limit as usize).min(matching.len());

@@ -227,12 +227,15 @@ pub fn random_query(rng: &mut StdRng, ids: &[ObjectIdHex]) -> ListQuery {
             descending: rng.gen_bool(0.5),
         })
         .collect();
+    // Keyset pages: the export's walk the id order (no sort).
+    let after = rng.gen_bool(0.3).then(|| *pick(rng, ids));
     ListQuery {
         filter: f,
         sort,
         offset: *pick(rng, &[0, 0, 0, 1, 3, 10, 1000]),
         limit: *pick(rng, &[0, 1, 2, 5, 50, 500]),
         with_facets: rng.gen_bool(0.5),
+        after,
     }
 }
 
