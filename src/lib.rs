@@ -26,7 +26,7 @@ pub use config::{Config, MongoConfig};
 use maintenance::Maintenance;
 use ratelimit::RateLimits;
 use service::UnitTestService;
-pub use state::AppState;
+pub use state::{AppState, Shared};
 use store::Store;
 use store::cached::CachedRecords;
 use store::embedded::EmbeddedStore;
@@ -171,7 +171,7 @@ pub async fn build_app_with_clusters(
     let wrap = |s| CachedRecords::wrap(telemetry::MeteredStore::wrap(s), config.auth_cache_ttl);
     let store = wrap(store);
     let named = named.into_iter().map(|(name, s)| (name, wrap(s))).collect();
-    let state = AppState {
+    let state = AppState::new(Shared {
         store: store.clone(),
         clusters: Arc::new(Clusters::new(store, named)),
         unit_tests: UnitTestService,
@@ -182,7 +182,7 @@ pub async fn build_app_with_clusters(
         renderings: Arc::default(),
         max_body_bytes: config.http.max_body_bytes,
         import_max_bytes: config.http.import_max_bytes,
-    };
+    });
     let router = api::router(state.clone(), &config.http, config.rate_limits);
     Ok(App { router, state })
 }

@@ -14,9 +14,28 @@ use crate::service::UnitTestService;
 use crate::service::sets::UnitTestSetService;
 use crate::store::Store;
 
-/// What handlers share.
+/// What handlers share: one allocation behind an `Arc`, so the several extractions of a request
+/// (middleware, the permissions step, the handler) each bump one counter, not eight (`perf` of a
+/// search under 32 clients: 2.5 % of the server's CPU cloning and dropping the eight handles).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    pub fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What [`AppState`] holds.
+pub struct Shared {
     /// The default cluster's store (the only one unless named clusters are configured).
     pub store: Arc<dyn Store>,
     pub clusters: Arc<Clusters>,

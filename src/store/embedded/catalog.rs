@@ -360,6 +360,25 @@ fn order_number(field: Option<SortField>) -> usize {
     }
 }
 
+/// A set of slots as one bit each, for asking often whether a slot is in it.
+struct Bits(Vec<u64>);
+
+impl Bits {
+    fn of(slots: &RoaringBitmap, len: usize) -> Self {
+        let mut words = vec![0u64; len.div_ceil(64)];
+        for s in slots {
+            words[s as usize / 64] |= 1 << (s % 64);
+        }
+        Self(words)
+    }
+
+    fn has(&self, s: Slot) -> bool {
+        self.0
+            .get(s as usize / 64)
+            .is_some_and(|w| w >> (s % 64) & 1 == 1)
+    }
+}
+
 /// `a` against `b` by `field` alone (`None`: no field, all equal).
 fn by_field(field: Option<SortField>, a: View<'_>, b: View<'_>) -> Ordering {
     field.map_or(Ordering::Equal, |field| {
@@ -769,6 +788,21 @@ impl OrgIndex {
                         let end = offset.saturating_add(limit);
                         // One more than the page when only the walk can tell if more match.
                         let wanted = end.saturating_add(usize::from(selected.is_none()));
+                        // A long walk over few candidates asks each step whether its row is one
+                        // of them: a bit per row answers in a load, a roaring bitmap in two
+                        // binary searches (~25 ns; 19 % of the server's CPU on `search 2
+                        // terms`). Setting the bits costs ~2 ns a candidate and clearing them
+                        // ~0.3 ns per 64 rows, so they are set only when the walk repays that.
+                        let bits = candidates.as_ref().filter(|c| {
+                            let m = c.len() as usize;
+                            let steps = wanted.saturating_mul(self.live()) / m.max(1);
+                            steps.saturating_mul(24) > m * 2 + self.rows.len() / 200
+                        });
+                        let bits = bits.map(|c| Bits::of(c, self.rows.len()));
+                        let keep = |s: Slot| match &bits {
+                            Some(bits) => bits.has(s) && (!terms_left || self.has_terms(s, terms)),
+                            None => keep(s),
+                        };
                         let mut matching = self.walk_matching(field, descending, keep, wanted);
                         let has_more = match selected {
                             Some(m) => end < m,
