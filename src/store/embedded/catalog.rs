@@ -791,12 +791,14 @@ impl OrgIndex {
                         // A long walk over few candidates asks each step whether its row is one
                         // of them: a bit per row answers in a load, a roaring bitmap in two
                         // binary searches (~25 ns; 19 % of the server's CPU on `search 2
-                        // terms`). Setting the bits costs ~2 ns a candidate and clearing them
-                        // ~0.3 ns per 64 rows, so they are set only when the walk repays that.
+                        // terms` at 100k). Reading a candidate out of the bitmap and setting its
+                        // bit costs ~5 ns, clearing the bits ~1 ns per 64 rows, so they are set
+                        // only when the walk repays that (at 100k, 3k candidates: it does; at 1M
+                        // with 31k, measured slower, it does not).
                         let bits = candidates.as_ref().filter(|c| {
                             let m = c.len() as usize;
                             let steps = wanted.saturating_mul(self.live()) / m.max(1);
-                            steps.saturating_mul(24) > m * 2 + self.rows.len() / 200
+                            steps.saturating_mul(5) > m + self.rows.len() / 320
                         });
                         let bits = bits.map(|c| Bits::of(c, self.rows.len()));
                         let keep = |s: Slot| match &bits {
