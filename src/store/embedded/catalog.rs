@@ -742,10 +742,8 @@ impl OrgIndex {
         };
         let (candidates, terms_left) = (&matched.rows, matched.terms_left);
         let filter_values = matched.facets.clone();
-        let keep = |s: Slot| {
-            candidates.as_ref().is_none_or(|c| c.contains(s))
-                && (!terms_left || self.has_terms(s, terms))
-        };
+        let holds_terms = |s: Slot| !terms_left || self.has_terms(s, terms);
+        let keep = |s: Slot| candidates.as_ref().is_none_or(|c| c.contains(s)) && holds_terms(s);
         let (slots, has_more) = match (query.after, primary_sort(&query.sort)) {
             // Keyset: the id order from just above `after` (a binary search, then a walk); in
             // another order, those rows sorted.
@@ -802,7 +800,7 @@ impl OrgIndex {
                         });
                         let bits = bits.map(|c| Bits::of(c, self.rows.len()));
                         let keep = |s: Slot| match &bits {
-                            Some(bits) => bits.has(s) && (!terms_left || self.has_terms(s, terms)),
+                            Some(bits) => bits.has(s) && holds_terms(s),
                             None => keep(s),
                         };
                         let mut matching = self.walk_matching(field, descending, keep, wanted);

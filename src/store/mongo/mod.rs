@@ -287,6 +287,38 @@ impl Db {
         self.db.collection(name)
     }
 
+    /// One page of `collection` (unit tests or sets): the documents `filter` selects in the order
+    /// of `sort`, from `offset`, at most `limit`, decoded; and whether more follow.
+    async fn find_page<T>(
+        &self,
+        collection: &str,
+        filter: Document,
+        sort: Document,
+        (offset, limit): (u64, u32),
+        decode: impl Fn(&Document) -> StoreResult<T>,
+    ) -> StoreResult<(Vec<std::sync::Arc<T>>, bool)> {
+        // One more than asked tells whether anything follows (and makes `limit: 0` a real query).
+        let mut cursor = self
+            .collection(collection)
+            .find(filter)
+            .sort(sort)
+            .skip(offset.min(i64::MAX as u64))
+            .limit(i64::from(limit) + 1)
+            // The whole page in the first batch: no getMore round trip (the default first batch
+            // is 101 documents).
+            .batch_size(limit + 1)
+            .await
+            .map_err(store_error)?;
+        let mut items = Vec::new();
+        while cursor.advance().await.map_err(store_error)? {
+            let d = cursor.deserialize_current().map_err(store_error)?;
+            items.push(std::sync::Arc::new(decode(&d)?));
+        }
+        let has_more = items.len() > limit as usize;
+        items.truncate(limit as usize);
+        Ok((items, has_more))
+    }
+
     /// Sends a unit test write (an `insert` or `update` command). Within a request it is sent only
     /// if the request's time is not up, and with that time left as its limit (`maxTimeMS`, and
     /// `wtimeout` for the write concern): MongoDB then either applies it before the request's
@@ -666,28 +698,13 @@ impl Db {
             Some(after) => doc! {"$and": [filter.clone(), {"_id": {"$gt": oid(after)}}]},
             None => filter.clone(),
         };
-        let page = async {
-            // One more than asked tells whether anything follows (and makes `limit: 0` a real query).
-            let mut cursor = self
-                .collection(c::UNIT_TEST)
-                .find(page_filter)
-                .sort(sort_document(&query.sort))
-                .skip(query.offset.min(i64::MAX as u64))
-                .limit(i64::from(query.limit) + 1)
-                // The whole page in the first batch: no getMore round trip (the default first batch
-                // is 101 documents).
-                .batch_size(query.limit + 1)
-                .await
-                .map_err(store_error)?;
-            let mut items = Vec::new();
-            while cursor.advance().await.map_err(store_error)? {
-                let d = cursor.deserialize_current().map_err(store_error)?;
-                items.push(std::sync::Arc::new(unit_test_from_doc(&d)?));
-            }
-            let has_more = items.len() > query.limit as usize;
-            items.truncate(query.limit as usize);
-            Ok::<_, StoreError>((items, has_more))
-        };
+        let page = self.find_page(
+            c::UNIT_TEST,
+            page_filter,
+            sort_document(&query.sort),
+            (query.offset, query.limit),
+            unit_test_from_doc,
+        );
         let facets = async {
             if query.with_facets {
                 self.filter_values(&filter).await.map(Some)

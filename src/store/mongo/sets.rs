@@ -480,25 +480,13 @@ impl Db {
         query: &UnitTestSetQuery,
     ) -> StoreResult<SetPage> {
         let filter = set_filter_document(&query.filter);
-        let page = async {
-            let mut cursor = self
-                .sets()
-                .find(filter.clone())
-                .sort(set_sort_document(query))
-                .skip(query.offset.min(i64::MAX as u64))
-                .limit(i64::from(query.limit) + 1)
-                .batch_size(query.limit + 1)
-                .await
-                .map_err(store_error)?;
-            let mut items = Vec::new();
-            while cursor.advance().await.map_err(store_error)? {
-                let d = cursor.deserialize_current().map_err(store_error)?;
-                items.push(std::sync::Arc::new(unit_test_set_from_doc(&d)?));
-            }
-            let has_more = items.len() > query.limit as usize;
-            items.truncate(query.limit as usize);
-            Ok::<_, StoreError>((items, has_more))
-        };
+        let page = self.find_page(
+            c::UNIT_TEST_SET,
+            filter.clone(),
+            set_sort_document(query),
+            (query.offset, query.limit),
+            unit_test_set_from_doc,
+        );
         let facets = async {
             if query.with_facets {
                 self.set_filter_values(&filter).await.map(Some)
