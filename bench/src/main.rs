@@ -122,12 +122,11 @@ fn main() -> anyhow::Result<()> {
                 work_dir,
                 mongodb_database,
             } => {
-                let ids = std::fs::read_to_string(work_dir.join("ids.txt"))?;
-                let ids: Vec<String> = ids.lines().map(str::to_owned).collect();
+                let ids = read_ids(&work_dir)?;
                 let n = ids.len();
                 let mongo = common.mongodb_uri.clone().zip(mongodb_database);
                 let rows =
-                    store_ceiling(&common, &work_dir.join("data"), mongo, IdPool::new(ids), n)
+                    store_ceiling(&common, &work_dir.join("data"), mongo, IdPool::new(ids), n, true)
                         .await?;
                 for (scenario, clients, stats, _) in rows {
                     println!(
@@ -177,8 +176,14 @@ impl Trips {
     }
 }
 
-async fn run(args: RunArgs) -> anyhow::Result<()> {
-    let common = &args.common;
+/// The ids of the unit tests a run seeded into `work_dir`.
+fn read_ids(work_dir: &Path) -> anyhow::Result<Vec<String>> {
+    let ids = std::fs::read_to_string(work_dir.join("ids.txt"))
+        .with_context(|| format!("no ids.txt in {}", work_dir.display()))?;
+    Ok(ids.lines().map(str::to_owned).collect())
+}
+
+async fn run(mut args: RunArgs) -> anyhow::Result<()> {
     let work_dir = match &args.work_dir {
         Some(dir) => dir.clone(),
         None => {
@@ -186,6 +191,15 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         }
     };
     std::fs::create_dir_all(&work_dir)?;
+    // Reused data holds what was seeded then, whatever `--n` says now.
+    let reused_ids = match args.reuse {
+        true => Some(read_ids(&work_dir)?),
+        false => None,
+    };
+    if let Some(ids) = &reused_ids {
+        args.n = ids.len();
+    }
+    let common = &args.common;
     let mongodb = common
         .mongodb_uri
         .clone()
@@ -232,9 +246,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     // The store ceiling runs on a copy of the seeded data, so it sees the N seeded unit tests and
     // nothing the HTTP writes add.
     let ceiling_dir = work_dir.join("store-ceiling-data");
-    let (ids, seed_secs) = if args.reuse {
-        let ids = std::fs::read_to_string(work_dir.join("ids.txt"))?;
-        (ids.lines().map(str::to_owned).collect::<Vec<_>>(), f64::NAN)
+    let (ids, seed_secs) = if let Some(ids) = reused_ids {
+        (ids, f64::NAN)
     } else {
         // Seed through the API, as a client would.
         let server = target.start(&work_dir.join("seed.log")).await?;
@@ -312,7 +325,15 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     server.stop()?;
 
     // On MongoDB there is no copy: the ceiling runs on the database the HTTP writes changed.
-    let store_rows = store_ceiling(common, &ceiling_dir, mongodb.clone(), pool, args.n).await?;
+    let store_rows = store_ceiling(
+        common,
+        &ceiling_dir,
+        mongodb.clone(),
+        pool,
+        args.n,
+        args.wait_for_index,
+    )
+    .await?;
 
     println!();
     println!(
@@ -440,6 +461,7 @@ async fn store_ceiling(
     mongodb: Option<(String, String)>,
     pool: Arc<IdPool>,
     n: usize,
+    wait_for_index: bool,
 ) -> anyhow::Result<Rows> {
     let mut config = simtest::Config::for_data_dir(data_dir);
     let trips = if mongodb.is_some() {
@@ -458,7 +480,23 @@ async fn store_ceiling(
             .parse()
             .map_err(|e| anyhow::anyhow!("SIMTEST_MONGODB_WRITE_CONCERN: {e}"))?;
     }
-    let store = simtest::open_store(&config).await?;
+    let store: Arc<dyn simtest::store::Store> = match &config.mongodb {
+        Some(_) => simtest::open_store(&config).await?,
+        None => {
+            let store = simtest::store::embedded::EmbeddedStore::open(data_dir)?;
+            // As the HTTP side was measured: at 1M the index takes most of a minute, and
+            // searches before then read every text.
+            let waiting = Instant::now();
+            while wait_for_index && !store.search_index_built() {
+                anyhow::ensure!(
+                    waiting.elapsed() < Duration::from_secs(600),
+                    "no search index after 10 minutes"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Arc::new(store)
+        }
+    };
     let first = simtest::service::list_query_for(
         &fixtures::ORG.into(),
         &simtest::domain::query_string::QueryParams::parse(Some("limit=1")),

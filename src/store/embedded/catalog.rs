@@ -104,7 +104,6 @@ impl Catalog {
     }
 
     /// Whether every row's search grams are indexed.
-    #[cfg(test)]
     pub fn grams_built(&self) -> bool {
         (self.orgs.values()).all(|org| org.grams.indexed() as usize == org.rows.len())
     }
@@ -302,8 +301,27 @@ struct Matched {
     rows: Option<RoaringBitmap>,
     /// Some of `rows` may lack a search term (never when `facets` are there).
     terms_left: bool,
+    /// `rows` were narrowed by every gram of the terms (see [`Terms::Grams`]).
+    every_gram: bool,
     facets: Option<FilterValues>,
 }
+
+/// How a search's terms are looked up.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Terms {
+    /// In the grams, leaving out a long term's wider grams when the page is found by a short walk
+    /// over the rows left; if that walk turns out long, the page is planned again with
+    /// [`Terms::EveryGram`].
+    Grams,
+    EveryGram,
+    /// Reading the rows' texts (the way before there were grams, kept to measure against).
+    Texts,
+}
+
+/// Steps a walk over the candidates is expected to take at most before a search stops narrowing
+/// them by further grams ([`Terms::Grams`]); it may take twice that before the search narrows
+/// them after all. 4096 steps cost about 40 µs, what two grams held by 1 row in 4 cost at 1M.
+const SHORT_WALK: usize = 4096;
 
 /// How many filters' first pages are kept per org.
 const FIRST_PAGES: usize = 32;
@@ -718,12 +736,11 @@ impl OrgIndex {
     }
 
     fn plan(&self, query: &ListQuery) -> PagePlan {
-        self.plan_by(query, true)
+        self.plan_by(query, Terms::Grams)
     }
 
-    /// The plan of `query`, looking its terms up in the grams or (`grams: false`, the way before
-    /// there were grams, kept to measure against) reading the rows' texts.
-    fn plan_by(&self, query: &ListQuery, grams: bool) -> PagePlan {
+    /// The plan of `query`, its search terms looked up as `terms` says.
+    fn plan_by(&self, query: &ListQuery, terms_by: Terms) -> PagePlan {
         let terms = &query.filter.terms;
         let offset = usize::try_from(query.offset).unwrap_or(usize::MAX);
         let limit = query.limit as usize;
@@ -733,7 +750,7 @@ impl OrgIndex {
         let matched = match cached {
             Some(matched) => matched,
             None => {
-                let matched = Arc::new(self.matched(query, grams, offset, limit));
+                let matched = Arc::new(self.matched(query, terms_by, offset, limit));
                 if query.with_facets {
                     self.first_pages.put(&query.filter, &matched);
                 }
@@ -741,6 +758,12 @@ impl OrgIndex {
             }
         };
         let (candidates, terms_left) = (&matched.rows, matched.terms_left);
+        // A walk over candidates not narrowed by every gram is given a bound; past it, the page is
+        // planned again with them all.
+        let most_steps = match matched.every_gram {
+            true => usize::MAX,
+            false => 2 * SHORT_WALK,
+        };
         let filter_values = matched.facets.clone();
         let holds_terms = |s: Slot| !terms_left || self.has_terms(s, terms);
         let keep = |s: Slot| candidates.as_ref().is_none_or(|c| c.contains(s)) && holds_terms(s);
@@ -803,7 +826,11 @@ impl OrgIndex {
                             Some(bits) => bits.has(s) && holds_terms(s),
                             None => keep(s),
                         };
-                        let mut matching = self.walk_matching(field, descending, keep, wanted);
+                        let Some(mut matching) =
+                            self.walk_matching(field, descending, keep, wanted, most_steps)
+                        else {
+                            return self.plan_by(query, Terms::EveryGram);
+                        };
                         let has_more = match selected {
                             Some(m) => end < m,
                             None => matching.len() > end,
@@ -839,15 +866,31 @@ impl OrgIndex {
 
     /// The rows `query` selects (every row when `None`; `terms_left`: some may still lack a
     /// search term) and, when it asks for them, their facets.
-    fn matched(&self, query: &ListQuery, grams: bool, offset: usize, limit: usize) -> Matched {
+    fn matched(&self, query: &ListQuery, terms_by: Terms, offset: usize, limit: usize) -> Matched {
         let terms = &query.filter.terms;
-        // The rows holding every term's grams; `terms_left`: some of them may lack a term.
-        let (found, exact) = match (grams && !terms.is_empty())
-            .then(|| self.grams.rows_with(terms, self.rows.len()))
+        // Whether the page will be found by walking a kept order (as `plan_by` decides) from its
+        // start to the page's end: then the rows need narrowing only until that walk is short.
+        let walk = offset.saturating_add(limit).saturating_add(1);
+        let walks = terms_by == Terms::Grams
+            && query.after.is_none()
+            && !query.with_facets
+            && primary_sort(&query.sort).is_some();
+        let short_walk = |rows: &RoaringBitmap| {
+            walks
+                && walk.saturating_mul(self.live())
+                    <= (rows.len() as usize).saturating_mul(SHORT_WALK)
+        };
+        // The rows holding the terms' grams; `terms_left`: some of them may lack a term.
+        let (found, exact, every_gram) = match (terms_by != Terms::Texts && !terms.is_empty())
+            .then(|| self.grams.rows_with(terms, self.rows.len(), short_walk))
             .flatten()
         {
-            Some(TermRows { rows, exact }) => (Some(rows), exact),
-            None => (None, terms.is_empty()),
+            Some(TermRows {
+                rows,
+                exact,
+                every_gram,
+            }) => (Some(rows), exact, every_gram),
+            None => (None, terms.is_empty(), true),
         };
         let mut candidates = self.candidates(&query.filter, found);
         let mut terms_left = !exact;
@@ -860,7 +903,6 @@ impl OrgIndex {
             let m = candidates
                 .as_ref()
                 .map_or(self.live(), |c| c.len() as usize);
-            let walk = offset.saturating_add(limit).saturating_add(1);
             if query.with_facets
                 || m.saturating_mul(m).saturating_mul(20) <= walk.saturating_mul(self.live())
             {
@@ -873,6 +915,7 @@ impl OrgIndex {
         Matched {
             rows: candidates,
             terms_left,
+            every_gram,
             facets,
         }
     }
@@ -912,33 +955,33 @@ impl OrgIndex {
     /// read backwards (key descending, ties by id *descending*) and each run of equal keys among
     /// the kept slots is put right at the end. Comparing every slot stepped over read two rows
     /// per step, which made a search with 1 match in 30 spend most of its time there (`perf`:
-    /// 45 % of the server's CPU in `by_field` and its callers).
+    /// 45 % of the server's CPU in `by_field` and its callers). `None` when finding them takes
+    /// more than `most_steps` slots.
     fn walk_matching(
         &self,
         field: Option<SortField>,
         descending: bool,
         keep: impl Fn(Slot) -> bool,
         count: usize,
-    ) -> Vec<Slot> {
+        most_steps: usize,
+    ) -> Option<Vec<Slot>> {
         let order = &self.orders[order_number(field)];
         // Without a field every slot ties, so the order is by id ascending either way.
         if !descending || field.is_none() {
-            return order
-                .iter()
-                .copied()
-                .filter(|&s| keep(s))
-                .take(count)
-                .collect();
+            return first_kept(&mut order.iter().copied(), keep, count, most_steps);
         }
         let same = |a: Slot, b: Slot| by_field(field, self.view(a), self.view(b)).is_eq();
-        let mut kept: Vec<Slot> = Vec::new();
-        let mut backwards = order.iter().rev().copied().filter(|&s| keep(s));
-        kept.extend(backwards.by_ref().take(count));
+        let mut backwards = order.iter().rev().copied();
+        let mut kept = first_kept(&mut backwards, &keep, count, most_steps)?;
         // The rest of the last key's run: with the ids ascending, some of them come first.
         if let Some(&last) = kept.last()
             && kept.len() == count
         {
-            kept.extend(backwards.take_while(|&s| same(s, last)));
+            kept.extend(
+                backwards
+                    .filter(|&s| keep(s))
+                    .take_while(|&s| same(s, last)),
+            );
         }
         let (field_order, by_id) = (
             |a: &Slot, b: &Slot| by_field(field, self.view(*b), self.view(*a)),
@@ -946,7 +989,7 @@ impl OrgIndex {
         );
         kept.sort_by(|a, b| field_order(a, b).then_with(|| by_id(a, b)));
         kept.truncate(count);
-        kept
+        Some(kept)
     }
 
     /// Every slot from `start` in the order of `field` (the id when `None`), descending or not;
@@ -1111,6 +1154,29 @@ impl OrgIndex {
 
 /// The one field a sort orders by (`None` inside: the id, the default), or `None` when several
 /// fields count. A field repeated after its first use changes nothing.
+/// The first `count` of `slots` that `keep` accepts (fewer when `slots` end first), or `None` when
+/// finding them would step over more than `most_steps` slots.
+fn first_kept(
+    slots: &mut impl Iterator<Item = Slot>,
+    keep: impl Fn(Slot) -> bool,
+    count: usize,
+    most_steps: usize,
+) -> Option<Vec<Slot>> {
+    let mut kept = Vec::new();
+    let mut steps = 0;
+    while kept.len() < count {
+        let Some(slot) = slots.next() else { break };
+        if steps == most_steps {
+            return None;
+        }
+        steps += 1;
+        if keep(slot) {
+            kept.push(slot);
+        }
+    }
+    Some(kept)
+}
+
 fn primary_sort(sort: &[SortKey]) -> Option<(Option<SortField>, bool)> {
     let Some(first) = sort.first() else {
         return Some((None, false));
@@ -1337,6 +1403,45 @@ mod tests {
         }
     }
 
+    /// A search stops narrowing by a term's wider grams when the walk looks short, and narrows by
+    /// them after all when it is not: here each of the grams of "refund" is held by 1 row in 8
+    /// without the word, so the narrowest alone leaves 3,000 candidates, and the 5 rows holding it
+    /// are the oldest, so the walk from the newest would read every candidate's text.
+    #[test]
+    fn a_search_whose_walk_runs_long_narrows_by_every_gram() {
+        let docs = acme_docs(9, 24_005, |n, d| {
+            d.name = match n {
+                0..5 => format!("refund {n}"),
+                _ => match (n - 5) % 8 {
+                    0 => format!("xref {n}"),
+                    1 => format!("xefu {n}"),
+                    2 => format!("xfun {n}"),
+                    3 => format!("xund {n}"),
+                    _ => format!("plain {n}"),
+                },
+            };
+            d.description = String::new();
+            d.is_deleted = false;
+            d.updated_at = Timestamp::from_millis(1_700_000_000_000 + n as i64);
+        });
+        let catalog = Catalog::build(docs.clone());
+        let org = &catalog.orgs["acme"];
+        let query = crate::service::search_query_for(
+            &"acme".into(),
+            &crate::domain::query_string::QueryParams::parse(Some("query=refund")),
+        )
+        .unwrap();
+        org.texts_read
+            .store(0, std::sync::atomic::Ordering::Relaxed);
+        let plan = catalog.plan(&query);
+        assert_eq!(plan, by_definition(&docs, &query));
+        assert_eq!(plan.ids.len(), 5);
+        // The first walk gives up after 8,192 steps, having read about 1,024 texts; walked to
+        // the end, it would have read all 3,005.
+        let read = org.texts_read.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(read <= 1_500, "read {read} texts");
+    }
+
     /// What the grams cost and save at scale, on unit tests shaped as the benchmark's; prints one
     /// table row per size and search. Run with
     /// `SIMTEST_SCALE=10000,100000,1000000 cargo test --release --lib search_costs_at_scale -- --ignored --nocapture`.
@@ -1414,11 +1519,11 @@ mod tests {
                     ))),
                 )
                 .expect("a search");
-                let time = |grams: bool| {
+                let time = |terms_by: Terms| {
                     let mut times: Vec<Duration> = (0..200)
                         .map(|_| {
                             let started = Instant::now();
-                            std::hint::black_box(org.plan_by(&query, grams));
+                            std::hint::black_box(org.plan_by(&query, terms_by));
                             started.elapsed()
                         })
                         .collect();
@@ -1428,9 +1533,9 @@ mod tests {
                         times[198].as_secs_f64() * 1e6,
                     )
                 };
-                let ((g50, g99), (s50, s99)) = (time(true), time(false));
-                let results = org.plan_by(&query, true).ids.len();
-                assert_eq!(org.plan_by(&query, false).ids.len(), results);
+                let ((g50, g99), (s50, s99)) = (time(Terms::Grams), time(Terms::Texts));
+                let results = org.plan_by(&query, Terms::Grams).ids.len();
+                assert_eq!(org.plan_by(&query, Terms::Texts).ids.len(), results);
                 println!(
                     "| {n} | `{text}` | {g50:.0} | {g99:.0} | {s50:.0} | {s99:.0} | {results} |"
                 );

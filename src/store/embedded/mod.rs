@@ -226,6 +226,15 @@ impl EmbeddedStore {
         })
     }
 
+    /// Whether the search grams of every unit test are built (searches are answered either way,
+    /// by reading the texts until then).
+    pub fn search_index_built(&self) -> bool {
+        self.catalog
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .grams_built()
+    }
+
     /// Queues `op` for the writer and waits for its answer: [`Written::Done`] once it is
     /// committed, another outcome (or [`StoreError::Duplicate`]) when it was refused and nothing
     /// was written.

@@ -303,7 +303,8 @@ impl Sets {
         };
         let candidates = match (
             filter.terms.is_empty(),
-            org.grams.rows_with(&filter.terms, org.held.len()),
+            org.grams
+                .rows_with(&filter.terms, org.held.len(), |_| false),
         ) {
             (false, Some(found)) => found
                 .rows
