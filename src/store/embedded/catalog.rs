@@ -1444,7 +1444,9 @@ mod tests {
 
     /// What the grams cost and save at scale, on unit tests shaped as the benchmark's; prints one
     /// table row per size and search. Run with
-    /// `SIMTEST_SCALE=10000,100000,1000000 cargo test --release --lib search_costs_at_scale -- --ignored --nocapture`.
+    /// `SIMTEST_SCALE=10000,100000,1000000 cargo test --release --lib search_costs_at_scale -- --ignored --nocapture`
+    /// (`SIMTEST_SCALE_SEARCHES=refund/4242` for only those searches, `SIMTEST_SCALE_RUNS=20000`
+    /// to time each that many times, e.g. under `perf`).
     #[test]
     #[ignore = "a measurement, slow in debug builds"]
     fn search_costs_at_scale() {
@@ -1503,15 +1505,12 @@ mod tests {
                 build.as_millis(),
                 org.grams.bytes() as f64 / (1 << 20) as f64,
             );
-            for text in [
-                "refund",
-                "refund password",
-                "4242",
-                "zzzz",
-                "refund, password,",
-                "q",
-                "77",
-            ] {
+            let runs =
+                std::env::var("SIMTEST_SCALE_RUNS").map_or(200, |r| r.parse().expect("a count"));
+            let searches = std::env::var("SIMTEST_SCALE_SEARCHES").unwrap_or_else(|_| {
+                "refund/refund password/4242/zzzz/refund, password,/q/77".into()
+            });
+            for text in searches.split('/') {
                 let query = crate::service::search_query_for(
                     &"bench".into(),
                     &crate::domain::query_string::QueryParams::parse(Some(&format!(
@@ -1520,7 +1519,7 @@ mod tests {
                 )
                 .expect("a search");
                 let time = |terms_by: Terms| {
-                    let mut times: Vec<Duration> = (0..200)
+                    let mut times: Vec<Duration> = (0..runs)
                         .map(|_| {
                             let started = Instant::now();
                             std::hint::black_box(org.plan_by(&query, terms_by));
@@ -1529,8 +1528,8 @@ mod tests {
                         .collect();
                     times.sort();
                     (
-                        times[100].as_secs_f64() * 1e6,
-                        times[198].as_secs_f64() * 1e6,
+                        times[runs / 2].as_secs_f64() * 1e6,
+                        times[runs * 99 / 100].as_secs_f64() * 1e6,
                     )
                 };
                 let ((g50, g99), (s50, s99)) = (time(Terms::Grams), time(Terms::Texts));
