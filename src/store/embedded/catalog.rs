@@ -384,9 +384,12 @@ struct Bits(Vec<u64>);
 impl Bits {
     fn of(slots: &RoaringBitmap, len: usize) -> Self {
         let mut words = vec![0u64; len.div_ceil(64)];
-        for s in slots {
-            words[s as usize / 64] |= 1 << (s % 64);
-        }
+        // `for_each`, not a `for` loop: roaring's iterator then folds a container at a time,
+        // where `next` goes through three levels per slot (roaring's iteration was 8 % of the
+        // server's CPU on `search 2 terms` at 100k, 32 clients; this search: 30 → 26 µs).
+        slots
+            .iter()
+            .for_each(|s| words[s as usize / 64] |= 1 << (s % 64));
         Self(words)
     }
 
