@@ -10,8 +10,9 @@ use serde_json::value::RawValue;
 use crate::domain::{IdKey, ObjectIdHex, Timestamp, UnitTest, UnitTestJson};
 use crate::error::{Error, Result};
 
-/// How many renderings are kept (about 1 KiB each).
-const ENTRIES: usize = 8 * 1024;
+/// How many bytes of renderings are kept (a few thousand of ~1 KiB). Budgeted in bytes, not
+/// entries: a unit test may be up to the request body limit, so a count would bound nothing.
+const BYTES: u64 = 4 * 1024 * 1024;
 
 /// Which rendering: the org is checked on a hit rather than hashed into the key, so a lookup
 /// allocates nothing.
@@ -22,11 +23,27 @@ struct Version {
     underscore_id: bool,
 }
 
-pub struct Renderings(quick_cache::sync::Cache<Version, (Arc<str>, Arc<RawValue>)>);
+/// A rendering and the org of its unit test.
+type Rendering = (Arc<str>, Arc<RawValue>);
+
+pub struct Renderings(quick_cache::sync::Cache<Version, Rendering, ByBytes>);
+
+#[derive(Clone)]
+struct ByBytes;
+
+impl quick_cache::Weighter<Version, Rendering> for ByBytes {
+    fn weight(&self, _: &Version, (org_id, json): &Rendering) -> u64 {
+        (size_of::<Version>() + org_id.len() + json.get().len()) as u64
+    }
+}
 
 impl Default for Renderings {
     fn default() -> Self {
-        Self(quick_cache::sync::Cache::new(ENTRIES))
+        Self(quick_cache::sync::Cache::with_weighter(
+            (BYTES / 1024) as usize,
+            BYTES,
+            ByBytes,
+        ))
     }
 }
 
@@ -55,5 +72,33 @@ impl Renderings {
     /// Every unit test of a page, rendered.
     pub fn render_all(&self, docs: &[Arc<UnitTest>], id_key: IdKey) -> Result<Vec<Arc<RawValue>>> {
         docs.iter().map(|doc| self.render(doc, id_key)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::tests::testgen::{id, sample};
+
+    /// Renderings far larger than usual stay within the byte budget (a count of entries would
+    /// have kept all of them), and each is still the unit test's JSON.
+    #[test]
+    fn renderings_keep_to_their_byte_budget() {
+        let renderings = Renderings::default();
+        let description = "x".repeat(200 * 1024);
+        for n in 1..=60 {
+            let doc = UnitTest {
+                id: id(n),
+                description: description.clone(),
+                ..sample()
+            };
+            let json = renderings.render(&doc, IdKey::Id).unwrap();
+            assert!(json.get().contains(&description));
+        }
+        let kept: u64 = (renderings.0.iter())
+            .map(|(_, (_, json))| json.get().len() as u64)
+            .sum();
+        assert!(kept <= BYTES, "{kept} bytes kept");
+        assert!(!renderings.0.is_empty(), "something is kept");
     }
 }

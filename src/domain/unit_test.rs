@@ -183,6 +183,36 @@ pub struct UnitTest {
 }
 
 impl UnitTest {
+    /// About how many bytes this unit test occupies in memory: the struct and what its strings
+    /// and lists hold. Caches budget by it, as one unit test may be a thousand times another.
+    pub fn approx_bytes(&self) -> usize {
+        use std::mem::size_of;
+        let user = |u: &UserInfo| u.org_id.len() + u.user_id.as_str().len();
+        let criteria: usize = (self.success_criterions.iter())
+            .map(|c| {
+                let values = match &c.criterion {
+                    Criterion::Categorical { expected_values } => (expected_values.iter())
+                        .map(|v| size_of::<String>() + v.len())
+                        .sum(),
+                    _ => 0,
+                };
+                size_of::<SuccessCriterion>() + c.name.len() + values
+            })
+            .sum();
+        let tags: usize = (self.tags.iter())
+            .map(|t| size_of::<Tag>() + t.key.len() + t.value.as_ref().map_or(0, String::len))
+            .sum();
+        size_of::<Self>()
+            + self.org_id.len()
+            + self.name.len()
+            + self.description.len()
+            + self.service_version_set_name.len()
+            + user(&self.creator)
+            + user(&self.updated_by)
+            + criteria
+            + tags
+    }
+
     /// The strong entity tag of this version.
     pub fn etag(&self) -> String {
         super::etag::etag(self.id, self.updated_at)

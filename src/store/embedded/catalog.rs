@@ -770,10 +770,11 @@ impl OrgIndex {
         let filter_values = matched.facets.clone();
         let holds_terms = |s: Slot| !terms_left || self.has_terms(s, terms);
         let keep = |s: Slot| candidates.as_ref().is_none_or(|c| c.contains(s)) && holds_terms(s);
-        let (slots, has_more) = match (query.after, primary_sort(&query.sort)) {
+        let (slots, has_more) = match (query.after, walked_order(query)) {
             // Keyset: the id order from just above `after` (a binary search, then a walk); in
             // another order, those rows sorted.
-            (Some(after), sort) => {
+            (Some(after), _) => {
+                let sort = primary_sort(&query.sort);
                 let order = &self.orders[order_number(None)];
                 let start = order.partition_point(|&s| self.rows[s as usize].id <= after);
                 let mut matching = order[start..].iter().copied().filter(|&s| keep(s));
@@ -871,13 +872,11 @@ impl OrgIndex {
     /// search term) and, when it asks for them, their facets.
     fn matched(&self, query: &ListQuery, terms_by: Terms, offset: usize, limit: usize) -> Matched {
         let terms = &query.filter.terms;
-        // Whether the page will be found by walking a kept order (as `plan_by` decides) from its
-        // start to the page's end: then the rows need narrowing only until that walk is short.
+        // Whether the page will be found by walking a kept order from its start to the page's
+        // end: then the rows need narrowing only until that walk is short (facets need every
+        // match, so they are narrowed fully).
         let walk = offset.saturating_add(limit).saturating_add(1);
-        let walks = terms_by == Terms::Grams
-            && query.after.is_none()
-            && !query.with_facets
-            && primary_sort(&query.sort).is_some();
+        let walks = terms_by == Terms::Grams && !query.with_facets && walked_order(query).is_some();
         let short_walk = |rows: &RoaringBitmap| {
             walks
                 && walk.saturating_mul(self.live())
@@ -1178,6 +1177,16 @@ fn first_kept(
         }
     }
     Some(kept)
+}
+
+/// The kept order `plan_by` walks from its start to find `query`'s page: its sort's, when the
+/// query has one kept order's sort and no `after` (which starts from a position in the id order).
+fn walked_order(query: &ListQuery) -> Option<(Option<SortField>, bool)> {
+    query
+        .after
+        .is_none()
+        .then(|| primary_sort(&query.sort))
+        .flatten()
 }
 
 fn primary_sort(sort: &[SortKey]) -> Option<(Option<SortField>, bool)> {

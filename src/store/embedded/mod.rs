@@ -39,7 +39,30 @@ mod rows;
 mod sets;
 
 type Id = [u8; 12];
-type DocCache = quick_cache::sync::Cache<ObjectIdHex, Arc<UnitTest>>;
+type DocCache = quick_cache::sync::Cache<ObjectIdHex, CachedDoc, ByBytes>;
+
+/// A decoded unit test in [`DocCache`], with its weight taken once.
+#[derive(Clone)]
+struct CachedDoc {
+    doc: Arc<UnitTest>,
+    bytes: u64,
+}
+
+impl CachedDoc {
+    fn new(doc: Arc<UnitTest>) -> Self {
+        let bytes = doc.approx_bytes() as u64;
+        Self { doc, bytes }
+    }
+}
+
+#[derive(Clone)]
+struct ByBytes;
+
+impl quick_cache::Weighter<ObjectIdHex, CachedDoc> for ByBytes {
+    fn weight(&self, _: &ObjectIdHex, cached: &CachedDoc) -> u64 {
+        cached.bytes.max(1)
+    }
+}
 
 const ORGANIZATIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("organization");
 const USERS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("user");
@@ -72,9 +95,11 @@ const FILE_NAME: &str = "simtest.redb";
 /// reference tables, and the OS page cache does the rest.
 const CACHE_BYTES: usize = 16 * 1024 * 1024;
 
-/// How many decoded unit tests are kept (about 1 KiB each): the pages people keep asking for
-/// (the first ones, the newest) are then served without redb or JSON decoding.
-const DOC_CACHE_ENTRIES: usize = 8 * 1024;
+/// How many bytes of decoded unit tests are kept (by [`UnitTest::approx_bytes`]; a few thousand
+/// of ~1 KiB): the pages people keep asking for (the first ones, the newest) are then served
+/// without redb or JSON decoding. Budgeted in bytes, not entries: a unit test may be up to the
+/// request body limit, so a count of entries would bound nothing.
+const DOC_CACHE_BYTES: u64 = 4 * 1024 * 1024;
 
 /// At most this many writes share a commit: enough to cover every client of a busy server, small
 /// enough that a batch's transaction stays a few milliseconds.
@@ -199,7 +224,11 @@ impl EmbeddedStore {
             })?;
         let sets = Arc::new(RwLock::new(sets));
         let db = Arc::new(db);
-        let docs = Arc::new(DocCache::new(DOC_CACHE_ENTRIES));
+        let docs = Arc::new(DocCache::with_weighter(
+            (DOC_CACHE_BYTES / 1024) as usize,
+            DOC_CACHE_BYTES,
+            ByBytes,
+        ));
         let catalog = Arc::new(RwLock::new(catalog));
         index_in_background(&catalog);
         let (writes, queue) = mpsc::channel(QUEUE);
@@ -464,7 +493,7 @@ impl Writer {
             }
         }
         for doc in to_cache {
-            self.docs.insert(doc.id, Arc::new(doc));
+            self.docs.insert(doc.id, CachedDoc::new(Arc::new(doc)));
         }
         for (pending, answer) in batch.into_iter().zip(answers) {
             let _ = pending.answer.send(answer);
@@ -1065,7 +1094,7 @@ impl Store for EmbeddedStore {
             let org_id = query.filter.org_id.as_str();
             let mut items = Vec::with_capacity(plan.ids.len());
             for (id, version) in plan.ids {
-                let cached = self.docs.get(&id);
+                let cached = self.docs.get(&id).map(|c| c.doc);
                 if let Some(doc) = cached.filter(|d| d.org_id == org_id && d.updated_at == version)
                 {
                     items.push(doc);
@@ -1075,7 +1104,7 @@ impl Store for EmbeddedStore {
                     continue;
                 };
                 let doc: Arc<UnitTest> = Arc::new(decode(value.value())?);
-                self.docs.insert(id, doc.clone());
+                self.docs.insert(id, CachedDoc::new(doc.clone()));
                 // Changed by a write committed after the plan: keep it only if it still matches.
                 if doc.updated_at == version || query.filter.matches(&doc) {
                     items.push(doc);
@@ -1168,6 +1197,43 @@ mod tests {
             }
         }
         (listed, stored)
+    }
+
+    /// Unit tests far larger than usual: the decoded ones kept stay within the byte budget (a
+    /// count of entries would have kept all of them), and reads still answer them whole.
+    #[tokio::test]
+    async fn the_document_cache_keeps_to_its_byte_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let description = "x".repeat(200 * 1024);
+        for n in 1..=60 {
+            let doc = UnitTest {
+                description: description.clone(),
+                ..unit_test(n, &format!("large {n}"))
+            };
+            store.insert_unit_test(&doc).await.unwrap();
+        }
+        let query = ListQuery {
+            filter: UnitTestFilter::for_org(&"acme".into()),
+            sort: vec![SortKey {
+                field: SortField::CreatedAt,
+                descending: true,
+            }],
+            offset: 0,
+            limit: 100,
+            with_facets: false,
+            after: None,
+        };
+        let page = store.list_unit_tests(&query).await.unwrap();
+        assert_eq!(page.items.len(), 60);
+        assert!(page.items.iter().all(|t| t.description == description));
+        let kept: u64 = store
+            .docs
+            .iter()
+            .map(|(_, c)| c.doc.approx_bytes() as u64)
+            .sum();
+        assert!(kept <= DOC_CACHE_BYTES, "{kept} bytes kept");
+        assert!(!store.docs.is_empty(), "something is kept");
     }
 
     /// One batch holding writes that depend on each other: each is decided against the state the
