@@ -211,7 +211,7 @@ impl Drop for BackgroundTasks {
     }
 }
 
-/// How often idle rate-limit keys are dropped and metric histograms are compacted.
+/// How often idle rate-limit keys are dropped.
 const HOUSEKEEPING_PERIOD: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Follows the maintenance flag, forgets idle rate-limit keys, keeps metric histograms bounded.
@@ -222,8 +222,11 @@ pub fn start_background_tasks(state: &AppState) -> BackgroundTasks {
         loop {
             tick.tick().await;
             limits.forget_idle();
-            telemetry::prometheus().run_upkeep();
         }
     });
-    BackgroundTasks(vec![state.maintenance.watch(), housekeeping])
+    BackgroundTasks(vec![
+        state.maintenance.watch(),
+        housekeeping,
+        telemetry::keep_metrics_bounded(),
+    ])
 }

@@ -2,7 +2,7 @@
 
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -41,6 +41,24 @@ pub fn prometheus() -> &'static PrometheusHandle {
             );
         }
         handle
+    })
+}
+
+/// How often the histograms' samples are folded into their buckets. The exporter keeps every
+/// sample recorded until then, so between two upkeeps memory grows with the request rate (about
+/// 60 bytes a request: at 25k requests/s, 1.5 MB a second).
+pub const METRICS_UPKEEP: Duration = Duration::from_secs(1);
+
+/// Folds the histograms' samples into their buckets every [`METRICS_UPKEEP`], whether or not
+/// anyone scrapes `/metrics`; stops when the returned task is aborted.
+pub fn keep_metrics_bounded() -> tokio::task::JoinHandle<()> {
+    let handle = prometheus();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(METRICS_UPKEEP);
+        loop {
+            tick.tick().await;
+            handle.run_upkeep();
+        }
     })
 }
 
