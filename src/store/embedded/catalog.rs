@@ -79,6 +79,17 @@ impl Catalog {
         }
     }
 
+    /// Every unit test's row, by org and then by id (the order loading is quickest in), as
+    /// [`Catalog::load_row`] takes them: a catalog loaded from them answers as this one does.
+    pub fn for_each_row(&self, mut each: impl FnMut(&str, ObjectIdHex, &RowRecord<'_>)) {
+        for (org_id, org) in &self.orgs {
+            for &slot in &org.orders[order_number(None)] {
+                let row = &org.rows[slot as usize];
+                each(org_id, row.id, &org.record(row));
+            }
+        }
+    }
+
     /// Sorts the orders once every unit test is loaded.
     pub fn loaded(&mut self) {
         for org in self.orgs.values_mut() {
@@ -467,6 +478,35 @@ impl OrgIndex {
             .binary_search_by(|&s| rows[s as usize].id.cmp(&id))
             .ok()
             .map(|at| self.orders[order_number(None)][at])
+    }
+
+    /// What [`OrgIndex::row`] made `row` of (metrics in the order of their numbers).
+    fn record<'a>(&'a self, row: &Row) -> RowRecord<'a> {
+        let extras = self.extras.value(row.extras);
+        let creator = self.creators.value(row.creator);
+        RowRecord {
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            is_deleted: row.is_deleted,
+            service: *self.refs.value(row.service),
+            persona: *self.refs.value(row.persona),
+            scenario: *self.refs.value(row.scenario),
+            metrics: extras
+                .metrics
+                .iter()
+                .map(|&m| *self.refs.value(m))
+                .collect(),
+            creator_org: &creator.org_id,
+            creator_user: creator.user_id.as_str(),
+            tags: (extras.tags.iter())
+                .map(|&(key, value)| {
+                    let word = |n: u32| self.words.value(n).as_str();
+                    (word(key), value.map(word))
+                })
+                .collect(),
+            name: row.name(&self.texts),
+            text: row.text(&self.texts),
+        }
     }
 
     /// The row of `record`, its strings added at the end of `texts`.

@@ -37,6 +37,7 @@ mod history;
 mod keys;
 mod rows;
 mod sets;
+mod snapshot;
 
 type Id = [u8; 12];
 type DocCache = quick_cache::sync::Cache<ObjectIdHex, CachedDoc, ByBytes>;
@@ -84,6 +85,9 @@ const UNIT_TEST_ROWS: TableDefinition<(&str, Id), &[u8]> =
 /// none until its first start with them).
 const META: TableDefinition<&str, u64> = TableDefinition::new("simtest_meta");
 const ROWS_COMPLETE: &str = "unit_test_rows_complete";
+/// The mark of the catalog's snapshot ([`snapshot`]) while nothing has been written since it was
+/// taken: every write transaction removes it.
+const CATALOG_SNAPSHOT: &str = "catalog_snapshot_mark";
 /// Active unit test names: (org, name) → id. Holds exactly the unit tests with `is_deleted: false`.
 const ACTIVE_NAMES: TableDefinition<(&str, &str), Id> =
     TableDefinition::new("simulation_unit_test_active_name");
@@ -116,6 +120,8 @@ pub const WRITES_METRIC: &str = "simtest_embedded_writes_total";
 
 pub struct EmbeddedStore {
     db: Arc<Database>,
+    /// The data dir: the catalog's snapshot is saved there on closing.
+    dir: std::path::PathBuf,
     /// Recently read or written unit tests by id. An entry is used only when its org and version
     /// are those the catalog planned, so a stale or overwritten entry is a miss, never an error.
     docs: Arc<DocCache>,
@@ -137,6 +143,36 @@ impl Drop for EmbeddedStore {
         self.writes.take();
         if let Some(writer) = self.writer.take() {
             let _ = writer.join();
+            self.save_catalog();
+        }
+    }
+}
+
+impl EmbeddedStore {
+    /// Saves the catalog's snapshot once the writer has stopped (see [`snapshot`]): the file
+    /// first, then its mark; a failure only costs the next start its speed.
+    fn save_catalog(&self) {
+        let started = Instant::now();
+        let mark: u64 = rand::random();
+        let saved = {
+            let catalog = self.catalog.read().unwrap_or_else(PoisonError::into_inner);
+            snapshot::write(&self.dir, mark, &catalog)
+        };
+        let marked = saved.map_err(|e| e.to_string()).and_then(|count| {
+            let txn = self.db.begin_write().map_err(|e| e.to_string())?;
+            (txn.open_table(META).map_err(|e| e.to_string())?)
+                .insert(CATALOG_SNAPSHOT, mark)
+                .map_err(|e| e.to_string())?;
+            txn.commit().map_err(|e| e.to_string())?;
+            Ok(count)
+        });
+        match marked {
+            Ok(count) => tracing::info!(
+                unit_tests = count,
+                ms = started.elapsed().as_millis() as u64,
+                "unit test catalog saved for the next start"
+            ),
+            Err(error) => tracing::warn!(%error, "cannot save the unit test catalog"),
         }
     }
 }
@@ -210,7 +246,7 @@ impl EmbeddedStore {
             path: shown.clone(),
             source,
         })?;
-        let catalog = load_catalog(&db).map_err(|failure| OpenError::Corrupt {
+        let catalog = load_catalog(&db, data_dir).map_err(|failure| OpenError::Corrupt {
             path: shown.clone(),
             detail: failure.into_store_error().to_string(),
         })?;
@@ -247,6 +283,7 @@ impl EmbeddedStore {
             })?;
         Ok(Self {
             db,
+            dir: data_dir.to_owned(),
             docs,
             catalog,
             sets,
@@ -411,6 +448,8 @@ impl Writer {
         // Saves the allocator state with each commit, so opening after a crash is quick instead
         // of a walk over the whole file.
         txn.set_quick_repair(true);
+        // The catalog's snapshot no longer holds what the store does once this commits.
+        forget_snapshot(&txn).map_err(BatchFailure::Commit)?;
         let mut answers = Vec::with_capacity(batch.len());
         for (index, pending) in batch.iter().enumerate() {
             let change = match decide(&txn, &pending.op) {
@@ -683,8 +722,15 @@ fn upsert_records(txn: &redb::WriteTransaction, r: &Records) -> Result<(), Failu
 
 /// The catalog of every unit test in the store, from their rows; when those are missing (a store
 /// written before rows existed) or do not add up, from the documents, writing their rows anew.
-fn load_catalog(db: &Database) -> Result<Catalog, Failure> {
+fn load_catalog(db: &Database, dir: &Path) -> Result<Catalog, Failure> {
     let started = Instant::now();
+    if let Some(catalog) = load_snapshot(db, dir)? {
+        tracing::info!(
+            ms = started.elapsed().as_millis() as u64,
+            "unit test catalog loaded from its snapshot"
+        );
+        return Ok(catalog);
+    }
     if let Some(catalog) = load_rows(db)? {
         tracing::info!(
             ms = started.elapsed().as_millis() as u64,
@@ -698,6 +744,39 @@ fn load_catalog(db: &Database) -> Result<Catalog, Failure> {
         "unit test catalog rebuilt from the documents"
     );
     Ok(catalog)
+}
+
+/// Removes the catalog snapshot's mark in `txn`: once it commits, the snapshot is not used.
+fn forget_snapshot(txn: &redb::WriteTransaction) -> Result<(), Failure> {
+    txn.open_table(META)?.remove(CATALOG_SNAPSHOT)?;
+    Ok(())
+}
+
+/// The catalog from its snapshot, or `None` when there is none that holds what the store does.
+fn load_snapshot(db: &Database, dir: &Path) -> Result<Option<Catalog>, Failure> {
+    let txn = db.begin_read()?;
+    let meta = txn.open_table(META)?;
+    let complete = meta.get(ROWS_COMPLETE)?.map(|v| v.value());
+    let Some(mark) = meta.get(CATALOG_SNAPSHOT)?.map(|v| v.value()) else {
+        return Ok(None);
+    };
+    if complete != Some(u64::from(rows::VERSION)) {
+        return Ok(None);
+    }
+    let doc_count = txn.open_table(UNIT_TESTS)?.len()?;
+    match snapshot::read(dir, mark) {
+        Ok(Some((catalog, count))) if count == doc_count => Ok(Some(catalog)),
+        Ok(found) => {
+            if found.is_some() {
+                tracing::warn!("the unit test catalog's snapshot does not match the store");
+            }
+            Ok(None)
+        }
+        Err(error) => {
+            tracing::warn!(%error, "cannot read the unit test catalog's snapshot");
+            Ok(None)
+        }
+    }
 }
 
 /// The catalog from the stored rows, or `None` when they cannot be trusted to be complete.
@@ -742,6 +821,7 @@ fn rebuild_rows(db: &Database) -> Result<Catalog, Failure> {
     let mut write = db.begin_write()?;
     write.set_quick_repair(true);
     write.delete_table(UNIT_TEST_ROWS)?;
+    forget_snapshot(&write)?;
     let mut catalog = Catalog::default();
     {
         let mut rows = write.open_table(UNIT_TEST_ROWS)?;
@@ -1143,7 +1223,7 @@ mod tests {
 
     use super::*;
     use crate::domain::query::{SortField, SortKey, UnitTestFilter};
-    use crate::store::tests::testgen::{id, sample};
+    use crate::store::tests::testgen::{id, random_doc, random_query, random_terms, sample};
 
     fn unit_test(n: u8, name: &str) -> UnitTest {
         UnitTest {
@@ -1197,6 +1277,112 @@ mod tests {
             }
         }
         (listed, stored)
+    }
+
+    /// Random unit tests in a few orgs, some of them deleted, rewritten and hard deleted.
+    async fn store_of_random_unit_tests(dir: &Path) -> Vec<UnitTest> {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+        let store = EmbeddedStore::open(dir).unwrap();
+        let mut docs: Vec<UnitTest> = (0..300).map(|n| random_doc(&mut rng, n)).collect();
+        for doc in &docs {
+            store.insert_unit_test(doc).await.unwrap();
+        }
+        for i in (0..docs.len()).step_by(7) {
+            let mut next = random_doc(&mut rng, 1000 + i);
+            (next.id, next.org_id) = (docs[i].id, docs[i].org_id.clone());
+            (next.name, next.is_deleted) = (docs[i].name.clone(), rng.gen_bool(0.5));
+            next.created_at = docs[i].created_at;
+            next.updated_at = Timestamp::after(docs[i].updated_at);
+            if store
+                .replace_unit_test(&docs[i], &next)
+                .await
+                .is_ok_and(|w| w == Written::Done)
+            {
+                docs[i] = next;
+            }
+        }
+        for i in (0..docs.len()).rev().step_by(23) {
+            if docs[i].is_deleted {
+                store
+                    .purge_unit_test(&docs[i].org_id, docs[i].id)
+                    .await
+                    .unwrap();
+                docs.remove(i);
+            }
+        }
+        docs
+    }
+
+    /// Closing saves the catalog; the next open loads it from that file, and it answers every
+    /// query as the catalog read from the stored rows does.
+    #[tokio::test]
+    async fn a_clean_close_saves_the_catalog_the_next_open_loads() {
+        use rand::SeedableRng;
+        let dir = tempfile::tempdir().unwrap();
+        let docs = store_of_random_unit_tests(dir.path()).await;
+        assert!(dir.path().join(snapshot::FILE_NAME).exists());
+        let db = Database::create(dir.path().join(FILE_NAME)).unwrap();
+        let saved = load_snapshot(&db, dir.path())
+            .ok()
+            .unwrap()
+            .expect("the snapshot is used");
+        let stored = load_rows(&db).ok().flatten().unwrap();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(6);
+        let ids: Vec<ObjectIdHex> = docs.iter().map(|d| d.id).collect();
+        for round in 0..500 {
+            let mut query = random_query(&mut rng, &ids);
+            if round % 2 == 1 {
+                query.filter.terms = random_terms(&mut rng, &docs);
+            }
+            assert_eq!(saved.plan(&query), stored.plan(&query), "{query:?}");
+        }
+    }
+
+    /// A snapshot taken before a write is never used: the write removed its mark, so the catalog
+    /// is read from the rows and holds the write.
+    #[tokio::test]
+    async fn a_snapshot_older_than_a_write_is_not_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        store
+            .insert_unit_test(&unit_test(1, "before"))
+            .await
+            .unwrap();
+        drop(store);
+        let saved = dir.path().join(snapshot::FILE_NAME);
+        let kept = dir.path().join("kept");
+        std::fs::copy(&saved, &kept).unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        store
+            .insert_unit_test(&unit_test(2, "after"))
+            .await
+            .unwrap();
+        let mut renamed = unit_test(1, "before, renamed");
+        renamed.updated_at = Timestamp::after(renamed.updated_at);
+        let first = store
+            .unit_test(&"acme".into(), id(1))
+            .await
+            .unwrap()
+            .unwrap();
+        store.replace_unit_test(&first, &renamed).await.unwrap();
+        // A crash now would leave the snapshot without its mark.
+        let mark = |db: &Database| {
+            let txn = db.begin_read().unwrap();
+            let meta = txn.open_table(META).unwrap();
+            meta.get(CATALOG_SNAPSHOT).unwrap().map(|v| v.value())
+        };
+        assert_eq!(mark(&store.db), None);
+        drop(store);
+        // And had the close found no time to save its own, the snapshot would be the old one.
+        std::fs::copy(&kept, &saved).unwrap();
+        let db = Database::create(dir.path().join(FILE_NAME)).unwrap();
+        assert!(load_snapshot(&db, dir.path()).ok().unwrap().is_none());
+        drop(db);
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let (listed, stored) = active(&store).await;
+        assert_eq!(listed, [(1, "before, renamed".into()), (2, "after".into())]);
+        assert_eq!(listed, stored);
     }
 
     /// Unit tests far larger than usual: the decoded ones kept stay within the byte budget (a
