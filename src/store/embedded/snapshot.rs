@@ -14,8 +14,8 @@
 //! Layout (integers little-endian; strings a `u32` byte length and their UTF-8 bytes):
 //! [`MAGIC`], mark `u64`, then per org: `1u8`, org id (string), and per unit test `1u8`, its id
 //! (12 bytes), its [`RowRecord`] (a `u32` length and its bytes), `0u8` after the org's last; `0u8`
-//! after the last org, then the number of unit tests `u64` and [`MAGIC`] again (a file cut short
-//! is refused).
+//! after the last org, then the number of unit tests `u64`, the CRC-32 of every byte between the
+//! mark and it `u32`, and [`MAGIC`] again (a file cut short or damaged is refused).
 
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
@@ -44,9 +44,10 @@ pub fn write(dir: &Path, mark: u64, catalog: &Catalog) -> io::Result<u64> {
         0o600,
     )
     .open(&partial)?;
-    let mut out = BufWriter::with_capacity(BUFFER, file);
-    out.write_all(MAGIC)?;
-    out.write_all(&mark.to_le_bytes())?;
+    let mut file = BufWriter::with_capacity(BUFFER, file);
+    file.write_all(MAGIC)?;
+    file.write_all(&mark.to_le_bytes())?;
+    let mut out = Summed::new(file);
     let mut count = 0u64;
     let mut last_org: Option<String> = None;
     let mut failed: io::Result<()> = Ok(());
@@ -75,9 +76,11 @@ pub fn write(dir: &Path, mark: u64, catalog: &Catalog) -> io::Result<u64> {
         out.write_all(&[0])?;
     }
     out.write_all(&[0])?;
-    out.write_all(&count.to_le_bytes())?;
-    out.write_all(MAGIC)?;
-    out.into_inner()
+    let (mut file, sum) = (out.inner, out.sum.finalize());
+    file.write_all(&count.to_le_bytes())?;
+    file.write_all(&sum.to_le_bytes())?;
+    file.write_all(MAGIC)?;
+    file.into_inner()
         .map_err(io::IntoInnerError::into_error)?
         .sync_all()?;
     std::fs::rename(&partial, dir.join(FILE_NAME))?;
@@ -93,12 +96,13 @@ pub fn read(dir: &Path, mark: u64) -> io::Result<Option<(Catalog, u64)>> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
-    let mut input = BufReader::with_capacity(BUFFER, file);
+    let mut file = BufReader::with_capacity(BUFFER, file);
     let mut head = [0u8; 16];
-    input.read_exact(&mut head)?;
+    file.read_exact(&mut head)?;
     if head[..8] != MAGIC[..] || head[8..] != mark.to_le_bytes() {
         return Ok(None);
     }
+    let mut input = Summed::new(file);
     let mut catalog = Catalog::default();
     let mut count = 0u64;
     let (mut org_id, mut row) = (Vec::new(), Vec::new());
@@ -118,13 +122,53 @@ pub fn read(dir: &Path, mark: u64) -> io::Result<Option<(Catalog, u64)>> {
             count += 1;
         }
     }
-    let mut tail = [0u8; 16];
-    input.read_exact(&mut tail)?;
-    if tail[..8] != count.to_le_bytes() || tail[8..] != MAGIC[..] || byte(&mut input).is_ok() {
+    let (mut file, sum) = (input.inner, input.sum.finalize());
+    let mut tail = [0u8; 20];
+    file.read_exact(&mut tail)?;
+    if tail[..8] != count.to_le_bytes()
+        || tail[8..12] != sum.to_le_bytes()
+        || tail[12..] != MAGIC[..]
+        || byte(&mut file).is_ok()
+    {
         return Ok(None);
     }
     catalog.loaded();
     Ok(Some((catalog, count)))
+}
+
+/// A reader or writer that sums what passes through it.
+struct Summed<T> {
+    inner: T,
+    sum: crc32fast::Hasher,
+}
+
+impl<T> Summed<T> {
+    fn new(inner: T) -> Self {
+        Self {
+            inner,
+            sum: crc32fast::Hasher::new(),
+        }
+    }
+}
+
+impl<W: Write> Write for Summed<W> {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        let written = self.inner.write(bytes)?;
+        self.sum.update(&bytes[..written]);
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl<R: Read> Read for Summed<R> {
+    fn read(&mut self, into: &mut [u8]) -> io::Result<usize> {
+        let read = self.inner.read(into)?;
+        self.sum.update(&into[..read]);
+        Ok(read)
+    }
 }
 
 fn put_bytes(out: &mut impl Write, bytes: &[u8]) -> io::Result<()> {
@@ -151,4 +195,40 @@ fn byte(input: &mut impl Read) -> io::Result<u8> {
     let mut b = [0u8; 1];
     input.read_exact(&mut b)?;
     Ok(b[0])
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+
+    use super::*;
+    use crate::store::tests::testgen::random_doc;
+
+    /// A snapshot is read back only whole, unchanged, and with its own mark.
+    #[test]
+    fn only_a_whole_snapshot_with_its_mark_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        let catalog = Catalog::build((0..200).map(|n| random_doc(&mut rng, n)));
+        assert_eq!(write(dir.path(), 7, &catalog).unwrap(), 200);
+        let used = |mark| matches!(read(dir.path(), mark), Ok(Some((_, 200))));
+        assert!(used(7));
+        assert!(!used(8), "another mark");
+        let path = dir.path().join(FILE_NAME);
+        let whole = std::fs::read(&path).unwrap();
+        for at in [20, whole.len() / 2, whole.len() - 25] {
+            let mut damaged = whole.clone();
+            damaged[at] ^= 0x20;
+            std::fs::write(&path, &damaged).unwrap();
+            assert!(!used(7), "a byte changed at {at}");
+        }
+        for len in [10, 100, whole.len() / 2, whole.len() - 1] {
+            std::fs::write(&path, &whole[..len]).unwrap();
+            assert!(!used(7), "cut at {len}");
+        }
+        std::fs::write(&path, [whole.as_slice(), b"x"].concat()).unwrap();
+        assert!(!used(7), "a byte after the end");
+        std::fs::remove_file(&path).unwrap();
+        assert!(matches!(read(dir.path(), 7), Ok(None)));
+    }
 }
