@@ -122,6 +122,8 @@ pub struct EmbeddedStore {
     db: Arc<Database>,
     /// The data dir: the catalog's snapshot is saved there on closing.
     dir: std::path::PathBuf,
+    /// The catalog was loaded from its snapshot.
+    from_snapshot: bool,
     /// Recently read or written unit tests by id. An entry is used only when its org and version
     /// are those the catalog planned, so a stale or overwritten entry is a miss, never an error.
     docs: Arc<DocCache>,
@@ -152,6 +154,9 @@ impl EmbeddedStore {
     /// Saves the catalog's snapshot once the writer has stopped (see [`snapshot`]): the file
     /// first, then its mark; a failure only costs the next start its speed.
     fn save_catalog(&self) {
+        if self.snapshot_holds_the_store() {
+            return;
+        }
         let started = Instant::now();
         let mark: u64 = rand::random();
         let saved = {
@@ -246,10 +251,11 @@ impl EmbeddedStore {
             path: shown.clone(),
             source,
         })?;
-        let catalog = load_catalog(&db, data_dir).map_err(|failure| OpenError::Corrupt {
-            path: shown.clone(),
-            detail: failure.into_store_error().to_string(),
-        })?;
+        let (catalog, from_snapshot) =
+            load_catalog(&db, data_dir).map_err(|failure| OpenError::Corrupt {
+                path: shown.clone(),
+                detail: failure.into_store_error().to_string(),
+            })?;
         let sets = sets::prepare(&db)
             .and_then(|()| keys::create_table(&db))
             .and_then(|()| history::create_table(&db))
@@ -284,6 +290,7 @@ impl EmbeddedStore {
         Ok(Self {
             db,
             dir: data_dir.to_owned(),
+            from_snapshot,
             docs,
             catalog,
             sets,
@@ -720,30 +727,46 @@ fn upsert_records(txn: &redb::WriteTransaction, r: &Records) -> Result<(), Failu
     Ok(())
 }
 
-/// The catalog of every unit test in the store, from their rows; when those are missing (a store
+/// The catalog of every unit test in the store (and whether it came from its snapshot), from the
+/// snapshot if it holds what the store does, else from their rows; when those are missing (a store
 /// written before rows existed) or do not add up, from the documents, writing their rows anew.
-fn load_catalog(db: &Database, dir: &Path) -> Result<Catalog, Failure> {
+fn load_catalog(db: &Database, dir: &Path) -> Result<(Catalog, bool), Failure> {
     let started = Instant::now();
     if let Some(catalog) = load_snapshot(db, dir)? {
         tracing::info!(
             ms = started.elapsed().as_millis() as u64,
             "unit test catalog loaded from its snapshot"
         );
-        return Ok(catalog);
+        return Ok((catalog, true));
     }
     if let Some(catalog) = load_rows(db)? {
         tracing::info!(
             ms = started.elapsed().as_millis() as u64,
             "unit test catalog loaded"
         );
-        return Ok(catalog);
+        return Ok((catalog, false));
     }
     let catalog = rebuild_rows(db)?;
     tracing::info!(
         ms = started.elapsed().as_millis() as u64,
         "unit test catalog rebuilt from the documents"
     );
-    Ok(catalog)
+    Ok((catalog, false))
+}
+
+impl EmbeddedStore {
+    /// Whether the snapshot the catalog was loaded from still holds what the store does: its
+    /// mark is there (nothing was written since) and so is its file. Closing then need not save
+    /// it again.
+    fn snapshot_holds_the_store(&self) -> bool {
+        if !self.from_snapshot {
+            return false;
+        }
+        let marked = (self.db.begin_read().ok())
+            .and_then(|txn| txn.open_table(META).ok()?.get(CATALOG_SNAPSHOT).ok()?)
+            .is_some();
+        marked && self.dir.join(snapshot::FILE_NAME).exists()
+    }
 }
 
 /// Removes the catalog snapshot's mark in `txn`: once it commits, the snapshot is not used.
@@ -1383,6 +1406,36 @@ mod tests {
         let (listed, stored) = active(&store).await;
         assert_eq!(listed, [(1, "before, renamed".into()), (2, "after".into())]);
         assert_eq!(listed, stored);
+    }
+
+    /// Closing saves the snapshot again only when it no longer holds the store: not after a
+    /// start from it without writes, but after a start that could not use it.
+    #[tokio::test]
+    async fn a_close_saves_the_snapshot_only_when_it_is_not_current() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(snapshot::FILE_NAME);
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        store.insert_unit_test(&unit_test(1, "a")).await.unwrap();
+        drop(store);
+        let saved = std::fs::read(&path).unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        assert!(store.from_snapshot);
+        drop(store);
+        // A new save would carry a new random mark.
+        assert_eq!(std::fs::read(&path).unwrap(), saved, "saved again");
+        let mut damaged = saved.clone();
+        let middle = damaged.len() / 2;
+        damaged[middle] ^= 1;
+        std::fs::write(&path, &damaged).unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        assert!(!store.from_snapshot);
+        drop(store);
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        assert!(
+            store.from_snapshot,
+            "saved anew after a start that could not use it"
+        );
+        assert_eq!(active(&store).await.0, [(1, "a".into())]);
     }
 
     /// Unit tests far larger than usual: the decoded ones kept stay within the byte budget (a
