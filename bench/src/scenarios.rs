@@ -18,6 +18,9 @@ pub enum Scenario {
     Ceiling,
     Create,
     List,
+    /// A list page as large as a search's (100): what rendering and sending that many costs
+    /// without any search, to read the search scenarios against.
+    List100,
     ListPage2,
     ListFiltered,
     ListDeep,
@@ -35,9 +38,10 @@ pub enum Scenario {
 
 impl Scenario {
     /// In the order they run: reads first, then the writes that change the collection.
-    pub const ALL: [Scenario; 16] = [
+    pub const ALL: [Scenario; 17] = [
         Scenario::Ceiling,
         Scenario::List,
+        Scenario::List100,
         Scenario::ListPage2,
         Scenario::ListFiltered,
         Scenario::ListDeep,
@@ -59,6 +63,7 @@ impl Scenario {
             Scenario::Ceiling => "HTTP ceiling",
             Scenario::Create => "create",
             Scenario::List => "list",
+            Scenario::List100 => "list 100",
             Scenario::ListPage2 => "list page 2",
             Scenario::ListFiltered => "list filtered",
             Scenario::ListDeep => "list deep page",
@@ -80,6 +85,7 @@ impl Scenario {
         let deep = n.saturating_sub(100);
         Some(match self {
             Scenario::List => "limit=50".into(),
+            Scenario::List100 => "limit=100".into(),
             Scenario::ListPage2 => "limit=50&continuation_token=50".into(),
             Scenario::ListFiltered => format!(
                 "limit=50&service_id={}&tag={}",
