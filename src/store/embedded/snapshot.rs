@@ -35,6 +35,20 @@ const BUFFER: usize = 1 << 20;
 /// longer matches). Returns how many unit tests it holds.
 pub fn write(dir: &Path, mark: u64, catalog: &Catalog) -> io::Result<u64> {
     let partial = dir.join(format!("{FILE_NAME}.partial"));
+    let written = write_to(&partial, mark, catalog).and_then(|count| {
+        std::fs::rename(&partial, dir.join(FILE_NAME))?;
+        File::open(dir)?.sync_all()?;
+        Ok(count)
+    });
+    if written.is_err() {
+        // A disk that filled up gets its space back.
+        let _ = std::fs::remove_file(&partial);
+    }
+    written
+}
+
+/// Writes the snapshot to `partial` and syncs it.
+fn write_to(partial: &Path, mark: u64, catalog: &Catalog) -> io::Result<u64> {
     let file = std::os::unix::fs::OpenOptionsExt::mode(
         std::fs::OpenOptions::new()
             .write(true)
@@ -43,7 +57,7 @@ pub fn write(dir: &Path, mark: u64, catalog: &Catalog) -> io::Result<u64> {
         // Names and descriptions: the owner's alone, as the store file.
         0o600,
     )
-    .open(&partial)?;
+    .open(partial)?;
     let mut file = BufWriter::with_capacity(BUFFER, file);
     file.write_all(MAGIC)?;
     file.write_all(&mark.to_le_bytes())?;
@@ -83,8 +97,6 @@ pub fn write(dir: &Path, mark: u64, catalog: &Catalog) -> io::Result<u64> {
     file.into_inner()
         .map_err(io::IntoInnerError::into_error)?
         .sync_all()?;
-    std::fs::rename(&partial, dir.join(FILE_NAME))?;
-    File::open(dir)?.sync_all()?;
     Ok(count)
 }
 
@@ -230,5 +242,22 @@ mod tests {
         assert!(!used(7), "a byte after the end");
         std::fs::remove_file(&path).unwrap();
         assert!(matches!(read(dir.path(), 7), Ok(None)));
+    }
+
+    /// A snapshot that cannot be put in place leaves nothing behind (no partial file filling
+    /// the disk) and the place as it was.
+    #[test]
+    fn a_failed_save_leaves_no_partial_file() {
+        let dir = tempfile::tempdir().unwrap();
+        // Renaming a file over a directory that holds something fails.
+        std::fs::create_dir_all(dir.path().join(FILE_NAME).join("in the way")).unwrap();
+        let catalog = Catalog::build(std::iter::empty());
+        assert!(write(dir.path(), 1, &catalog).is_err());
+        let mut left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        left.sort();
+        assert_eq!(left, [FILE_NAME]);
     }
 }
