@@ -176,12 +176,9 @@ impl EmbeddedStore {
         let saved = snapshot::write(&self.dir, mark, &catalog);
         drop(catalog);
         let marked = saved.map_err(|e| e.to_string()).and_then(|count| {
-            let txn = self.db.begin_write().map_err(|e| e.to_string())?;
-            (txn.open_table(META).map_err(|e| e.to_string())?)
-                .insert(CATALOG_SNAPSHOT, mark)
-                .map_err(|e| e.to_string())?;
-            txn.commit().map_err(|e| e.to_string())?;
-            Ok(count)
+            mark_snapshot(&self.db, mark)
+                .map(|()| count)
+                .map_err(|failure| failure.into_store_error().to_string())
         });
         match marked {
             Ok(count) => tracing::info!(
@@ -191,6 +188,19 @@ impl EmbeddedStore {
             ),
             Err(error) => tracing::warn!(%error, "cannot save the unit test catalog"),
         }
+    }
+
+    /// Whether the snapshot the catalog was loaded from still holds what the store does: its
+    /// mark is there (nothing was written since) and so is its file. Closing then need not save
+    /// it again.
+    fn snapshot_holds_the_store(&self) -> bool {
+        if !self.from_snapshot {
+            return false;
+        }
+        let marked = (self.db.begin_read().map_err(Failure::from))
+            .and_then(|txn| snapshot_mark(&txn))
+            .is_ok_and(|mark| mark.is_some());
+        marked && self.dir.join(snapshot::FILE_NAME).exists()
     }
 }
 
@@ -774,19 +784,20 @@ fn load_catalog(db: &Database, dir: &Path) -> Result<(Catalog, bool), Failure> {
     Ok((catalog, false))
 }
 
-impl EmbeddedStore {
-    /// Whether the snapshot the catalog was loaded from still holds what the store does: its
-    /// mark is there (nothing was written since) and so is its file. Closing then need not save
-    /// it again.
-    fn snapshot_holds_the_store(&self) -> bool {
-        if !self.from_snapshot {
-            return false;
-        }
-        let marked = (self.db.begin_read().ok())
-            .and_then(|txn| txn.open_table(META).ok()?.get(CATALOG_SNAPSHOT).ok()?)
-            .is_some();
-        marked && self.dir.join(snapshot::FILE_NAME).exists()
-    }
+/// The mark of the catalog snapshot the store holds, if nothing was written since it was saved.
+fn snapshot_mark(txn: &redb::ReadTransaction) -> Result<Option<u64>, Failure> {
+    Ok(txn
+        .open_table(META)?
+        .get(CATALOG_SNAPSHOT)?
+        .map(|v| v.value()))
+}
+
+/// Records `mark` as that of the snapshot just saved (see [`snapshot`]).
+fn mark_snapshot(db: &Database, mark: u64) -> Result<(), Failure> {
+    let txn = db.begin_write()?;
+    txn.open_table(META)?.insert(CATALOG_SNAPSHOT, mark)?;
+    txn.commit()?;
+    Ok(())
 }
 
 /// Removes the catalog snapshot's mark in `txn`: once it commits, the snapshot is not used.
@@ -798,9 +809,8 @@ fn forget_snapshot(txn: &redb::WriteTransaction) -> Result<(), Failure> {
 /// The catalog from its snapshot, or `None` when there is none that holds what the store does.
 fn load_snapshot(db: &Database, dir: &Path) -> Result<Option<Catalog>, Failure> {
     let txn = db.begin_read()?;
-    let meta = txn.open_table(META)?;
-    let complete = meta.get(ROWS_COMPLETE)?.map(|v| v.value());
-    let Some(mark) = meta.get(CATALOG_SNAPSHOT)?.map(|v| v.value()) else {
+    let complete = txn.open_table(META)?.get(ROWS_COMPLETE)?.map(|v| v.value());
+    let Some(mark) = snapshot_mark(&txn)? else {
         return Ok(None);
     };
     if complete != Some(u64::from(rows::VERSION)) {
@@ -1410,12 +1420,9 @@ mod tests {
             .unwrap();
         store.replace_unit_test(&first, &renamed).await.unwrap();
         // A crash now would leave the snapshot without its mark.
-        let mark = |db: &Database| {
-            let txn = db.begin_read().unwrap();
-            let meta = txn.open_table(META).unwrap();
-            meta.get(CATALOG_SNAPSHOT).unwrap().map(|v| v.value())
-        };
-        assert_eq!(mark(&store.db), None);
+        let txn = store.db.begin_read().unwrap();
+        assert_eq!(snapshot_mark(&txn).ok(), Some(None));
+        drop(txn);
         drop(store);
         // And had the close found no time to save its own, the snapshot would be the old one.
         std::fs::copy(&kept, &saved).unwrap();
