@@ -83,7 +83,7 @@ impl Catalog {
     /// [`Catalog::load_row`] takes them: a catalog loaded from them answers as this one does.
     pub fn for_each_row(&self, mut each: impl FnMut(&str, ObjectIdHex, &RowRecord<'_>)) {
         for (org_id, org) in &self.orgs {
-            for &slot in &org.orders[order_number(None)] {
+            for &slot in &org.orders[BY_ID] {
                 let row = &org.rows[slot as usize];
                 each(org_id, row.id, &org.record(row));
             }
@@ -371,21 +371,47 @@ impl FirstPages {
     }
 }
 
+/// Which rows an order holds.
+#[derive(Clone, Copy, PartialEq)]
+enum Holds {
+    /// Every row (hard-deleted rows are in no order).
+    Every,
+    /// Only rows not deleted.
+    NotDeleted,
+}
+
 /// The orders kept sorted: by id (the default) and by each sortable field, each ascending with
-/// ties broken by id.
-const ORDERS: [Option<SortField>; 4] = [
-    None,
-    Some(SortField::UpdatedAt),
-    Some(SortField::CreatedAt),
-    Some(SortField::Name),
+/// ties broken by id; then the rows not deleted by `updated_at` once more. A delete moves a row's
+/// `updated_at` forward, so after many deletes the full `updated_at` order starts, newest first,
+/// with rows that every search (never deleted rows, newest first) and every list of rows not
+/// deleted would step over one by one: at 1M with half deleted, ~500k steps a search.
+const ORDERS: [(Option<SortField>, Holds); 5] = [
+    (None, Holds::Every),
+    (Some(SortField::UpdatedAt), Holds::Every),
+    (Some(SortField::CreatedAt), Holds::Every),
+    (Some(SortField::Name), Holds::Every),
+    (Some(SortField::UpdatedAt), Holds::NotDeleted),
 ];
 
-fn order_number(field: Option<SortField>) -> usize {
+const BY_ID: usize = 0;
+const NOT_DELETED_BY_UPDATED: usize = 4;
+
+/// The kept order to walk for rows that `filter` selects, sorted by `field`.
+fn order_number(field: Option<SortField>, filter: &UnitTestFilter) -> usize {
     match field {
-        None => 0,
+        None => BY_ID,
+        Some(SortField::UpdatedAt) if filter.is_deleted == Some(false) => NOT_DELETED_BY_UPDATED,
         Some(SortField::UpdatedAt) => 1,
         Some(SortField::CreatedAt) => 2,
         Some(SortField::Name) => 3,
+    }
+}
+
+/// Whether order `k` holds `row`.
+fn holds(k: usize, row: &Row) -> bool {
+    match ORDERS[k].1 {
+        Holds::Every => true,
+        Holds::NotDeleted => !row.is_deleted,
     }
 }
 
@@ -452,10 +478,13 @@ struct OrgIndex {
     /// What first pages (lists with facets) matched, by filter, until the org's next write.
     first_pages: FirstPages,
     /// Slots sorted as [`ORDERS`] says.
-    orders: [Vec<Slot>; 4],
+    orders: [Vec<Slot>; ORDERS.len()],
     /// Rows whose text a search has read, so tests can tell how much a search visits.
     #[cfg(test)]
     texts_read: std::sync::atomic::AtomicUsize,
+    /// Slots a walk for matching rows has stepped over, for the same reason.
+    #[cfg(test)]
+    stepped: std::sync::atomic::AtomicUsize,
 }
 
 impl OrgIndex {
@@ -474,10 +503,11 @@ impl OrgIndex {
     /// The row of unit test `id`: the default order is by id.
     fn slot_of(&self, id: ObjectIdHex) -> Option<Slot> {
         let rows = &self.rows;
-        self.orders[order_number(None)]
+        let by_id = &self.orders[BY_ID];
+        by_id
             .binary_search_by(|&s| rows[s as usize].id.cmp(&id))
             .ok()
-            .map(|at| self.orders[order_number(None)][at])
+            .map(|at| by_id[at])
     }
 
     /// What [`OrgIndex::row`] made `row` of (metrics in the order of their numbers).
@@ -591,8 +621,11 @@ impl OrgIndex {
         self.rows.push(row);
         self.all.insert(slot);
         self.post(slot, true);
-        for order in &mut self.orders {
-            order.push(slot);
+        let row = &self.rows[slot as usize];
+        for (k, order) in self.orders.iter_mut().enumerate() {
+            if holds(k, row) {
+                order.push(slot);
+            }
         }
         slot
     }
@@ -607,12 +640,17 @@ impl OrgIndex {
             row: &rows[s as usize],
             texts,
         };
-        let [by_id, rest @ ..] = &mut self.orders;
+        let [
+            by_id,
+            by_updated,
+            by_created,
+            by_name,
+            not_deleted_by_updated,
+        ] = &mut self.orders;
         by_id.sort_unstable_by_key(|&s| rows[s as usize].id);
-        for order in rest.iter_mut() {
+        for order in [&mut *by_updated, by_created, by_name] {
             order.clone_from(by_id);
         }
-        let [by_updated, by_created, by_name] = rest;
         let sort = |order: &mut Vec<Slot>, field: SortField| {
             order.sort_by(|&a, &b| by_field(Some(field), view(a), view(b)));
         };
@@ -621,13 +659,17 @@ impl OrgIndex {
             sort(by_updated, SortField::UpdatedAt);
             sort(by_created, SortField::CreatedAt);
         });
+        not_deleted_by_updated.clear();
+        not_deleted_by_updated.extend(
+            (by_updated.iter()).filter(|&&s| holds(NOT_DELETED_BY_UPDATED, &rows[s as usize])),
+        );
     }
 
     /// Where the row `like` belongs (or is) in order `k`.
     fn position(&self, k: usize, like: View<'_>) -> usize {
         self.orders[k].partition_point(|&s| {
             let row = self.view(s);
-            by_field(ORDERS[k], row, like)
+            by_field(ORDERS[k].0, row, like)
                 .then_with(|| row.row.id.cmp(&like.row.id))
                 .is_lt()
         })
@@ -660,6 +702,9 @@ impl OrgIndex {
         // Rows loaded at start are indexed later, in steps (`Catalog::index_grams`).
         self.grams.push(slot, record.text);
         for k in 0..ORDERS.len() {
+            if !holds(k, self.view(slot).row) {
+                continue;
+            }
             // `push` appended the slot; ids mostly grow, so this is usually a no-op move.
             self.orders[k].pop();
             let at = self.position(k, self.view(slot));
@@ -670,19 +715,24 @@ impl OrgIndex {
     fn replace(&mut self, slot: Slot, id: ObjectIdHex, record: &RowRecord<'_>) {
         self.post(slot, false);
         let row = self.row(id, record);
-        for (k, field) in ORDERS.into_iter().enumerate() {
+        for (k, (field, _)) in ORDERS.into_iter().enumerate() {
             let old = self.view(slot);
             let new = View {
                 row: &row,
                 texts: &self.texts,
             };
-            if by_field(field, old, new).is_eq() {
+            let (was_in, goes_in) = (holds(k, old.row), holds(k, new.row));
+            if was_in && goes_in && by_field(field, old, new).is_eq() {
                 continue;
             }
-            let at = self.position(k, old);
-            self.orders[k].remove(at);
-            let at = self.position(k, new);
-            self.orders[k].insert(at, slot);
+            if was_in {
+                let at = self.position(k, old);
+                self.orders[k].remove(at);
+            }
+            if goes_in {
+                let at = self.position(k, new);
+                self.orders[k].insert(at, slot);
+            }
         }
         let old = &self.rows[slot as usize];
         self.grams.change(slot, old.text(&self.texts), record.text);
@@ -815,7 +865,7 @@ impl OrgIndex {
             // another order, those rows sorted.
             (Some(after), _) => {
                 let sort = primary_sort(&query.sort);
-                let order = &self.orders[order_number(None)];
+                let order = &self.orders[BY_ID];
                 let start = order.partition_point(|&s| self.rows[s as usize].id <= after);
                 let mut matching = order[start..].iter().copied().filter(|&s| keep(s));
                 if sort != Some((None, false)) {
@@ -827,24 +877,28 @@ impl OrgIndex {
                 }
             }
             (None, Some((field, descending))) => {
+                let k = order_number(field, &query.filter);
+                // The candidates are among the rows of order `k`: the filter selects no row it
+                // lacks.
+                let rows = self.orders[k].len();
                 let selected = (!terms_left).then(|| {
                     candidates
                         .as_ref()
                         .map_or(self.live(), |c| c.len() as usize)
                 });
                 match selected {
-                    // Every row, in a kept order: the page is a slice.
-                    Some(_) if candidates.is_none() => {
+                    // Every row of a kept order: the page is a slice.
+                    Some(m) if m == rows => {
                         let page: Vec<Slot> =
-                            self.walk(field, descending, offset).take(limit).collect();
-                        (page, offset.saturating_add(limit) < self.live())
+                            self.walk(k, descending, offset).take(limit).collect();
+                        (page, offset.saturating_add(limit) < rows)
                     }
                     // Few rows, deep page: sorting the rows is cheaper than walking the order
                     // to find them. A walk takes about N / M steps per row of the page, each a
                     // bit test in order; a sort reads every matching row, each a cache miss
                     // (~20 steps), and then sorts them.
                     Some(m)
-                        if offset.saturating_add(limit).saturating_mul(self.live())
+                        if offset.saturating_add(limit).saturating_mul(rows)
                             > m.saturating_mul(m).saturating_mul(20) =>
                     {
                         self.sorted_page(candidates.iter().flatten(), &query.sort, offset, limit)
@@ -862,7 +916,7 @@ impl OrgIndex {
                         // with 31k, measured slower, it does not).
                         let bits = candidates.as_ref().filter(|c| {
                             let m = c.len() as usize;
-                            let steps = wanted.saturating_mul(self.live()) / m.max(1);
+                            let steps = wanted.saturating_mul(rows) / m.max(1);
                             steps.saturating_mul(5) > m + self.rows.len() / 320
                         });
                         let bits = bits.map(|c| Bits::of(c, self.rows.len()));
@@ -871,7 +925,7 @@ impl OrgIndex {
                             None => keep(s),
                         };
                         let Some(mut matching) =
-                            self.walk_matching(field, descending, keep, wanted, most_steps)
+                            self.walk_matching(k, descending, keep, wanted, most_steps)
                         else {
                             return self.plan_by(query, Terms::EveryGram);
                         };
@@ -917,10 +971,12 @@ impl OrgIndex {
         // match, so they are narrowed fully).
         let walk = offset.saturating_add(limit).saturating_add(1);
         let walks = terms_by == Terms::Grams && !query.with_facets && walked_order(query).is_some();
+        // How many rows the walk may step over: those of the order it walks.
+        let walked = walked_order(query).map_or(self.live(), |(field, _)| {
+            self.orders[order_number(field, &query.filter)].len()
+        });
         let short_walk = |rows: &RoaringBitmap| {
-            walks
-                && walk.saturating_mul(self.live())
-                    <= (rows.len() as usize).saturating_mul(SHORT_WALK)
+            walks && walk.saturating_mul(walked) <= (rows.len() as usize).saturating_mul(SHORT_WALK)
         };
         // The rows holding the terms' grams; `terms_left`: some of them may lack a term.
         let (found, exact, every_gram) = match (terms_by != Terms::Texts && !terms.is_empty())
@@ -946,7 +1002,7 @@ impl OrgIndex {
                 .as_ref()
                 .map_or(self.live(), |c| c.len() as usize);
             if query.with_facets
-                || m.saturating_mul(m).saturating_mul(20) <= walk.saturating_mul(self.live())
+                || m.saturating_mul(m).saturating_mul(20) <= walk.saturating_mul(walked)
             {
                 let all = candidates.unwrap_or_else(|| self.all.clone());
                 candidates = Some(all.iter().filter(|&s| self.has_terms(s, terms)).collect());
@@ -991,8 +1047,8 @@ impl OrgIndex {
         (page, end < total)
     }
 
-    /// The first `count` slots that `keep` accepts, in the order of `field` (the id when `None`),
-    /// descending or not, ties by id ascending, as [`Self::walk`] would give them. Unlike a
+    /// The first `count` slots that `keep` accepts, in kept order `k`, descending or not, ties by
+    /// id ascending, as [`Self::walk`] would give them. Unlike a
     /// filtered `walk`, a descending walk here compares keys only of the slots kept: the order is
     /// read backwards (key descending, ties by id *descending*) and each run of equal keys among
     /// the kept slots is put right at the end. Comparing every slot stepped over read two rows
@@ -1001,20 +1057,27 @@ impl OrgIndex {
     /// more than `most_steps` slots.
     fn walk_matching(
         &self,
-        field: Option<SortField>,
+        k: usize,
         descending: bool,
         keep: impl Fn(Slot) -> bool,
         count: usize,
         most_steps: usize,
     ) -> Option<Vec<Slot>> {
-        let order = &self.orders[order_number(field)];
+        let (order, field) = (&self.orders[k], ORDERS[k].0);
+        // Counted in tests, to tell how far a walk went.
+        let keep = |s: Slot| {
+            #[cfg(test)]
+            self.stepped
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            keep(s)
+        };
         // Without a field every slot ties, so the order is by id ascending either way.
         if !descending || field.is_none() {
             return first_kept(&mut order.iter().copied(), keep, count, most_steps);
         }
         let same = |a: Slot, b: Slot| by_field(field, self.view(a), self.view(b)).is_eq();
         let mut backwards = order.iter().rev().copied();
-        let mut kept = first_kept(&mut backwards, &keep, count, most_steps)?;
+        let mut kept = first_kept(&mut backwards, keep, count, most_steps)?;
         // The rest of the last key's run: with the ids ascending, some of them come first.
         if let Some(&last) = kept.last()
             && kept.len() == count
@@ -1034,15 +1097,15 @@ impl OrgIndex {
         Some(kept)
     }
 
-    /// Every slot from `start` in the order of `field` (the id when `None`), descending or not;
-    /// ties are broken by id ascending in both directions, as MongoDB's `{field: ±1, _id: 1}`.
+    /// Every slot of kept order `k` from `start`, descending or not; ties are broken by id
+    /// ascending in both directions, as MongoDB's `{field: ±1, _id: 1}`.
     fn walk(
         &self,
-        field: Option<SortField>,
+        k: usize,
         descending: bool,
         start: usize,
     ) -> Box<dyn Iterator<Item = Slot> + '_> {
-        let order = &self.orders[order_number(field)];
+        let (order, field) = (&self.orders[k], ORDERS[k].0);
         if !descending {
             return Box::new(order.iter().skip(start).copied());
         }
@@ -1194,8 +1257,6 @@ impl OrgIndex {
     }
 }
 
-/// The one field a sort orders by (`None` inside: the id, the default), or `None` when several
-/// fields count. A field repeated after its first use changes nothing.
 /// The first `count` of `slots` that `keep` accepts (fewer when `slots` end first), or `None` when
 /// finding them would step over more than `most_steps` slots.
 fn first_kept(
@@ -1229,6 +1290,8 @@ fn walked_order(query: &ListQuery) -> Option<(Option<SortField>, bool)> {
         .flatten()
 }
 
+/// The one field a sort orders by (`None` inside: the id, the default), or `None` when several
+/// fields count. A field repeated after its first use changes nothing.
 fn primary_sort(sort: &[SortKey]) -> Option<(Option<SortField>, bool)> {
     let Some(first) = sort.first() else {
         return Some((None, false));
@@ -1340,6 +1403,11 @@ mod tests {
             }
             assert_eq!(catalog.plan(&query), want, "round {round}: {query:?}");
             non_empty += usize::from(!want.ids.is_empty());
+            if round % 100 == 0 {
+                for org in catalog.orgs.values() {
+                    assert_orders_are_kept(org);
+                }
+            }
         }
         assert!(
             non_empty > 1000,
@@ -1349,6 +1417,20 @@ mod tests {
             found > searches / 10 && found < searches * 9 / 10,
             "{found} of {searches} searches found something"
         );
+    }
+
+    /// Each kept order holds exactly the rows it should, sorted by its field and then by id.
+    fn assert_orders_are_kept(org: &OrgIndex) {
+        for (k, (field, _)) in ORDERS.into_iter().enumerate() {
+            let mut want: Vec<Slot> = (org.all.iter())
+                .filter(|&s| holds(k, org.view(s).row))
+                .collect();
+            want.sort_by(|&a, &b| {
+                let (a, b) = (org.view(a), org.view(b));
+                by_field(field, a, b).then_with(|| a.row.id.cmp(&b.row.id))
+            });
+            assert_eq!(org.orders[k], want, "order {k}");
+        }
     }
 
     /// A first page's matches and facets are kept per filter, and every write to the org
@@ -1452,6 +1534,66 @@ mod tests {
             assert_eq!(catalog.plan(&query), by_definition(&docs, &query), "{text}");
             let read = org.texts_read.load(std::sync::atomic::Ordering::Relaxed);
             assert!(read <= most, "{text}: read {read} texts");
+        }
+    }
+
+    /// A search (rows not deleted, newest first) and a list of the rows not deleted step over no
+    /// deleted row, even when the newest half was just deleted: a delete moves `updated_at`
+    /// forward, so in the order of every row they would all come first.
+    #[test]
+    fn walks_for_rows_not_deleted_skip_the_rows_just_deleted() {
+        let n = 20_000;
+        let mut docs = acme_docs(13, n, |i, d| {
+            let (w1, w2) = (WORDS[i % 8], WORDS[(i / 8 + 3) % 8]);
+            d.name = format!("seed-{i} {w1} {w2}");
+            d.description = format!("A user walks through {w1}, then {w2}.");
+            d.is_deleted = false;
+            d.updated_at = Timestamp::from_millis(1_700_000_000_000 + i as i64);
+        });
+        let mut catalog = Catalog::build(docs.clone());
+        // Half of them deleted, one by one, as the service does: each now the newest.
+        for (i, d) in docs.iter_mut().enumerate().filter(|(i, _)| i % 2 == 0) {
+            d.is_deleted = true;
+            d.updated_at = Timestamp::from_millis(1_800_000_000_000 + i as i64);
+            catalog.upsert(d);
+        }
+        let org = &catalog.orgs["acme"];
+        let search = |text: &str| {
+            crate::service::search_query_for(
+                &"acme".into(),
+                &crate::domain::query_string::QueryParams::parse(Some(&format!("query={text}"))),
+            )
+            .unwrap()
+        };
+        let list = |offset: u64| {
+            let mut query = crate::service::list_query_for(
+                &"acme".into(),
+                &crate::domain::query_string::QueryParams::parse(Some("is_deleted=false")),
+            )
+            .unwrap();
+            query.sort = vec![SortKey {
+                field: SortField::UpdatedAt,
+                descending: true,
+            }];
+            (query.offset, query.limit) = (offset, 50);
+            query
+        };
+        // (query, most slots its walk may step over)
+        for (query, most) in [
+            // 1 live row in 32 holds both words, 1 in 16 the first: 100 of them within ~3,200
+            // and ~1,600 live rows.
+            (search("refund password"), 4_000),
+            (search("refund"), 2_000),
+            // No term: a slice of the live rows, however deep.
+            (list(0), 0),
+            (list(9_000), 0),
+        ] {
+            org.stepped.store(0, std::sync::atomic::Ordering::Relaxed);
+            let plan = catalog.plan(&query);
+            assert_eq!(plan, by_definition(&docs, &query), "{query:?}");
+            assert!(!plan.ids.is_empty());
+            let stepped = org.stepped.load(std::sync::atomic::Ordering::Relaxed);
+            assert!(stepped <= most, "{query:?}: stepped over {stepped} slots");
         }
     }
 
