@@ -223,7 +223,7 @@ async fn export(config: &Config, org: OrgId, filter: &str) -> anyhow::Result<()>
             let line = renderings
                 .render(&doc, IdKey::Id)
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
-            writeln!(out, "{}", line.get())?;
+            writeln!(out, "{}", line.json().get())?;
             count += 1;
         }
     }

@@ -128,7 +128,13 @@ fn main() -> anyhow::Result<()> {
                 let rows =
                     store_ceiling(&common, &work_dir.join("data"), mongo, IdPool::new(ids), n, true)
                         .await?;
-                for (scenario, clients, stats, _) in rows {
+                for Row {
+                    scenario,
+                    clients,
+                    stats,
+                    ..
+                } in rows
+                {
                     println!(
                         "{:<16} {clients:>3} clients {:>9.0}/s p50 {:.2} ms p99 {:.2} ms, {} errors",
                         scenario.name(),
@@ -144,8 +150,19 @@ fn main() -> anyhow::Result<()> {
     })
 }
 
-/// Each scenario at each client count: its figures, and its MongoDB round trips per operation.
-type Rows = Vec<(Scenario, usize, Stats, Option<f64>)>;
+/// One scenario at one client count.
+struct Row {
+    scenario: Scenario,
+    clients: usize,
+    stats: Stats,
+    /// MongoDB round trips per operation.
+    trips: Option<f64>,
+    /// The server's CPU time per request (HTTP side), in µs: what the request costs the server,
+    /// which the throughput shows only through the noise of two cores shared with the clients.
+    server_cpu_us: Option<f64>,
+}
+
+type Rows = Vec<Row>;
 
 /// Where MongoDB round trips are counted: the server's `/metrics`, or this process (store ceiling).
 enum Trips {
@@ -305,6 +322,7 @@ async fn run(mut args: RunArgs) -> anyhow::Result<()> {
         victims: Default::default(),
     });
     check_ceiling_bytes(&http).await?;
+    check_fixture(&http).await?;
     let trips = match &mongodb {
         Some(_) => Trips::Metrics {
             client: http.client.clone(),
@@ -315,6 +333,7 @@ async fn run(mut args: RunArgs) -> anyhow::Result<()> {
     let http_rows = measure(
         "http",
         &trips,
+        Some(server.pid()),
         &http,
         &Scenario::ALL,
         common,
@@ -388,6 +407,33 @@ async fn check_ceiling_bytes(http: &Http) -> anyhow::Result<()> {
     eprintln!(
         "HTTP ceiling body = first list page body ({} bytes)",
         list.len()
+    );
+    Ok(())
+}
+
+/// The unit tests are the fixture's of today: the rare search finds its one unit test (data
+/// seeded by an older fixture, kept with `--reuse`, would make it a search that finds nothing).
+async fn check_fixture(http: &Http) -> anyhow::Result<()> {
+    let found: serde_json::Value = (http.client)
+        .get(format!(
+            "{}/v1/{}/simulation/unit_test/search/?{}",
+            http.base,
+            fixtures::ORG,
+            scenarios::search_query_string(fixtures::SEARCH_RARE)
+        ))
+        .bearer_auth(&http.tokens[0])
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let count = found["simulation_unit_tests"]
+        .as_array()
+        .map_or(0, Vec::len);
+    anyhow::ensure!(
+        count >= 1,
+        "the search {:?} finds no unit test: the data was seeded by an older fixture; seed it again",
+        fixtures::SEARCH_RARE
     );
     Ok(())
 }
@@ -526,6 +572,7 @@ async fn store_ceiling(
     Ok(measure(
         "store",
         &trips,
+        None,
         &direct,
         &scenarios,
         common,
@@ -538,6 +585,7 @@ async fn store_ceiling(
 async fn measure<T, Fut>(
     side: &str,
     trips: &Trips,
+    server_pid: Option<u32>,
     target: &Arc<T>,
     scenarios: &[Scenario],
     common: &Common,
@@ -558,43 +606,63 @@ where
             .await;
             let target = target.clone();
             let before = trips.read().await;
+            let cpu_before = server_pid.and_then(server::cpu_seconds);
             let stats = drive(clients, common.duration(), move |seq| {
                 call(target.clone(), scenario, seq)
             })
             .await;
+            let answered = (stats.ok + stats.errors + stats.timeouts).max(1) as f64;
             let per_op = before.zip(trips.read().await).map(|(before, after)| {
                 (after - before) as f64 / (stats.ok + stats.errors).max(1) as f64
             });
+            let server_cpu_us = (cpu_before.zip(server_pid.and_then(server::cpu_seconds)))
+                .map(|(before, after)| (after - before) * 1e6 / answered);
             report_progress(side, scenario, clients, &stats);
-            rows.push((scenario, clients, stats, per_op));
+            rows.push(Row {
+                scenario,
+                clients,
+                stats,
+                trips: per_op,
+                server_cpu_us,
+            });
         }
     }
     rows
 }
 
 /// One Markdown table: each HTTP scenario with its latencies and its throughput as a share of the
-/// HTTP ceiling (same client count) and of the store ceiling (same scenario, same client count).
+/// HTTP ceiling (same client count) and of the store ceiling (same scenario, same client count),
+/// and the server's CPU time per request, also as a share of the ceiling's: the throughput a
+/// server with the cores to itself would reach, steadier than the req/s of two shared cores.
 fn print_table(http: &Rows, store: &Rows) {
     let ceiling = |clients: usize| {
         http.iter()
-            .find(|(s, c, _, _)| *s == Scenario::Ceiling && *c == clients)
-            .map(|(_, _, st, _)| st.per_second())
+            .find(|r| r.scenario == Scenario::Ceiling && r.clients == clients)
     };
     let trips = |t: Option<f64>| t.map_or("–".into(), |t| format!("{t:.1}"));
     println!(
-        "| scenario | clients | req/s | p50 ms | p99 ms | max ms | errors | timeouts | % of HTTP ceiling | store ops/s | store errors | % of store ceiling | MongoDB round trips per request (store op) |"
+        "| scenario | clients | req/s | p50 ms | p99 ms | max ms | errors | timeouts | % of HTTP ceiling | server CPU µs/req | % of HTTP ceiling by server CPU | store ops/s | store errors | % of store ceiling | MongoDB round trips per request (store op) |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for (scenario, clients, st, http_trips) in http {
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for row in http {
+        let (st, clients) = (&row.stats, row.clients);
         let rate = st.per_second();
-        let of_http =
-            ceiling(*clients).map_or("–".into(), |c| format!("{:.0}%", 100.0 * rate / c));
+        let ceiling = ceiling(clients);
+        let of_http = ceiling.map_or("–".into(), |c| {
+            format!("{:.0}%", 100.0 * rate / c.stats.per_second())
+        });
+        let cpu = row
+            .server_cpu_us
+            .map_or("–".into(), |us| format!("{us:.0}"));
+        let of_http_cpu = (ceiling.and_then(|c| c.server_cpu_us))
+            .zip(row.server_cpu_us)
+            .filter(|&(_, us)| us > 0.0)
+            .map_or("–".into(), |(c, us)| format!("{:.0}%", 100.0 * c / us));
         let direct = store
             .iter()
-            .find(|(s, c, _, _)| s == scenario && c == clients);
-        let store_trips = trips(direct.and_then(|(_, _, _, t)| *t));
-        let direct = direct.map(|(_, _, st, _)| st);
-        let (direct_rate, direct_errors, of_store) = match direct {
+            .find(|r| r.scenario == row.scenario && r.clients == clients);
+        let store_trips = trips(direct.and_then(|r| r.trips));
+        let (direct_rate, direct_errors, of_store) = match direct.map(|r| &r.stats) {
             Some(d) => (
                 format!("{:.0}", d.per_second()),
                 (d.errors + d.timeouts).to_string(),
@@ -603,14 +671,14 @@ fn print_table(http: &Rows, store: &Rows) {
             None => ("–".into(), "–".into(), "–".into()),
         };
         println!(
-            "| {} | {clients} | {rate:.0} | {:.2} | {:.2} | {:.2} | {} | {} | {of_http} | {direct_rate} | {direct_errors} | {of_store} | {} ({store_trips}) |",
-            scenario.name(),
+            "| {} | {clients} | {rate:.0} | {:.2} | {:.2} | {:.2} | {} | {} | {of_http} | {cpu} | {of_http_cpu} | {direct_rate} | {direct_errors} | {of_store} | {} ({store_trips}) |",
+            row.scenario.name(),
             st.ms(0.5),
             st.ms(0.99),
             st.max_ms(),
             st.errors,
             st.timeouts,
-            trips(*http_trips),
+            trips(row.trips),
         );
     }
 }

@@ -94,13 +94,13 @@ impl Scenario {
             ),
             Scenario::ListDeep => format!("limit=50&continuation_token={deep}"),
             Scenario::ListFacets => format!("limit=50&persona_id={}", fixtures::persona_id(3)),
-            Scenario::SearchOne => search(fixtures::SEARCH_ONE),
-            Scenario::SearchTwo => search(fixtures::SEARCH_TWO),
-            Scenario::SearchRare => search(fixtures::SEARCH_RARE),
-            Scenario::SearchNone => search(fixtures::SEARCH_NONE),
-            Scenario::SearchDisjoint => search(fixtures::SEARCH_DISJOINT),
-            Scenario::SearchOneChar => search(fixtures::SEARCH_ONE_CHAR),
-            Scenario::SearchTwoChars => search(fixtures::SEARCH_TWO_CHARS),
+            Scenario::SearchOne => search_query_string(fixtures::SEARCH_ONE),
+            Scenario::SearchTwo => search_query_string(fixtures::SEARCH_TWO),
+            Scenario::SearchRare => search_query_string(fixtures::SEARCH_RARE),
+            Scenario::SearchNone => search_query_string(fixtures::SEARCH_NONE),
+            Scenario::SearchDisjoint => search_query_string(fixtures::SEARCH_DISJOINT),
+            Scenario::SearchOneChar => search_query_string(fixtures::SEARCH_ONE_CHAR),
+            Scenario::SearchTwoChars => search_query_string(fixtures::SEARCH_TWO_CHARS),
             _ => return None,
         })
     }
@@ -120,7 +120,7 @@ impl Scenario {
 }
 
 /// The search query string for `text` (spaces and commas escaped).
-fn search(text: &str) -> String {
+pub fn search_query_string(text: &str) -> String {
     format!("query={}", text.replace(' ', "%20").replace(',', "%2C"))
 }
 

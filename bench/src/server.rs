@@ -126,6 +126,10 @@ impl Server {
         status_kib(self.child.id(), "VmRSS:").map(|kib| kib as f64 / 1024.0)
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// SIGTERM, then waits for the exit (the store is closed cleanly).
     pub fn stop(mut self) -> anyhow::Result<()> {
         let pid = self.child.id().to_string();
@@ -148,6 +152,18 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// CPU time process `pid` has used so far (user and system, every thread), in seconds.
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command, which is in parentheses and may hold spaces: state is the 3rd
+    // field of `proc_pid_stat(5)`, utime the 14th and stime the 15th.
+    let after_command = stat.rsplit_once(')')?.1;
+    let mut fields = after_command.split_whitespace().skip(11);
+    let ticks: u64 = fields.next()?.parse::<u64>().ok()? + fields.next()?.parse::<u64>().ok()?;
+    // In clock ticks, which Linux reports to user space at 100 a second (USER_HZ).
+    Some(ticks as f64 / 100.0)
 }
 
 fn status_kib(pid: u32, field: &str) -> Option<u64> {

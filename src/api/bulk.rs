@@ -89,7 +89,7 @@ async fn export_unit_tests(
     let lines = pages.map(move |page| {
         let mut chunk = Vec::new();
         for doc in page? {
-            chunk.extend_from_slice(renderings.render(&doc, IdKey::Id)?.get().as_bytes());
+            chunk.extend_from_slice(renderings.render(&doc, IdKey::Id)?.json().get().as_bytes());
             chunk.push(b'\n');
         }
         Ok::<_, Error>(Bytes::from(chunk))

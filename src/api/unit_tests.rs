@@ -11,7 +11,6 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
 use serde_json::json;
-use serde_json::value::RawValue;
 
 use super::extract::{JsonBody, UnitTestIdParam, id_with};
 use super::openapi::lifecycle_schemas::{
@@ -23,7 +22,7 @@ use super::openapi::schemas::{
     OrganizationPath, SearchParams, SearchSimulationUnitTestsResponse, SimulationUnitTestInstance,
     UpdateSimulationUnitTestRequest, ValidationErrorBody,
 };
-use super::render::Renderings;
+use super::render::{Rendering, Renderings};
 use super::{idempotency, pipeline, with_trailing_slash};
 use crate::AppState;
 use crate::auth::{CurrentUser, Permission};
@@ -153,7 +152,7 @@ async fn create_unit_test(
 
 #[derive(Serialize)]
 pub(super) struct ListResponse<'a> {
-    simulation_unit_tests: Vec<Arc<RawValue>>,
+    simulation_unit_tests: Vec<Arc<Rendering>>,
     has_more: bool,
     continuation_token: Option<u64>,
     filter_values: Option<&'a FilterValues>,
@@ -211,7 +210,7 @@ async fn list_unit_tests(
 
 #[derive(Serialize)]
 struct SearchResponse {
-    simulation_unit_tests: Vec<Arc<RawValue>>,
+    simulation_unit_tests: Vec<Arc<Rendering>>,
 }
 
 /// Search simulation unit tests
@@ -590,7 +589,7 @@ async fn get_unit_test(
             (header::ETAG, etag),
             (header::CONTENT_TYPE, "application/json".to_owned()),
         ],
-        body.get().to_owned(),
+        body.json().get().to_owned(),
     )
         .into_response())
 }

@@ -1666,22 +1666,26 @@ mod tests {
             let template = random_unit_test(&mut rng, 0);
             let before = rss_mib();
             let started = Instant::now();
-            let mut catalog = Catalog::default();
-            for i in 0..n {
+            // Unit test `i` as the benchmark seeds it (bench/src/fixtures.rs).
+            let unit_test = |i: usize, is_deleted: bool, updated_at: i64| {
                 let (w1, w2) = (WORDS[i % 8], WORDS[(i / 8 + 3) % 8]);
                 let mut id = [0u8; 12];
                 id[4..].copy_from_slice(&(i as u64).to_be_bytes());
-                catalog.load(&UnitTest {
+                UnitTest {
                     id: ObjectIdHex::from_bytes(id),
                     org_id: "bench".into(),
                     name: format!("seed-{i} {w1} {w2}"),
                     description: format!(
-                        "A user walks through {w1}, then {w2}; case {i} of the benchmark set."
+                        "A user walks through {w1}, then {w2}; case ({i}) of the benchmark set."
                     ),
-                    is_deleted: false,
-                    updated_at: Timestamp::from_millis(1_700_000_000_000 + i as i64),
+                    is_deleted,
+                    updated_at: Timestamp::from_millis(updated_at),
                     ..template.clone()
-                });
+                }
+            };
+            let mut catalog = Catalog::default();
+            for i in 0..n {
+                catalog.load(&unit_test(i, false, 1_700_000_000_000 + i as i64));
             }
             let load = started.elapsed();
             catalog.loaded();
@@ -1691,6 +1695,16 @@ mod tests {
             while catalog.index_grams(1024) > 0 {}
             let build = started.elapsed();
             let grams_resident = rss_mib() - before - without_grams;
+            // `SIMTEST_SCALE_DELETED=2`: then every second unit test deleted, each delete making
+            // it the newest (the adversarial case of searches that walk newest first).
+            let every =
+                std::env::var("SIMTEST_SCALE_DELETED").map_or(0, |d| d.parse().expect("a count"));
+            if every > 0 {
+                for i in (0..n).step_by(every) {
+                    catalog.upsert(&unit_test(i, true, 1_800_000_000_000 + i as i64));
+                }
+                println!("N = {n}: 1 in {every} deleted since");
+            }
             let org = &catalog.orgs["bench"];
             let (keys, postings) = org.grams.size();
             println!(
@@ -1702,7 +1716,7 @@ mod tests {
             let runs =
                 std::env::var("SIMTEST_SCALE_RUNS").map_or(200, |r| r.parse().expect("a count"));
             let searches = std::env::var("SIMTEST_SCALE_SEARCHES").unwrap_or_else(|_| {
-                "refund/refund password/4242/zzzz/refund, password,/q/77".into()
+                "refund/refund password/(4242)/zzzz/refund, password,/q/77".into()
             });
             for text in searches.split('/') {
                 let query = crate::service::search_query_for(
