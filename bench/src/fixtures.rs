@@ -29,6 +29,8 @@ pub const SEARCH_TWO: &str = "refund password";
 /// than at 10k, and the rare search then answered 100 unit tests at 1M and 1 at 10k). Its
 /// parentheses are regex characters, taken literally.
 pub const SEARCH_RARE: &str = "(4242)";
+/// The number of the unit test [`SEARCH_RARE`] finds.
+pub const RARE_CASE: usize = 4242;
 /// A term no unit test holds.
 pub const SEARCH_NONE: &str = "zzzz";
 /// Two terms each in 1 of 8 unit tests, never together: the first word of a description is
@@ -144,6 +146,7 @@ mod tests {
     fn search_terms_select_as_named() {
         for n in [10_000, 100_000] {
             let share = |query: &str| matches(query, n) as f64 / n as f64;
+            assert_eq!(SEARCH_RARE, format!("({RARE_CASE})"));
             assert_eq!(matches(SEARCH_RARE, n), 1, "{SEARCH_RARE} in {n}");
             assert_eq!(matches(SEARCH_NONE, n), 0);
             assert_eq!(matches(SEARCH_ONE_CHAR, n), 0);
