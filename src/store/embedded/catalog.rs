@@ -887,7 +887,7 @@ impl OrgIndex {
                 let k = order_number(field, &query.filter);
                 // The candidates are among the rows of order `k`: the filter selects no row it
                 // lacks.
-                let rows = self.orders[k].len();
+                let in_order = self.orders[k].len();
                 let selected = (!terms_left).then(|| {
                     candidates
                         .as_ref()
@@ -895,17 +895,17 @@ impl OrgIndex {
                 });
                 match selected {
                     // Every row of a kept order: the page is a slice.
-                    Some(m) if m == rows => {
+                    Some(m) if m == in_order => {
                         let page: Vec<Slot> =
                             self.walk(k, descending, offset).take(limit).collect();
-                        (page, offset.saturating_add(limit) < rows)
+                        (page, offset.saturating_add(limit) < in_order)
                     }
                     // Few rows, deep page: sorting the rows is cheaper than walking the order
                     // to find them. A walk takes about N / M steps per row of the page, each a
                     // bit test in order; a sort reads every matching row, each a cache miss
                     // (~20 steps), and then sorts them.
                     Some(m)
-                        if offset.saturating_add(limit).saturating_mul(rows)
+                        if offset.saturating_add(limit).saturating_mul(in_order)
                             > m.saturating_mul(m).saturating_mul(20) =>
                     {
                         self.sorted_page(candidates.iter().flatten(), &query.sort, offset, limit)
@@ -925,7 +925,7 @@ impl OrgIndex {
                         // 1.8k steps, 53 µs without, 88 with).
                         let bits = candidates.as_ref().filter(|c| {
                             let m = c.len() as usize;
-                            let steps = wanted.saturating_mul(rows) / m.max(1);
+                            let steps = wanted.saturating_mul(in_order) / m.max(1);
                             steps.saturating_mul(15) > m + self.rows.len() / 320
                         });
                         let bits = bits.map(|c| Bits::of(c, self.rows.len()));
@@ -979,9 +979,10 @@ impl OrgIndex {
         // end: then the rows need narrowing only until that walk is short (facets need every
         // match, so they are narrowed fully).
         let walk = offset.saturating_add(limit).saturating_add(1);
-        let walks = terms_by == Terms::Grams && !query.with_facets && walked_order(query).is_some();
+        let order = walked_order(query);
+        let walks = terms_by == Terms::Grams && !query.with_facets && order.is_some();
         // How many rows the walk may step over: those of the order it walks.
-        let walked = walked_order(query).map_or(self.live(), |(field, _)| {
+        let walked = order.map_or(self.live(), |(field, _)| {
             self.orders[order_number(field, &query.filter)].len()
         });
         let short_walk = |rows: &RoaringBitmap| {
@@ -1057,10 +1058,10 @@ impl OrgIndex {
     }
 
     /// The first `count` slots that `keep` accepts, in kept order `k`, descending or not, ties by
-    /// id ascending, as [`Self::walk`] would give them. Unlike a
-    /// filtered `walk`, a descending walk here compares keys only of the slots kept: the order is
-    /// read backwards (key descending, ties by id *descending*) and each run of equal keys among
-    /// the kept slots is put right at the end. Comparing every slot stepped over read two rows
+    /// id ascending, as [`Self::walk`] would give them. Unlike a filtered `walk`, a descending
+    /// walk here compares keys only of the slots kept: the order is read backwards (key
+    /// descending, ties by id *descending*) and each run of equal keys among the kept slots is
+    /// turned around at the end. Comparing every slot stepped over read two rows
     /// per step, which made a search with 1 match in 30 spend most of its time there (`perf`:
     /// 45 % of the server's CPU in `by_field` and its callers). `None` when finding them takes
     /// more than `most_steps` slots.
@@ -1481,6 +1482,15 @@ mod tests {
         }
     }
 
+    /// What the search endpoint asks the store for `text` in `org`.
+    fn search_of(org: &str, text: &str) -> ListQuery {
+        crate::service::search_query_for(
+            &org.into(),
+            &crate::domain::query_string::QueryParams::parse(Some(&format!("query={text}"))),
+        )
+        .expect("a search")
+    }
+
     /// `count` random unit tests of acme, each then shaped by `shape` (given its number).
     fn acme_docs(seed: u64, count: usize, shape: impl Fn(usize, &mut UnitTest)) -> Vec<UnitTest> {
         let mut rng = StdRng::seed_from_u64(seed);
@@ -1534,11 +1544,7 @@ mod tests {
             // 1 in 32, newest first: a walk.
             ("refund password", 150),
         ] {
-            let query = crate::service::search_query_for(
-                &"acme".into(),
-                &crate::domain::query_string::QueryParams::parse(Some(&format!("query={text}"))),
-            )
-            .unwrap();
+            let query = search_of("acme", text);
             org.texts_read
                 .store(0, std::sync::atomic::Ordering::Relaxed);
             assert_eq!(catalog.plan(&query), by_definition(&docs, &query), "{text}");
@@ -1568,13 +1574,6 @@ mod tests {
             catalog.upsert(d);
         }
         let org = &catalog.orgs["acme"];
-        let search = |text: &str| {
-            crate::service::search_query_for(
-                &"acme".into(),
-                &crate::domain::query_string::QueryParams::parse(Some(&format!("query={text}"))),
-            )
-            .unwrap()
-        };
         let list = |offset: u64| {
             let mut query = crate::service::list_query_for(
                 &"acme".into(),
@@ -1592,8 +1591,8 @@ mod tests {
         for (query, most) in [
             // 1 live row in 32 holds both words, 1 in 16 the first: 100 of them within ~3,200
             // and ~1,600 live rows.
-            (search("refund password"), 4_000),
-            (search("refund"), 2_000),
+            (search_of("acme", "refund password"), 4_000),
+            (search_of("acme", "refund"), 2_000),
             // No term: a slice of the live rows, however deep.
             (list(0), 0),
             (list(9_000), 0),
@@ -1630,11 +1629,7 @@ mod tests {
         });
         let catalog = Catalog::build(docs.clone());
         let org = &catalog.orgs["acme"];
-        let query = crate::service::search_query_for(
-            &"acme".into(),
-            &crate::domain::query_string::QueryParams::parse(Some("query=refund")),
-        )
-        .unwrap();
+        let query = search_of("acme", "refund");
         org.texts_read
             .store(0, std::sync::atomic::Ordering::Relaxed);
         let plan = catalog.plan(&query);
@@ -1729,13 +1724,7 @@ mod tests {
                 "refund/refund password/(4242)/zzzz/refund, password,/q/77".into()
             });
             for text in searches.split('/') {
-                let query = crate::service::search_query_for(
-                    &"bench".into(),
-                    &crate::domain::query_string::QueryParams::parse(Some(&format!(
-                        "query={text}"
-                    ))),
-                )
-                .expect("a search");
+                let query = search_of("bench", text);
                 let time = |terms_by: Terms| {
                     let mut times: Vec<Duration> = (0..runs)
                         .map(|_| {
