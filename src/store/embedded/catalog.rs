@@ -415,32 +415,79 @@ fn holds(k: usize, row: &Row) -> bool {
     }
 }
 
-/// A set of slots as one bit each, for asking often whether a slot is in it.
-struct Bits(Vec<u64>);
+/// The candidates a walk asks about one slot at a time. A roaring lookup takes two binary searches
+/// (~25 ns; 19 % of the server's CPU on `search 2 terms` at 100k); a bit per slot answers in one
+/// load, but reading a candidate out of the bitmap and setting its bit costs ~1.5 ns, and clearing
+/// 64 slots' bits ~0.3 ns. So each block of 65,536 slots (one roaring container) gets bits only once
+/// the walk has asked about it about as often as that costs: a lookup saved pays for 15 candidates'
+/// bits. Whatever the order walked, a walk then costs at most about twice the cheaper of the two;
+/// a walk that stays among the newest rows sets the bits of the blocks it stays in, not of all (at
+/// 1M, setting every candidate's bit up front was 13 % of the server's CPU on `search 2 terms`:
+/// 31k bits for a walk of 3.2k steps within one block).
+struct Candidates<'a> {
+    slots: &'a RoaringBitmap,
+    blocks: Vec<Block>,
+}
 
-impl Bits {
-    fn of(slots: &RoaringBitmap, len: usize) -> Self {
-        let mut words = vec![0u64; len.div_ceil(64)];
-        // Read in batches: roaring's `next` goes through three levels per slot (its iteration was
-        // 6–8 % of the server's CPU on `search 2 chars` and `search 2 terms` at 100k, 32 clients,
-        // even folded by `for_each`), where `next_many` copies a container's slots at a time.
-        let (mut slots, mut batch) = (slots.iter(), [0u32; 256]);
+#[derive(Default)]
+struct Block {
+    /// Lookups so far, while the block has no bits.
+    asked: u32,
+    bits: Option<Box<[u64]>>,
+}
+
+/// Slots per [`Block`].
+const BLOCK: u32 = 1 << 16;
+
+impl<'a> Candidates<'a> {
+    /// The candidates `slots`, among `len` slots.
+    fn new(slots: &'a RoaringBitmap, len: usize) -> Self {
+        let blocks = len.div_ceil(BLOCK as usize);
+        Self {
+            slots,
+            blocks: (0..blocks).map(|_| Block::default()).collect(),
+        }
+    }
+
+    fn has(&mut self, s: Slot) -> bool {
+        let Some(block) = self.blocks.get_mut((s / BLOCK) as usize) else {
+            return self.slots.contains(s);
+        };
+        let low = (s % BLOCK) as usize;
+        if let Some(bits) = &block.bits {
+            return bits[low / 64] >> (low % 64) & 1 == 1;
+        }
+        block.asked += 1;
+        // Checked every 32 lookups: the count costs a binary search too.
+        if block.asked.is_multiple_of(32) {
+            let range = s - low as u32..=s | (BLOCK - 1);
+            let candidates = self.slots.range_cardinality(range.clone());
+            // Clearing the block's bits costs what setting 200 candidates' bits does.
+            if u64::from(block.asked) * 15 > candidates + 200 {
+                block.bits = Some(Self::bits(self.slots, range));
+                return self.has(s);
+            }
+        }
+        self.slots.contains(s)
+    }
+
+    /// A bit per slot of `range` (one block), set for those of `slots`.
+    fn bits(slots: &RoaringBitmap, range: std::ops::RangeInclusive<Slot>) -> Box<[u64]> {
+        let mut words = vec![0u64; BLOCK as usize / 64].into_boxed_slice();
+        // Read in batches: roaring's `next` goes through three levels per slot, where `next_many`
+        // copies a container's slots at a time.
+        let (mut slots, mut batch) = (slots.range(range), [0u32; 256]);
         loop {
             let read = slots.next_many(&mut batch);
             if read.is_empty() {
                 break;
             }
             for &s in &*read {
-                words[s as usize / 64] |= 1 << (s % 64);
+                let low = (s % BLOCK) as usize;
+                words[low / 64] |= 1 << (low % 64);
             }
         }
-        Self(words)
-    }
-
-    fn has(&self, s: Slot) -> bool {
-        self.0
-            .get(s as usize / 64)
-            .is_some_and(|w| w >> (s % 64) & 1 == 1)
+        words
     }
 }
 
@@ -914,24 +961,13 @@ impl OrgIndex {
                         let end = offset.saturating_add(limit);
                         // One more than the page when only the walk can tell if more match.
                         let wanted = end.saturating_add(usize::from(selected.is_none()));
-                        // A long walk over few candidates asks each step whether its row is one
-                        // of them: a bit per row answers in a load, a roaring bitmap in two
-                        // binary searches (~25 ns; 19 % of the server's CPU on `search 2
-                        // terms` at 100k). Reading a candidate out of the bitmap in batches and
-                        // setting its bit costs ~1.5 ns, clearing the bits ~0.3 ns per 64 rows,
-                        // so they are set only when the walk repays that: each step saves ~23 ns,
-                        // 15 candidates' bits (measured at 1M: `refund password`, 31k candidates
-                        // and 3.2k steps, 118 → 78 µs with the bits; `77`, 55k candidates and
-                        // 1.8k steps, 53 µs without, 88 with).
-                        let bits = candidates.as_ref().filter(|c| {
-                            let m = c.len() as usize;
-                            let steps = wanted.saturating_mul(in_order) / m.max(1);
-                            steps.saturating_mul(15) > m + self.rows.len() / 320
-                        });
-                        let bits = bits.map(|c| Bits::of(c, self.rows.len()));
-                        let keep = |s: Slot| match &bits {
-                            Some(bits) => bits.has(s) && holds_terms(s),
-                            None => keep(s),
+                        // When every row of the order is a candidate (a search of the live
+                        // rows before its grams are built), there is nothing to ask.
+                        let mut membership = (candidates.as_ref())
+                            .filter(|c| c.len() as usize != in_order)
+                            .map(|c| Candidates::new(c, self.rows.len()));
+                        let keep = |s: Slot| {
+                            membership.as_mut().is_none_or(|c| c.has(s)) && holds_terms(s)
                         };
                         let Some(mut matching) =
                             self.walk_matching(k, descending, keep, wanted, most_steps)
@@ -1069,13 +1105,13 @@ impl OrgIndex {
         &self,
         k: usize,
         descending: bool,
-        keep: impl Fn(Slot) -> bool,
+        mut keep: impl FnMut(Slot) -> bool,
         count: usize,
         most_steps: usize,
     ) -> Option<Vec<Slot>> {
         let (order, field) = (&self.orders[k], ORDERS[k].0);
         // Counted in tests, to tell how far a walk went.
-        let keep = |s: Slot| {
+        let mut keep = |s: Slot| {
             #[cfg(test)]
             self.stepped
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -1083,11 +1119,11 @@ impl OrgIndex {
         };
         // Without a field every slot ties, so the order is by id ascending either way.
         if !descending || field.is_none() {
-            return first_kept(&mut order.iter().copied(), keep, count, most_steps);
+            return first_kept(&mut order.iter().copied(), &mut keep, count, most_steps);
         }
         let same = |a: Slot, b: Slot| by_field(field, self.view(a), self.view(b)).is_eq();
         let mut backwards = order.iter().rev().copied();
-        let mut kept = first_kept(&mut backwards, keep, count, most_steps)?;
+        let mut kept = first_kept(&mut backwards, &mut keep, count, most_steps)?;
         // The rest of the last key's run: with the ids ascending, some of them come first.
         if let Some(&last) = kept.last()
             && kept.len() == count
@@ -1272,7 +1308,7 @@ impl OrgIndex {
 /// finding them would step over more than `most_steps` slots.
 fn first_kept(
     slots: &mut impl Iterator<Item = Slot>,
-    keep: impl Fn(Slot) -> bool,
+    mut keep: impl FnMut(Slot) -> bool,
     count: usize,
     most_steps: usize,
 ) -> Option<Vec<Slot>> {
@@ -1603,6 +1639,46 @@ mod tests {
             assert!(!plan.ids.is_empty());
             let stepped = org.stepped.load(std::sync::atomic::Ordering::Relaxed);
             assert!(stepped <= most, "{query:?}: stepped over {stepped} slots");
+        }
+    }
+
+    /// A walk's lookups of its candidates answer as the bitmap does, whatever order they come in,
+    /// and a block of slots gets bits only once the walk has asked about it often enough to repay
+    /// them: a walk among the newest slots sets the bits of their block alone (it set every
+    /// candidate's bit, 31k at 1M, for one block's worth of steps), a short walk sets none.
+    #[test]
+    fn a_walk_sets_candidates_bits_only_for_the_blocks_it_keeps_asking_about() {
+        let len = 5 * BLOCK;
+        let mut rng = StdRng::seed_from_u64(3);
+        let sparse: RoaringBitmap = (0..len).filter(|_| rng.gen_range(0..32) == 0).collect();
+        let dense: RoaringBitmap = (0..len).filter(|_| rng.gen_bool(0.5)).collect();
+        let with_bits = |c: &Candidates| c.blocks.iter().filter(|b| b.bits.is_some()).count();
+        let walk = |slots: &RoaringBitmap, steps: &mut dyn Iterator<Item = Slot>| {
+            let mut candidates = Candidates::new(slots, len as usize);
+            for s in steps {
+                assert_eq!(candidates.has(s), slots.contains(s), "slot {s}");
+            }
+            with_bits(&candidates)
+        };
+        // (candidates, slots asked about in turn, blocks then with bits)
+        let newest = || (0..len).rev();
+        let cases: [(&RoaringBitmap, Box<dyn Iterator<Item = Slot>>, usize); 5] = [
+            // 1 in 32: 100 matches within 3,200 steps, all in the newest block.
+            (&sparse, Box::new(newest().take(3_200)), 1),
+            // A few steps: lookups cost less than setting the block's 2,000 bits.
+            (&sparse, Box::new(newest().take(100)), 0),
+            // 1 in 2: 1,000 steps cost less than setting 32,000 bits; 10,000 do not.
+            (&dense, Box::new(newest().take(1_000)), 0),
+            (&dense, Box::new(newest().take(10_000)), 1),
+            // In no order, over every block, often enough for each.
+            (
+                &sparse,
+                Box::new((0..200_000).map(|_| rng.gen_range(0..len))),
+                5,
+            ),
+        ];
+        for (i, (slots, mut steps, blocks)) in cases.into_iter().enumerate() {
+            assert_eq!(walk(slots, &mut steps), blocks, "case {i}");
         }
     }
 
