@@ -83,6 +83,16 @@ impl GramIndex {
         self.indexed
     }
 
+    /// How many rows are indexed and the postings of their grams, to be saved.
+    pub fn parts(&self) -> (u32, &FxHashMap<u32, RoaringBitmap>) {
+        (self.indexed, &self.postings)
+    }
+
+    /// The index [`GramIndex::parts`] gave.
+    pub fn from_parts(indexed: u32, postings: FxHashMap<u32, RoaringBitmap>) -> Self {
+        Self { postings, indexed }
+    }
+
     /// Adds the grams of `text` for `slot`.
     fn add(&mut self, slot: u32, text: &str) {
         // A gram met twice in one text is simply seen again (adding a row twice changes

@@ -1380,6 +1380,7 @@ mod tests {
             .ok()
             .unwrap()
             .expect("the snapshot is used");
+        assert!(saved.grams_built(), "the search grams were saved too");
         let stored = load_rows(&db).ok().flatten().unwrap();
         let mut rng = rand::rngs::StdRng::seed_from_u64(6);
         let ids: Vec<ObjectIdHex> = docs.iter().map(|d| d.id).collect();

@@ -1,7 +1,8 @@
-//! The catalog's rows saved in a file of their own when the store closes cleanly, so that the next
-//! start reads one file front to back instead of the row table's pages, which lie scattered over
-//! the store file among the documents (at a million unit tests with nothing in the page cache:
-//! 15 s one page at a time, against well under a second for this file).
+//! The catalog saved in a file of its own when the store closes cleanly, so that the next start
+//! reads one file front to back instead of the row table's pages, which lie scattered over the
+//! store file among the documents (at a million unit tests with nothing in the page cache: 15 s
+//! one page at a time), and takes the catalog's parts as they were instead of building them again
+//! (see `catalog/dump.rs`).
 //!
 //! A snapshot is trusted only while nothing was written since it was taken: closing writes the
 //! file, then a random mark both in it and in the store's bookkeeping table; every write
@@ -11,10 +12,8 @@
 //! before snapshots, writing to the store after a newer one closed it, would not remove the
 //! mark: a data dir is not to go back to an older version, as for the rows themselves.)
 //!
-//! Layout (integers little-endian; strings a `u32` byte length and their UTF-8 bytes):
-//! [`MAGIC`], mark `u64`, then per org: `1u8`, org id (string), and per unit test `1u8`, its id
-//! (12 bytes), its [`RowRecord`] (a `u32` length and its bytes), `0u8` after the org's last; `0u8`
-//! after the last org, then the number of unit tests `u64`, the CRC-32 of every byte between the
+//! Layout (integers little-endian): [`MAGIC`], mark `u64`, the catalog's parts
+//! ([`Catalog::save`]), then the number of unit tests `u64`, the CRC-32 of every byte between the
 //! mark and it `u32`, and [`MAGIC`] again (a file cut short or damaged is refused).
 
 use std::fs::File;
@@ -22,11 +21,11 @@ use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::Path;
 
 use super::catalog::Catalog;
-use super::rows::RowRecord;
-use crate::domain::ObjectIdHex;
 
 pub const FILE_NAME: &str = "catalog.snapshot";
-const MAGIC: &[u8; 8] = b"simtcat1";
+/// Changes with the layout of the catalog's parts (`catalog/dump.rs`): a file of another
+/// version is not used.
+const MAGIC: &[u8; 8] = b"simtcat2";
 /// Buffers: large enough that reading and writing are a few system calls per megabyte.
 const BUFFER: usize = 1 << 20;
 
@@ -62,34 +61,7 @@ fn write_to(partial: &Path, mark: u64, catalog: &Catalog) -> io::Result<u64> {
     file.write_all(MAGIC)?;
     file.write_all(&mark.to_le_bytes())?;
     let mut out = Summed::new(file);
-    let mut count = 0u64;
-    let mut last_org: Option<String> = None;
-    let mut failed: io::Result<()> = Ok(());
-    catalog.for_each_row(|org_id, id, row| {
-        if failed.is_err() {
-            return;
-        }
-        failed = (|| {
-            if last_org.as_deref() != Some(org_id) {
-                if last_org.is_some() {
-                    out.write_all(&[0])?;
-                }
-                out.write_all(&[1])?;
-                put_bytes(&mut out, org_id.as_bytes())?;
-                last_org = Some(org_id.to_owned());
-            }
-            out.write_all(&[1])?;
-            out.write_all(&id.bytes())?;
-            put_bytes(&mut out, &row.encode())?;
-            count += 1;
-            Ok(())
-        })();
-    });
-    failed?;
-    if last_org.is_some() {
-        out.write_all(&[0])?;
-    }
-    out.write_all(&[0])?;
+    let count = catalog.save(&mut out)?;
     let (mut file, sum) = (out.inner, out.sum.finalize());
     file.write_all(&count.to_le_bytes())?;
     file.write_all(&sum.to_le_bytes())?;
@@ -108,6 +80,7 @@ pub fn read(dir: &Path, mark: u64) -> io::Result<Option<(Catalog, u64)>> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
+    let size = file.metadata()?.len();
     let mut file = BufReader::with_capacity(BUFFER, file);
     let mut head = [0u8; 16];
     file.read_exact(&mut head)?;
@@ -115,25 +88,7 @@ pub fn read(dir: &Path, mark: u64) -> io::Result<Option<(Catalog, u64)>> {
         return Ok(None);
     }
     let mut input = Summed::new(file);
-    let mut catalog = Catalog::default();
-    let mut count = 0u64;
-    let (mut org_id, mut row) = (Vec::new(), Vec::new());
-    while byte(&mut input)? == 1 {
-        get_bytes(&mut input, &mut org_id)?;
-        let Ok(org) = std::str::from_utf8(&org_id) else {
-            return Ok(None);
-        };
-        while byte(&mut input)? == 1 {
-            let mut id = [0u8; 12];
-            input.read_exact(&mut id)?;
-            get_bytes(&mut input, &mut row)?;
-            let Some(record) = RowRecord::decode(&row) else {
-                return Ok(None);
-            };
-            catalog.load_row(org, ObjectIdHex::from_bytes(id), &record);
-            count += 1;
-        }
-    }
+    let (catalog, count) = Catalog::restore(&mut input, size)?;
     let (mut file, sum) = (input.inner, input.sum.finalize());
     let mut tail = [0u8; 20];
     file.read_exact(&mut tail)?;
@@ -144,7 +99,6 @@ pub fn read(dir: &Path, mark: u64) -> io::Result<Option<(Catalog, u64)>> {
     {
         return Ok(None);
     }
-    catalog.loaded();
     Ok(Some((catalog, count)))
 }
 
@@ -181,26 +135,6 @@ impl<R: Read> Read for Summed<R> {
         self.sum.update(&into[..read]);
         Ok(read)
     }
-}
-
-fn put_bytes(out: &mut impl Write, bytes: &[u8]) -> io::Result<()> {
-    let len = u32::try_from(bytes.len()).map_err(|_| io::Error::other("a row over 4 GiB"))?;
-    out.write_all(&len.to_le_bytes())?;
-    out.write_all(bytes)
-}
-
-fn get_bytes(input: &mut impl Read, into: &mut Vec<u8>) -> io::Result<()> {
-    let mut len = [0u8; 4];
-    input.read_exact(&mut len)?;
-    into.clear();
-    let len = u32::from_le_bytes(len) as usize;
-    // Read by `take`, not into a buffer of the length the file claims: a damaged length then
-    // costs what the file holds, not an allocation of up to 4 GiB.
-    input.take(len as u64).read_to_end(into)?;
-    if into.len() != len {
-        return Err(io::ErrorKind::UnexpectedEof.into());
-    }
-    Ok(())
 }
 
 fn byte(input: &mut impl Read) -> io::Result<u8> {

@@ -7,8 +7,9 @@
 //! numbers), a bitmap of rows per filterable value (posting lists: a filter is a few bitmap
 //! unions and intersections) and the rows sorted by each sortable field (a page is a slice, or a
 //! short walk). Search terms are looked up in the postings of the grams of the folded text
-//! ([`GramIndex`]), so a search reads only rows that may match. It is rebuilt from redb at start
-//! and changed after each committed write, so it never holds anything redb does not.
+//! ([`GramIndex`]), so a search reads only rows that may match. At start it is read back from its
+//! snapshot ([`dump`]) or rebuilt from redb, and it is changed after each committed write, so it
+//! never holds anything redb does not.
 
 use std::borrow::Borrow;
 use std::cmp::Ordering;
@@ -28,6 +29,8 @@ use crate::domain::query::{
 };
 use crate::domain::search::search_text;
 use crate::domain::{ObjectIdHex, OrgId, Timestamp, UnitTest, UserInfo};
+
+mod dump;
 
 /// A row's number in its org, in the order the unit tests were added; never reused (deletes are
 /// soft, so a unit test keeps its row for good).
@@ -76,17 +79,6 @@ impl Catalog {
         }
         if let Some(org) = self.orgs.get_mut(org_id) {
             org.push(id, row);
-        }
-    }
-
-    /// Every unit test's row, by org and then by id (the order loading is quickest in), as
-    /// [`Catalog::load_row`] takes them: a catalog loaded from them answers as this one does.
-    pub fn for_each_row(&self, mut each: impl FnMut(&str, ObjectIdHex, &RowRecord<'_>)) {
-        for (org_id, org) in &self.orgs {
-            for &slot in &org.orders[BY_ID] {
-                let row = &org.rows[slot as usize];
-                each(org_id, row.id, &org.record(row));
-            }
         }
     }
 
@@ -562,35 +554,6 @@ impl OrgIndex {
             .binary_search_by(|&s| rows[s as usize].id.cmp(&id))
             .ok()
             .map(|at| by_id[at])
-    }
-
-    /// What [`OrgIndex::row`] made `row` of (metrics in the order of their numbers).
-    fn record<'a>(&'a self, row: &Row) -> RowRecord<'a> {
-        let extras = self.extras.value(row.extras);
-        let creator = self.creators.value(row.creator);
-        RowRecord {
-            created_at: row.created_at,
-            updated_at: row.updated_at,
-            is_deleted: row.is_deleted,
-            service: *self.refs.value(row.service),
-            persona: *self.refs.value(row.persona),
-            scenario: *self.refs.value(row.scenario),
-            metrics: extras
-                .metrics
-                .iter()
-                .map(|&m| *self.refs.value(m))
-                .collect(),
-            creator_org: &creator.org_id,
-            creator_user: creator.user_id.as_str(),
-            tags: (extras.tags.iter())
-                .map(|&(key, value)| {
-                    let word = |n: u32| self.words.value(n).as_str();
-                    (word(key), value.map(word))
-                })
-                .collect(),
-            name: row.name(&self.texts),
-            text: row.text(&self.texts),
-        }
     }
 
     /// The row of `record`, its strings added at the end of `texts`.
@@ -1400,6 +1363,31 @@ mod tests {
         let (mut searches, mut found) = (0, 0);
         for round in 0..6000 {
             catalog.index_grams(rng.gen_range(0..2));
+            if round % 1000 == 999 {
+                // As a clean close and the next start do: what follows is asked of the
+                // catalog read back (its grams maybe only in part, updates' strings left behind,
+                // hard deletes' empty slots).
+                let grams = |catalog: &Catalog| -> Vec<(u32, u64)> {
+                    let mut grams: Vec<_> = (catalog.orgs.values())
+                        .map(|org| org.grams.parts())
+                        .map(|(indexed, postings)| {
+                            (indexed, postings.values().map(|r| r.len()).sum())
+                        })
+                        .collect();
+                    grams.sort_unstable();
+                    grams
+                };
+                let mut saved = Vec::new();
+                let count = catalog.save(&mut saved).unwrap();
+                assert_eq!(count, docs.len() as u64);
+                let before = grams(&catalog);
+                (catalog, _) = Catalog::restore(&saved[..], saved.len() as u64).unwrap();
+                assert_eq!(
+                    grams(&catalog),
+                    before,
+                    "the grams indexed so far are read back"
+                );
+            }
             if round % 10 == 0 {
                 // Rewrite a unit test in place: new fields, later timestamps, sometimes deleted.
                 let i = rng.gen_range(0..docs.len());
