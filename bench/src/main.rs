@@ -102,8 +102,10 @@ struct RunArgs {
     #[arg(long, requires = "work_dir", conflicts_with = "mongodb_uri")]
     reuse: bool,
     /// Before the scenarios, wait until the embedded store's search index is built (its log says
-    /// `search index built`): at 1M that takes most of a minute, during which the builder's steps
-    /// hold the catalog and every list waits behind them.
+    /// `search index built`). A start from the catalog's snapshot has it at once; one that read
+    /// the rows (after a crash, or data of an older version) builds it in the background, at 1M
+    /// for most of a minute, during which the builder's steps hold the catalog and every list
+    /// waits behind them.
     #[arg(long)]
     wait_for_index: bool,
     /// Where data, logs and the ids file go (a fresh temporary dir by default).
