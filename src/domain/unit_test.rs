@@ -57,7 +57,7 @@ impl Verb {
 }
 
 /// The value type a metric measures; a criterion must have the same type as its metric.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MetricValueType {
     Boolean,

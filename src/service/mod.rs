@@ -7,6 +7,8 @@ pub mod history;
 pub mod seed;
 pub mod sets;
 
+use std::collections::HashSet;
+
 use crate::auth::{CurrentUser, Permission};
 use crate::domain::etag::Condition;
 use crate::domain::query::{
@@ -14,8 +16,8 @@ use crate::domain::query::{
 };
 use crate::domain::query_string::{QueryParams, parse_list_request, parse_search_request};
 use crate::domain::{
-    FieldProblem, NewUnitTest, ObjectIdHex, OrgId, SuccessCriterion, Timestamp, UnitTest,
-    UnitTestPatch,
+    FieldProblem, MetricValueType, NewUnitTest, ObjectIdHex, OrgId, SuccessCriterion, Timestamp,
+    UnitTest, UnitTestPatch,
 };
 use crate::error::{Error, Reference};
 use crate::store::{NamedKind, StoreError, Written};
@@ -124,7 +126,7 @@ impl UnitTestService {
         new: NewUnitTest,
         run_count: u64,
     ) -> Result<UnitTest, Error> {
-        let doc = self.prepare(user, new, run_count).await?;
+        let doc = (self.prepare(user, new, run_count, &mut LiveReferences::default())).await?;
         match user.store.insert_unit_test(&doc).await {
             Ok(()) => {
                 tracing::info!(unit_test_id = %doc.id, "unit test created");
@@ -135,21 +137,38 @@ impl UnitTestService {
         }
     }
 
-    /// The unit test a create makes of `new`, once its references are checked; not stored.
+    /// The unit test a create makes of `new`, once its references are checked (those in `live`
+    /// are not looked up again); not stored.
     pub(crate) async fn prepare(
         &self,
         user: &CurrentUser,
         new: NewUnitTest,
         run_count: u64,
+        live: &mut LiveReferences,
     ) -> Result<UnitTest, Error> {
         let org = &user.org_id;
-        self.check_service(user, new.service_id, &new.service_version_set_name)
-            .await?;
-        self.check_named(user, NamedKind::Persona, new.persona_id)
-            .await?;
-        self.check_named(user, NamedKind::Scenario, new.scenario_id)
-            .await?;
-        self.check_criteria(user, &new.success_criterions).await?;
+        let service = (new.service_id, new.service_version_set_name.clone());
+        if !live.services.contains(&service) {
+            self.check_service(user, new.service_id, &new.service_version_set_name)
+                .await?;
+            live.services.insert(service);
+        }
+        for (kind, id) in [
+            (NamedKind::Persona, new.persona_id),
+            (NamedKind::Scenario, new.scenario_id),
+        ] {
+            if !live.named.contains(&(kind, id)) {
+                self.check_named(user, kind, id).await?;
+                live.named.insert((kind, id));
+            }
+        }
+        let metrics = (new.success_criterions.iter())
+            .map(|c| (c.metric_id, c.criterion.value_type()))
+            .collect::<Vec<_>>();
+        if !metrics.iter().all(|m| live.metrics.contains(m)) {
+            self.check_criteria(user, &new.success_criterions).await?;
+            live.metrics.extend(metrics);
+        }
         let now = Timestamp::now();
         let doc = UnitTest {
             id: ObjectIdHex::generate(),
@@ -435,4 +454,14 @@ async fn replace(
     // Tests make every write lose its race here (compiled in only with the `failpoints` feature).
     fail::fail_point!("service::lose_race", |_| Ok(Written::Stale));
     Ok(user.store.replace_unit_test(current, next).await?)
+}
+
+/// References found live while judging the rows of one request: an import's rows mostly share
+/// the same few, and each lookup is a round trip on MongoDB (1,203 rows took over 30 s there,
+/// four lookups a row). Later rows are judged against a reference as it was when first found.
+#[derive(Default)]
+pub(crate) struct LiveReferences {
+    services: HashSet<(ObjectIdHex, String)>,
+    named: HashSet<(NamedKind, ObjectIdHex)>,
+    metrics: HashSet<(ObjectIdHex, MetricValueType)>,
 }

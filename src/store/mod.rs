@@ -50,7 +50,7 @@ pub enum Written {
 }
 
 /// Which kind of referenced record a lookup is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum NamedKind {
     Persona,
     Scenario,

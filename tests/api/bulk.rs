@@ -144,8 +144,12 @@ async fn export_pages_through_every_unit_test_once_with_dense_and_sparse_filters
             format!("{body}\n")
         })
         .collect();
+    let started = std::time::Instant::now();
     let response = import(&app, "", "application/x-ndjson", rows).await;
+    let status = response.status();
     let report: Value = response.json().await.unwrap();
+    eprintln!("imported {n} in {:?}", started.elapsed());
+    assert_eq!(status, 200, "{report}");
     assert_eq!(report["created"], n, "{}", report["failed"]);
 
     let ids_of = |ndjson: &str| -> Vec<String> {
