@@ -244,6 +244,53 @@ async fn a_create_that_timed_out_frees_its_idempotency_key_for_the_retry(app: Te
     assert_eq!(names(&app.list("").await), ["retried"]);
 }
 
+/// An import whose time runs out part-way (each commit held, the rows written a batch at a time):
+/// the rows written by then are not hidden behind a 503. The answer is the report, and it says
+/// exactly which rows landed; the others are refused as unavailable and written nowhere.
+async fn an_import_whose_time_runs_out_part_way_reports_the_rows_that_landed(app: TestApp) {
+    let (_, commit) = failpoints(&app);
+    let _scenario = FailScenario::setup();
+    let rows: String = (0..80)
+        .map(|i| format!("{}\n", unit_test_body(&format!("Imported {i:02}"))))
+        .collect();
+    fail::cfg(commit, "sleep(300)").unwrap();
+    let response = app
+        .client
+        .post(app.url("/v1/acme/simulation/unit_test/import"))
+        .bearer_auth(app.admin_token())
+        .header("content-type", "application/x-ndjson")
+        .body(rows)
+        .send()
+        .await
+        .unwrap();
+    let (status, report) = status_and_json(response).await;
+    fail::remove(commit);
+    assert_eq!(status, StatusCode::OK, "{report}");
+    let results = report["results"].as_array().unwrap();
+    let landed: Vec<String> = (results.iter())
+        .filter(|r| r["status"] == 201)
+        .map(|r| r["id"].as_str().unwrap().to_owned())
+        .collect();
+    let refused = results.iter().filter(|r| r["status"] == 503).count();
+    assert_eq!(report["created"], landed.len(), "{report}");
+    assert!(
+        !landed.is_empty() && refused > 0,
+        "the time ran out part-way: {report}"
+    );
+    assert_eq!(landed.len() + refused, 80, "{report}");
+    // Nothing refused is written later: what the store holds is exactly what the report says.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let mut stored: Vec<String> = (app.list("limit=100").await["simulation_unit_tests"].as_array())
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap().to_owned())
+        .collect();
+    let mut landed = landed;
+    stored.sort();
+    landed.sort();
+    assert_eq!(stored, landed);
+}
+
 backend_tests!(
     spawn: super::short_timeout_app;
     a_write_held_before_its_commit_past_the_timeout_is_503_and_writes_nothing,
@@ -251,4 +298,5 @@ backend_tests!(
     a_write_queued_behind_a_slow_commit_gets_503_only_if_it_wrote_nothing,
     writes_that_keep_losing_their_race_are_503_too_many_concurrent_changes,
     a_create_that_timed_out_frees_its_idempotency_key_for_the_retry,
+    an_import_whose_time_runs_out_part_way_reports_the_rows_that_landed,
 );

@@ -298,6 +298,10 @@ impl UnitTestService {
                 .buffered(IMPORT_WRITES)
                 .collect()
                 .await;
+            // Store trouble is the whole import's only while nothing was written: once some rows
+            // landed, a 503 would hide them (a request's time running out refuses the writes not
+            // yet sent, not those done), so the report says which rows landed and which did not.
+            let landed = written.iter().any(Result::is_ok);
             let mut ready = ready.into_iter().zip(written);
             for result in results.iter_mut().filter(|r| r.status == 200) {
                 let Some(((_, doc), written)) = ready.next() else {
@@ -312,7 +316,8 @@ impl UnitTestService {
                     Err(StoreError::Duplicate) => {
                         *result = RowResult::failed(result.row, &Error::NameTaken(doc.name));
                     }
-                    Err(e) => return Err(e.into()),
+                    Err(e) if !landed => return Err(e.into()),
+                    Err(e) => *result = RowResult::failed(result.row, &e.into()),
                 }
             }
         }
