@@ -569,7 +569,12 @@ async fn lists_and_searches_agree_with_the_documents_after_sigkill_embedded() {
                 }
             }));
         }
-        tokio::time::sleep(Duration::from_millis(800)).await;
+        // Killed once the load is well under way, however slow the machine (a fixed 800 ms saw
+        // 33 writes on a busy CI machine).
+        let started = std::time::Instant::now();
+        while sent.lock().unwrap().len() < 100 && started.elapsed() < Duration::from_secs(30) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         server.child.kill().unwrap(); // SIGKILL, mid-load
         server.child.wait().unwrap();
         for w in workers {
