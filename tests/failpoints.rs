@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use fail::FailScenario;
 use reqwest::StatusCode;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use helpers::*;
 
@@ -277,7 +277,14 @@ async fn an_import_whose_time_runs_out_part_way_reports_the_rows_that_landed(app
         !landed.is_empty() && refused > 0,
         "the time ran out part-way: {report}"
     );
-    assert_eq!(landed.len() + refused, 80, "{report}");
+    let others: Vec<&Value> = (results.iter())
+        .filter(|r| r["status"] != 201 && r["status"] != 503)
+        .collect();
+    assert_eq!(
+        landed.len() + refused,
+        80,
+        "rows neither written nor unavailable: {others:?}"
+    );
     // Nothing refused is written later: what the store holds is exactly what the report says.
     tokio::time::sleep(Duration::from_millis(1000)).await;
     let mut stored: Vec<String> = (app.list("limit=100").await["simulation_unit_tests"].as_array())

@@ -75,6 +75,16 @@ pub struct ImportReport {
 
 impl RowResult {
     fn failed(row: usize, error: &Error) -> Self {
+        // A row's store trouble is logged as a whole request's is: the report shows no cause.
+        match error {
+            Error::Internal(cause) => {
+                tracing::error!(row, cause = %cause, "import row: internal error")
+            }
+            Error::Unavailable(cause) => {
+                tracing::warn!(row, cause = %cause, "import row: store unavailable")
+            }
+            _ => {}
+        }
         Self {
             row,
             status: error.status().as_u16(),

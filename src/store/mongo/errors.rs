@@ -12,6 +12,15 @@ use crate::store::{StoreError, StoreResult};
 const UNAVAILABLE_CODES: &[i32] = &[
     6, 7, 50, 64, 89, 91, 134, 189, 262, 9001, 10058, 10107, 11600, 11602, 13435, 13436,
 ];
+/// DocumentDB runs `maxTimeMS` as PostgreSQL's statement timeout and, when it fires, answers
+/// "canceling statement due to statement timeout" with SQLSTATE 57014 (`query_canceled`) packed
+/// six bits a character ('5' | '7' << 6 | '0' << 12 | '1' << 18 | '4' << 24) as its code, not
+/// MongoDB's 50: the statement was rolled back, so it is a time limit like 50.
+const POSTGRES_QUERY_CANCELED: i32 = 67_371_461;
+
+fn unavailable_code(code: i32) -> bool {
+    UNAVAILABLE_CODES.contains(&code) || code == POSTGRES_QUERY_CANCELED
+}
 const DUPLICATE_KEY_CODES: &[i32] = &[11000, 11001];
 /// A collection created meanwhile by another process.
 pub(super) const NAMESPACE_EXISTS: i32 = 48;
@@ -29,7 +38,7 @@ pub(super) fn command_write_outcome(reply: &Document) -> StoreResult<()> {
         let message = first.get_str("errmsg").unwrap_or("write error");
         return Err(if DUPLICATE_KEY_CODES.contains(&code) {
             StoreError::Duplicate
-        } else if UNAVAILABLE_CODES.contains(&code) {
+        } else if unavailable_code(code) {
             StoreError::Unavailable(format!("write not applied: {message} (code {code})"))
         } else {
             StoreError::Internal(format!("write error: {message} (code {code})"))
@@ -77,11 +86,10 @@ pub(super) fn store_error(e: mongodb::error::Error) -> StoreError {
         | ErrorKind::DnsResolve { .. }
         | ErrorKind::Shutdown => true,
         ErrorKind::Command(ce) => {
-            UNAVAILABLE_CODES.contains(&ce.code) || backend_unavailable(ce.code, &ce.message)
+            unavailable_code(ce.code) || backend_unavailable(ce.code, &ce.message)
         }
-        ErrorKind::Write(WriteFailure::WriteConcernError(wce)) => {
-            UNAVAILABLE_CODES.contains(&wce.code)
-        }
+        ErrorKind::Write(WriteFailure::WriteConcernError(wce)) => unavailable_code(wce.code),
+        ErrorKind::Write(WriteFailure::WriteError(we)) => unavailable_code(we.code),
         _ => e.contains_label("RetryableWriteError"),
     };
     if unavailable {
@@ -177,6 +185,16 @@ mod tests {
             command_write_outcome(&timed_out),
             Err(StoreError::Unavailable(_))
         ));
+        // DocumentDB enforces `maxTimeMS` as PostgreSQL's statement timeout and reports it as
+        // SQLSTATE 57014 in its own numbering, not as MongoDB's code 50.
+        let statement_timeout = doc! {"ok": 1, "n": 0, "writeErrors": [{"index": 0, "code": 67371461, "errmsg": "canceling statement due to statement timeout"}]};
+        assert!(matches!(
+            command_write_outcome(&statement_timeout),
+            Err(StoreError::Unavailable(_))
+        ));
+        let packed = (b"57014".iter().enumerate())
+            .fold(0, |code, (i, c)| code | i32::from(c - b'0') << (6 * i));
+        assert_eq!(packed, POSTGRES_QUERY_CANCELED);
         let unconfirmed = doc! {"ok": 1, "n": 1, "writeConcernError": {"code": 64, "errmsg": "waiting for replication timed out"}};
         match command_write_outcome(&unconfirmed) {
             Err(StoreError::Unavailable(m)) => assert!(m.contains("may have been applied"), "{m}"),
