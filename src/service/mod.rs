@@ -126,7 +126,8 @@ impl UnitTestService {
         new: NewUnitTest,
         run_count: u64,
     ) -> Result<UnitTest, Error> {
-        let doc = (self.prepare(user, new, run_count, &mut LiveReferences::default())).await?;
+        let mut live = LiveReferences::default();
+        let doc = self.prepare(user, new, run_count, &mut live).await?;
         match user.store.insert_unit_test(&doc).await {
             Ok(()) => {
                 tracing::info!(unit_test_id = %doc.id, "unit test created");

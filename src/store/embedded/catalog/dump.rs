@@ -22,11 +22,11 @@ use std::io::{self, Read, Write};
 use roaring::RoaringBitmap;
 use rustc_hash::FxHashMap;
 
-use super::{Catalog, Extras, GramIndex, Interner, ORDERS, OrgIndex, Postings, Row, Slot};
+use super::{Catalog, Extras, GramIndex, Interner, OrgIndex, Postings, Row};
 use crate::domain::{ObjectIdHex, OrgId, Timestamp, UserInfo};
 
 /// Bytes of a row: id, two timestamps, eight numbers, the deleted flag.
-const ROW_BYTES: usize = 12 + 8 + 8 + 8 * 4 + 1;
+const ROW_BYTES: usize = DELETED_AT + 1;
 
 impl Catalog {
     /// Writes every org's parts to `out`; returns how many unit tests they hold.
@@ -63,25 +63,7 @@ fn save_org(out: &mut impl Write, org: &OrgIndex) -> io::Result<()> {
     // Written a row at a time (through the caller's buffer): as one block, 61 MB more at 1M.
     put_u32(out, org.rows.len() * ROW_BYTES)?;
     for row in &org.rows {
-        let mut bytes = [0u8; ROW_BYTES];
-        bytes[..12].copy_from_slice(&row.id.bytes());
-        bytes[12..20].copy_from_slice(&row.created_at.millis().to_le_bytes());
-        bytes[20..28].copy_from_slice(&row.updated_at.millis().to_le_bytes());
-        let numbers = [
-            row.service,
-            row.persona,
-            row.scenario,
-            row.creator,
-            row.extras,
-            row.strings,
-            row.name_len,
-            row.text_len,
-        ];
-        for (at, n) in (28..).step_by(4).zip(numbers) {
-            bytes[at..at + 4].copy_from_slice(&n.to_le_bytes());
-        }
-        bytes[60] = u8::from(row.is_deleted);
-        out.write_all(&bytes)?;
+        out.write_all(&row_bytes(row))?;
     }
     put_block(out, org.texts.as_bytes())?;
     out.write_all(&(org.garbage as u64).to_le_bytes())?;
@@ -110,14 +92,7 @@ fn save_org(out: &mut impl Write, org: &OrgIndex) -> io::Result<()> {
     let mut buffer = Vec::new();
     put_bitmap(out, &org.all, &mut buffer)?;
     put_bitmap(out, &org.deleted, &mut buffer)?;
-    for postings in [
-        &org.by_service,
-        &org.by_persona,
-        &org.by_scenario,
-        &org.by_metric,
-        &org.by_creator,
-        &org.by_tag_key,
-    ] {
+    for (postings, _) in keyed_postings(org) {
         put_u32(out, postings.0.len())?;
         for (&key, rows) in &postings.0 {
             put_u32(out, key as usize)?;
@@ -181,38 +156,7 @@ fn restore_org(input: &mut Input<impl Read>) -> io::Result<OrgIndex> {
     let extras = interner(extras);
     let all = input.bitmap()?;
     let deleted = input.bitmap()?;
-    let mut postings: [Postings<u32>; 6] = Default::default();
-    for p in &mut postings {
-        for _ in 0..input.count()? {
-            let key = input.u32()?;
-            p.0.insert(key, input.bitmap()?);
-        }
-    }
-    let [
-        by_service,
-        by_persona,
-        by_scenario,
-        by_metric,
-        by_creator,
-        by_tag_key,
-    ] = postings;
-    let mut by_tag = Postings::default();
-    for _ in 0..input.count()? {
-        let key = input.u32()?;
-        let value = input.u32()?.checked_sub(1);
-        by_tag.0.insert((key, value), input.bitmap()?);
-    }
-    let indexed = input.u32()?;
-    let mut grams = FxHashMap::default();
-    for _ in 0..input.count()? {
-        let gram = input.u32()?;
-        grams.insert(gram, input.bitmap()?);
-    }
-    let mut orders: [Vec<Slot>; ORDERS.len()] = Default::default();
-    for order in &mut orders {
-        *order = u32s(&input.block()?)?;
-    }
-    let org = OrgIndex {
+    let mut org = OrgIndex {
         rows,
         texts,
         garbage,
@@ -222,17 +166,29 @@ fn restore_org(input: &mut Input<impl Read>) -> io::Result<OrgIndex> {
         extras,
         all,
         deleted,
-        by_service,
-        by_persona,
-        by_scenario,
-        by_metric,
-        by_creator,
-        by_tag_key,
-        by_tag,
-        grams: GramIndex::from_parts(indexed, grams),
-        orders,
         ..OrgIndex::default()
     };
+    for postings in keyed_postings_mut(&mut org) {
+        for _ in 0..input.count()? {
+            let key = input.u32()?;
+            postings.0.insert(key, input.bitmap()?);
+        }
+    }
+    for _ in 0..input.count()? {
+        let key = input.u32()?;
+        let value = input.u32()?.checked_sub(1);
+        org.by_tag.0.insert((key, value), input.bitmap()?);
+    }
+    let indexed = input.u32()?;
+    let mut grams = FxHashMap::default();
+    for _ in 0..input.count()? {
+        let gram = input.u32()?;
+        grams.insert(gram, input.bitmap()?);
+    }
+    org.grams = GramIndex::from_parts(indexed, grams);
+    for order in &mut org.orders {
+        *order = u32s(&input.block()?)?;
+    }
     fits(&org)?;
     Ok(org)
 }
@@ -274,12 +230,9 @@ fn fits(org: &OrgIndex) -> io::Result<()> {
     let fit = rows_fit
         && slots_fit(&org.all)
         && slots_fit(&org.deleted)
-        && postings_fit(&org.by_service, refs)
-        && postings_fit(&org.by_persona, refs)
-        && postings_fit(&org.by_scenario, refs)
-        && postings_fit(&org.by_metric, refs)
-        && postings_fit(&org.by_creator, creators)
-        && postings_fit(&org.by_tag_key, words)
+        && keyed_postings(org)
+            .into_iter()
+            .all(|(postings, values)| postings_fit(postings, values))
         && (org.by_tag.0.iter()).all(|(&(key, value), slots)| {
             below(key, words) && value.is_none_or(|v| below(v, words)) && slots_fit(slots)
         })
@@ -296,22 +249,97 @@ fn fits(org: &OrgIndex) -> io::Result<()> {
     }
 }
 
+/// The postings keyed by an interned value, in the snapshot's order, each with the length of the
+/// table its keys index; [`keyed_postings_mut`] lists them in the same order.
+fn keyed_postings(org: &OrgIndex) -> [(&Postings<u32>, usize); 6] {
+    let (refs, creators, words) = (
+        org.refs.values.len(),
+        org.creators.values.len(),
+        org.words.values.len(),
+    );
+    [
+        (&org.by_service, refs),
+        (&org.by_persona, refs),
+        (&org.by_scenario, refs),
+        (&org.by_metric, refs),
+        (&org.by_creator, creators),
+        (&org.by_tag_key, words),
+    ]
+}
+
+fn keyed_postings_mut(org: &mut OrgIndex) -> [&mut Postings<u32>; 6] {
+    [
+        &mut org.by_service,
+        &mut org.by_persona,
+        &mut org.by_scenario,
+        &mut org.by_metric,
+        &mut org.by_creator,
+        &mut org.by_tag_key,
+    ]
+}
+
+// Where a row's parts sit in its record; [`row_bytes`] and [`row_of`] share them.
+const ID_AT: usize = 0;
+const CREATED_AT: usize = 12;
+const UPDATED_AT: usize = 20;
+/// Eight `u32`s, in the order of [`row_numbers`].
+const NUMBERS_AT: usize = 28;
+const DELETED_AT: usize = 60;
+
+/// A row's eight numbers, in their record's order.
+fn row_numbers(row: &Row) -> [u32; 8] {
+    [
+        row.service,
+        row.persona,
+        row.scenario,
+        row.creator,
+        row.extras,
+        row.strings,
+        row.name_len,
+        row.text_len,
+    ]
+}
+
+fn row_bytes(row: &Row) -> [u8; ROW_BYTES] {
+    let mut b = [0u8; ROW_BYTES];
+    b[ID_AT..CREATED_AT].copy_from_slice(&row.id.bytes());
+    b[CREATED_AT..UPDATED_AT].copy_from_slice(&row.created_at.millis().to_le_bytes());
+    b[UPDATED_AT..NUMBERS_AT].copy_from_slice(&row.updated_at.millis().to_le_bytes());
+    for (at, n) in (NUMBERS_AT..).step_by(4).zip(row_numbers(row)) {
+        b[at..at + 4].copy_from_slice(&n.to_le_bytes());
+    }
+    b[DELETED_AT] = u8::from(row.is_deleted);
+    b
+}
+
 fn row_of(b: &[u8]) -> Row {
-    let u32_at = |at: usize| u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"));
     let i64_at = |at: usize| i64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"));
+    let [
+        service,
+        persona,
+        scenario,
+        creator,
+        extras,
+        strings,
+        name_len,
+        text_len,
+    ] = std::array::from_fn(|i| {
+        let at = NUMBERS_AT + 4 * i;
+        u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
+    });
     Row {
-        id: ObjectIdHex::from_bytes(b[..12].try_into().expect("12 bytes")),
-        created_at: Timestamp::from_millis(i64_at(12)),
-        updated_at: Timestamp::from_millis(i64_at(20)),
-        service: u32_at(28),
-        persona: u32_at(32),
-        scenario: u32_at(36),
-        creator: u32_at(40),
-        extras: u32_at(44),
-        strings: u32_at(48),
-        name_len: u32_at(52),
-        text_len: u32_at(56),
-        is_deleted: b[60] != 0,
+        id: ObjectIdHex::from_bytes(b[ID_AT..CREATED_AT].try_into().expect("12 bytes")),
+        created_at: Timestamp::from_millis(i64_at(CREATED_AT)),
+        updated_at: Timestamp::from_millis(i64_at(UPDATED_AT)),
+        service,
+        persona,
+        scenario,
+        creator,
+        extras,
+        strings,
+        name_len,
+        text_len,
+        is_deleted: b[DELETED_AT] != 0,
     }
 }
 
