@@ -27,10 +27,9 @@ fi
 fuzz=(cargo +nightly fuzz)
 # The instrumented release build of the whole crate is most of this step (18 minutes on two cores
 # from nothing), so its target directory lives outside the clone and is reused by the next run on
-# this machine, as a CI cache would be (cargo rebuilds what changed). Several codegen units per
-# crate let both cores work on the large crates at the end of the build (cargo-fuzz defaults to one).
+# this machine, as a CI cache would be (cargo rebuilds what changed).
 target_dir=${SIMTEST_FUZZ_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/simtest/fuzz-target}
-build=(-a --target-dir "$target_dir" --codegen-units 16)
+build=(-a --target-dir "$target_dir")
 # Cargo keys a path crate by its path, so what another clone built of this crate and its fuzz
 # targets is never reused: removing it keeps the cache from growing by a clone's worth (0.8 GB) a run.
 own=(-name 'libsimtest-*' -o -name 'simtest-*' -o -name 'simtest_fuzz-*')
